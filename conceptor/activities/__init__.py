@@ -1,0 +1,1 @@
+"""Activity functions, one module per infrastructure service or concern."""

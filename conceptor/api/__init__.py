@@ -1,0 +1,1 @@
+"""The FastAPI backend served under /api."""

@@ -1,0 +1,30 @@
+"""The one `conceptor` command line: dev services, workers, provisioning, API."""
+
+from __future__ import annotations
+
+import typer
+
+from conceptor.platform.dev_cli import dev_app
+from conceptor.platform.logging import configure_from_settings
+
+app = typer.Typer(
+    name="conceptor",
+    help="Conceptor: a local microservice stack whose setup is a Temporal workflow.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev_app, name="dev")
+
+
+@app.callback()
+def _configure() -> None:
+    """Configure structured logging before any command runs."""
+    configure_from_settings()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

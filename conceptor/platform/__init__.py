@@ -1,0 +1,1 @@
+"""The framework: settings, logging, clients, worker runtime, dev-service launcher."""

@@ -1,0 +1,112 @@
+"""PostgreSQL: its own cluster under .localdev/postgres (initdb on first run), never the system one."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import asyncpg
+
+from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.settings import Settings
+from conceptor.platform.tools import postgres_bin
+
+SUPERUSER = "postgres"
+
+
+def _chown_to(path: Path, user: str) -> None:
+    if os.geteuid() != 0:
+        return
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for root, dirs, files in os.walk(path):
+        for name in (root, *(os.path.join(root, d) for d in dirs),
+                     *(os.path.join(root, f) for f in files)):
+            os.chown(name, entry.pw_uid, entry.pw_gid)
+
+
+def prepare(settings: Settings, data_dir: Path) -> None:
+    cluster = data_dir / "data"
+    if (cluster / "PG_VERSION").exists():
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _chown_to(data_dir, SUPERUSER)
+    with tempfile.NamedTemporaryFile("w", dir=data_dir, delete=False) as pwfile:
+        pwfile.write(settings.postgres_superuser_password.get_secret_value())
+    pw_path = Path(pwfile.name)
+    _chown_to(pw_path, SUPERUSER)
+    try:
+        argv = [
+            str(postgres_bin("initdb")), "-D", str(cluster), "-U", SUPERUSER,
+            "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
+            f"--pwfile={pw_path}", "--encoding=UTF8", "--no-instructions",
+        ]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", SUPERUSER, "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(cluster, ignore_errors=True)
+            msg = f"initdb of {cluster} failed: {result.stderr.strip() or result.stdout.strip()}"
+            raise RuntimeError(msg)
+    finally:
+        pw_path.unlink(missing_ok=True)
+
+
+def command(settings: Settings, data_dir: Path) -> list[str]:
+    return [
+        str(postgres_bin("postgres")), "-D", str(data_dir / "data"),
+        "-p", str(settings.port("postgres")),
+        "-c", f"listen_addresses={settings.host}",
+        "-c", f"unix_socket_directories={data_dir}",
+        "-c", "fsync=off",  # a dev database: speed over crash safety of the host
+        "-c", "max_connections=200",
+    ]
+
+
+async def bootstrap(settings: Settings) -> None:
+    """Create the application role and database (owned by it) if absent, like the image's env."""
+    conn = await asyncpg.connect(
+        host=settings.host, port=settings.port("postgres"), user=SUPERUSER,
+        password=settings.postgres_superuser_password.get_secret_value(), database="postgres",
+        timeout=5,
+    )
+    try:
+        role, db = settings.postgres_user, settings.postgres_db
+        password = settings.postgres_password.get_secret_value()
+        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        quoted_pw = password.replace("'", "''")
+        verb = "ALTER" if exists else "CREATE"
+        await conn.execute(f"{verb} ROLE \"{role}\" LOGIN PASSWORD '{quoted_pw}'")
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db):
+            await conn.execute(f'CREATE DATABASE "{db}" OWNER "{role}"')
+    finally:
+        await conn.close()
+
+
+async def probe(settings: Settings) -> str:
+    try:
+        conn = await asyncpg.connect(settings.postgres_dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise NotReadyError(f"cannot connect as the application role: {exc}") from exc
+    try:
+        version = await conn.fetchval("SELECT version()")
+    finally:
+        await conn.close()
+    return str(version).split(" on ")[0]
+
+
+SERVICE = DevService(
+    name="postgres",
+    description="PostgreSQL (own cluster, app role and database)",
+    ports=("postgres",),
+    prepare=prepare,
+    command=command,
+    probe=probe,
+    post_start=bootstrap,
+    run_as=SUPERUSER,
+    start_timeout=60,
+)

@@ -1,0 +1,240 @@
+"""Platform settings: one pydantic-settings model, every port derived from the prefix."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Offsets inside the 100-port block that TILT_PORT_PREFIX opens (prefix "440" -> 44000..44099).
+PORT_OFFSETS: dict[str, int] = {
+    "front_door": 0,
+    "api": 1,
+    "panel": 2,
+    "postgres": 10,
+    "redis": 11,
+    "temporal": 12,
+    "temporal_ui": 13,
+    "keycloak": 14,
+    "minio": 15,
+    "minio_console": 16,
+    "mailpit_smtp": 17,
+    "mailpit_ui": 18,
+    "temporal_http": 19,
+    "temporal_metrics": 20,
+    "db_tools": 21,
+    "keycloak_management": 22,
+    "front_door_admin": 23,
+}
+# Worker health/metrics ports: one slot per (queue, index), starting at these offsets.
+WORKER_PORT_BASE: dict[str, int] = {"core": 30, "media": 50}
+MAX_WORKERS_PER_QUEUE = 20
+
+DEV_ONLY_SECRETS = (
+    "postgres_password",
+    "postgres_superuser_password",
+    "minio_root_password",
+    "keycloak_admin_password",
+    "api_client_secret",
+)
+_DEV_SECRET_VALUE = re.compile(r"^(admin|conceptor-dev-.*)$")
+
+Environment = Literal["development", "test", "production"]
+BucketPolicy = Literal["private", "public-read"]
+
+
+class Settings(BaseSettings):
+    """Backend settings (env prefix CENTRAL_, plus the TILT_* knobs shared with the Tiltfile)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CENTRAL_",
+        env_file=REPO_ROOT / ".env.development",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    environment: Environment = "development"
+    port_prefix: str = Field(
+        default="440", validation_alias=AliasChoices("TILT_PORT_PREFIX", "CENTRAL_PORT_PREFIX")
+    )
+    namespace: str = Field(
+        default="conceptor", validation_alias=AliasChoices("TILT_NAMESPACE", "CENTRAL_NAMESPACE")
+    )
+    host: str = "127.0.0.1"
+    localdev_dir: Path = REPO_ROOT / ".localdev"
+    tools_dir: Path = Field(
+        default=Path.home() / ".cache" / "conceptor" / "tools",
+        validation_alias=AliasChoices("CONCEPTOR_TOOLS_DIR", "CENTRAL_TOOLS_DIR"),
+    )
+    log_level: str = "INFO"
+    log_format: Literal["auto", "console", "json"] = "auto"
+
+    # PostgreSQL
+    postgres_user: str = "conceptor"
+    postgres_password: SecretStr = SecretStr("conceptor-dev-postgres")
+    postgres_db: str = "conceptor"
+    postgres_superuser_password: SecretStr = SecretStr("conceptor-dev-superuser")
+    postgres_dsn_override: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_POSTGRES_DSN")
+    )
+    migrations_dir: Path = Path(__file__).resolve().parents[1] / "activities" / "migrations"
+
+    # Temporal
+    temporal_namespace: str = "default"
+    temporal_address_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_TEMPORAL_ADDRESS")
+    )
+
+    # MinIO / S3
+    minio_root_user: str = "minioadmin"
+    minio_root_password: SecretStr = SecretStr("conceptor-dev-minio")
+    buckets: dict[str, BucketPolicy] = {"media": "private", "thumbnails": "public-read"}
+    s3_region: str = "us-east-1"
+
+    # Keycloak
+    keycloak_admin_user: str = "admin"
+    keycloak_admin_password: SecretStr = SecretStr("admin")
+    realm_name: str = "technova"
+    realm_file: Path = REPO_ROOT / "_dev-env" / "realms" / "technova.json"
+    api_client_id: str = "conceptor-api"
+    api_client_secret: SecretStr = SecretStr("conceptor-dev-api-secret")
+
+    # Mail
+    mail_from: str = "conceptor@lvh.me"
+    mail_notify_to: str = "media@lvh.me"
+
+    # Front-door upstreams (default: the API and panel ports of this prefix)
+    front_door_api_upstream: str | None = None
+    front_door_panel_upstream: str | None = None
+
+    # Provisioning
+    provision_step_deadline_seconds: float = 180.0
+
+    @field_validator("port_prefix")
+    @classmethod
+    def _prefix_is_three_digits(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-6][0-9]{2}", value):
+            msg = (
+                f"TILT_PORT_PREFIX={value!r} is not a valid prefix: it must be three digits "
+                "from 100 to 654, so that prefix+NN is a TCP port (e.g. 440 -> 44000..44099)"
+            )
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_development(self) -> Settings:
+        if self.environment == "production":
+            weak = [
+                name
+                for name in DEV_ONLY_SECRETS
+                if _DEV_SECRET_VALUE.match(getattr(self, name).get_secret_value())
+            ]
+            if weak:
+                msg = (
+                    "development-only default secrets are refused when "
+                    f"CENTRAL_ENVIRONMENT=production: set {', '.join('CENTRAL_' + w.upper() for w in weak)}"
+                )
+                raise ValueError(msg)
+        return self
+
+    # ----- ports -------------------------------------------------------------------------
+
+    def port(self, name: str) -> int:
+        """The TCP port of a named slot (see PORT_OFFSETS) in this prefix's block."""
+        try:
+            offset = PORT_OFFSETS[name]
+        except KeyError:
+            msg = f"unknown port name {name!r}; known: {', '.join(sorted(PORT_OFFSETS))}"
+            raise KeyError(msg) from None
+        return int(self.port_prefix) * 100 + offset
+
+    def worker_port(self, queue: str, index: int) -> int:
+        """Health/metrics port of worker `index` of `queue`."""
+        if queue not in WORKER_PORT_BASE:
+            msg = f"unknown queue {queue!r}; known: {', '.join(sorted(WORKER_PORT_BASE))}"
+            raise KeyError(msg)
+        if not 0 <= index < MAX_WORKERS_PER_QUEUE:
+            msg = f"worker index {index} is outside 0..{MAX_WORKERS_PER_QUEUE - 1}"
+            raise ValueError(msg)
+        return int(self.port_prefix) * 100 + WORKER_PORT_BASE[queue] + index
+
+    def all_ports(self) -> dict[str, int]:
+        return {name: self.port(name) for name in PORT_OFFSETS}
+
+    # ----- derived addresses -------------------------------------------------------------
+
+    @property
+    def postgres_dsn(self) -> str:
+        if self.postgres_dsn_override is not None:
+            return self.postgres_dsn_override.get_secret_value()
+        pw = self.postgres_password.get_secret_value()
+        return (
+            f"postgresql://{self.postgres_user}:{pw}@{self.host}:{self.port('postgres')}"
+            f"/{self.postgres_db}"
+        )
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.port('redis')}/0"
+
+    @property
+    def temporal_address(self) -> str:
+        return self.temporal_address_override or f"{self.host}:{self.port('temporal')}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://localhost:{self.port('temporal_ui')}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.host}:{self.port('minio')}"
+
+    @property
+    def keycloak_url(self) -> str:
+        return f"http://{self.host}:{self.port('keycloak')}"
+
+    @property
+    def keycloak_issuer(self) -> str:
+        return f"{self.keycloak_url}/realms/{self.realm_name}"
+
+    @property
+    def smtp_host(self) -> str:
+        return self.host
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port("mailpit_smtp")
+
+    @property
+    def mailpit_api_url(self) -> str:
+        return f"http://{self.host}:{self.port('mailpit_ui')}"
+
+    @property
+    def front_door_url(self) -> str:
+        return f"http://localhost:{self.port('front_door')}"
+
+    def service_dir(self, service: str) -> Path:
+        return self.localdev_dir / service
+
+    def secret_values(self) -> list[str]:
+        """Every secret's plain value, for redaction and for tests that prove none leaks."""
+        values = [
+            getattr(self, name).get_secret_value()
+            for name in DEV_ONLY_SECRETS
+        ]
+        if self.postgres_dsn_override is not None:
+            values.append(self.postgres_dsn_override.get_secret_value())
+        return [v for v in values if v]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment and .env.development."""
+    return Settings()

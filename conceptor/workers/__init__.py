@@ -1,0 +1,1 @@
+"""Queue declarations and the `conceptor worker` entry point."""
