@@ -24,6 +24,8 @@ def stack_env() -> Iterator[dict[str, str]]:
     """Environment every test process and child sees: test prefix, throwaway .localdev."""
     reuse = os.environ.get("CONCEPTOR_TEST_REUSE_DIR")
     localdev = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="conceptor-test-"))
+    localdev.mkdir(parents=True, exist_ok=True)
+    localdev.chmod(0o755)  # the postgres server runs as `postgres` and must reach its data dir
     env = {
         "TILT_PORT_PREFIX": TEST_PORT_PREFIX,
         "CENTRAL_LOCALDEV_DIR": str(localdev),
@@ -57,7 +59,7 @@ def local_stack(stack_env: dict[str, str], settings: Settings) -> Iterator[Local
     the running ones are reused (fast local iteration); otherwise they are started here.
     """
     stack = LocalStack(
-        settings, env=stack_env, log_dir=Path(stack_env["CENTRAL_LOCALDEV_DIR"]) / "logs"
+        settings, env=stack_env, log_dir=ARTIFACTS / "services"
     )
     running = port_in_use(settings.host, settings.port("temporal"))
     if running and os.environ.get("CONCEPTOR_TEST_REUSE_DIR"):
@@ -66,6 +68,8 @@ def local_stack(stack_env: dict[str, str], settings: Settings) -> Iterator[Local
         asyncio.run(stack.wait_ready(stack.services, timeout=60))
         yield stack
         return
-    stack.start(timeout=300)
-    yield stack
-    stack.stop()
+    try:
+        stack.start(timeout=300)
+        yield stack
+    finally:
+        stack.stop()

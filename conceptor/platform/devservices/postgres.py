@@ -29,11 +29,25 @@ def _chown_to(path: Path, user: str) -> None:
             os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
+def _check_reachable(data_dir: Path) -> None:
+    """The server runs as `postgres`: every parent of its data dir must be searchable by others."""
+    if os.geteuid() != 0:
+        return
+    for parent in data_dir.resolve().parents:
+        if not parent.stat().st_mode & 0o001:
+            msg = (
+                f"{parent} is not searchable by the {SUPERUSER} user, so PostgreSQL cannot reach "
+                f"{data_dir}: `chmod o+x {parent}` or set CENTRAL_LOCALDEV_DIR elsewhere"
+            )
+            raise RuntimeError(msg)
+
+
 def prepare(settings: Settings, data_dir: Path) -> None:
     cluster = data_dir / "data"
     if (cluster / "PG_VERSION").exists():
         return
     data_dir.mkdir(parents=True, exist_ok=True)
+    _check_reachable(data_dir)
     _chown_to(data_dir, SUPERUSER)
     with tempfile.NamedTemporaryFile("w", dir=data_dir, delete=False) as pwfile:
         pwfile.write(settings.postgres_superuser_password.get_secret_value())
