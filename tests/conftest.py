@@ -58,9 +58,7 @@ def local_stack(stack_env: dict[str, str], settings: Settings) -> Iterator[Local
     With CONCEPTOR_TEST_REUSE_DIR set and the services already up on the test prefix,
     the running ones are reused (fast local iteration); otherwise they are started here.
     """
-    stack = LocalStack(
-        settings, env=stack_env, log_dir=ARTIFACTS / "services"
-    )
+    stack = LocalStack(settings, env=stack_env, log_dir=ARTIFACTS / "services")
     running = port_in_use(settings.host, settings.port("temporal"))
     if running and os.environ.get("CONCEPTOR_TEST_REUSE_DIR"):
         import asyncio

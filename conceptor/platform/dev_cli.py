@@ -6,13 +6,13 @@ import asyncio
 
 import typer
 
-from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service
-from conceptor.platform.devservices import launcher
+from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service, launcher
 from conceptor.platform.settings import PORT_OFFSETS, get_settings
 from conceptor.platform.tools import ToolMissingError
 
-dev_app = typer.Typer(help="Local infrastructure services (what Tilt runs in local infra mode).",
-                      no_args_is_help=True)
+dev_app = typer.Typer(
+    help="Local infrastructure services (what Tilt runs in local infra mode).", no_args_is_help=True
+)
 
 SERVICE_HELP = f"one of: {', '.join(SERVICES)}"
 

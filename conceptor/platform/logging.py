@@ -20,8 +20,9 @@ class SecretRedactor:
     """A structlog processor: masks secret-looking keys and any known secret value."""
 
     def __init__(self, secret_values: Iterable[str] = ()) -> None:
-        values = sorted({v for v in secret_values if len(v) >= _MIN_REDACTED_VALUE_LEN},
-                        key=len, reverse=True)
+        values = sorted(
+            {v for v in secret_values if len(v) >= _MIN_REDACTED_VALUE_LEN}, key=len, reverse=True
+        )
         self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
 
     def _scrub(self, value: Any) -> Any:

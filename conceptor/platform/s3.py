@@ -30,7 +30,10 @@ def s3_client(settings: Settings, *, anonymous: bool = False) -> AbstractAsyncCo
             "aws_secret_access_key": settings.minio_root_password.get_secret_value(),
         }
     client: AbstractAsyncContextManager[Any] = _SESSION.client(
-        "s3", endpoint_url=settings.s3_endpoint, region_name=settings.s3_region,
-        config=config, **creds,
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.s3_region,
+        config=config,
+        **creds,
     )
     return client

@@ -137,9 +137,10 @@ class Settings(BaseSettings):
                 if _DEV_SECRET_VALUE.match(getattr(self, name).get_secret_value())
             ]
             if weak:
+                names = ", ".join(f"CENTRAL_{w.upper()}" for w in weak)
                 msg = (
                     "development-only default secrets are refused when "
-                    f"CENTRAL_ENVIRONMENT=production: set {', '.join('CENTRAL_' + w.upper() for w in weak)}"
+                    f"CENTRAL_ENVIRONMENT=production: set {names}"
                 )
                 raise ValueError(msg)
         return self
@@ -225,10 +226,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret's plain value, for redaction and for tests that prove none leaks."""
-        values = [
-            getattr(self, name).get_secret_value()
-            for name in DEV_ONLY_SECRETS
-        ]
+        values = [getattr(self, name).get_secret_value() for name in DEV_ONLY_SECRETS]
         if self.postgres_dsn_override is not None:
             values.append(self.postgres_dsn_override.get_secret_value())
         return [v for v in values if v]

@@ -16,12 +16,17 @@ log = get_logger("conceptor.temporal")
 
 async def connect(settings: Settings, *, identity: str | None = None) -> Client:
     """Connect once (raises if Temporal is not reachable)."""
-    kwargs = {"identity": identity} if identity else {}
+    if identity is None:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        )
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        **kwargs,
+        identity=identity,
     )
 
 
@@ -32,7 +37,7 @@ async def connect_with_retry(
     timeout: float | None = None,
     interval: float = 1.0,
 ) -> Client:
-    """Connect, waiting (and saying so) while Temporal is not reachable yet; timeout=None waits on."""
+    """Connect, waiting (and saying so) while Temporal is unreachable; timeout=None waits on."""
     deadline = None if timeout is None else time.monotonic() + timeout
     attempt = 0
     while True:
@@ -44,7 +49,9 @@ async def connect_with_retry(
                 msg = f"Temporal at {settings.temporal_address} unreachable after {timeout}s: {exc}"
                 raise ConnectionError(msg) from exc
             log.warning(
-                "waiting for Temporal", address=settings.temporal_address, attempt=attempt,
+                "waiting for Temporal",
+                address=settings.temporal_address,
+                attempt=attempt,
                 reason=str(exc).splitlines()[0][:200],
             )
             await asyncio.sleep(min(interval * attempt, 5.0))

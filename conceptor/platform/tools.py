@@ -61,7 +61,9 @@ def postgres_bin(program: str) -> Path:
 
 
 def system_tool(name: str) -> Path:
-    found = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
     if found is None:
         msg = f"{name} is not installed: {SETUP_HINT}"
         raise ToolMissingError(msg)

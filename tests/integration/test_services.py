@@ -68,7 +68,10 @@ async def test_temporal_runs_a_workflow_on_a_worker(local_stack: LocalStack) -> 
     queue = f"test-{uuid.uuid4()}"
     async with Worker(client, task_queue=queue, workflows=[ShoutWorkflow], activities=[shout]):
         result = await client.execute_workflow(
-            ShoutWorkflow.run, "hello", id=f"shout-{uuid.uuid4()}", task_queue=queue,
+            ShoutWorkflow.run,
+            "hello",
+            id=f"shout-{uuid.uuid4()}",
+            task_queue=queue,
             execution_timeout=timedelta(seconds=30),
         )
     assert result == "HELLO"

@@ -14,10 +14,14 @@ from conceptor.platform.tools import cached_tool
 def command(settings: Settings, data_dir: Path) -> list[str]:
     kc = cached_tool("keycloak", "KEYCLOAK_VERSION", "bin/kc.sh")
     return [
-        str(kc), "start-dev",
-        "--http-host", settings.host,
-        "--http-port", str(settings.port("keycloak")),
-        "--http-management-port", str(settings.port("keycloak_management")),
+        str(kc),
+        "start-dev",
+        "--http-host",
+        settings.host,
+        "--http-port",
+        str(settings.port("keycloak")),
+        "--http-management-port",
+        str(settings.port("keycloak_management")),
         "--health-enabled=true",
         # The dev-file database lives under .localdev so that `dev reset keycloak` wipes it.
         f"--db-url=jdbc:h2:file:{data_dir / 'h2' / 'keycloakdb'};NON_KEYWORDS=VALUE",

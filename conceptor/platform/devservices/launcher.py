@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import pwd
@@ -121,8 +122,11 @@ def serve(settings: Settings, name: str) -> int:
     slog = log.bind(service=name, data_dir=str(data_dir))
     slog.info("starting", command=argv[0], ports={p: settings.port(p) for p in service.ports})
     started = time.monotonic()
-    proc = subprocess.Popen(  # noqa: S603 - argv is built from settings, not from a shell
-        argv, env=env, cwd=data_dir, start_new_session=True,
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=data_dir,
+        start_new_session=True,
         preexec_fn=_child_setup(service.run_as),
     )
     stopping = threading.Event()
@@ -141,8 +145,11 @@ def serve(settings: Settings, name: str) -> int:
         signal.signal(sig, stop)
     try:
         asyncio.run(_become_ready(settings, service, proc, stopping))
-        slog.info("ready", seconds=round(time.monotonic() - started, 2),
-                  links=_links(settings, service) or None)
+        slog.info(
+            "ready",
+            seconds=round(time.monotonic() - started, 2),
+            links=_links(settings, service) or None,
+        )
     except (RuntimeError, TimeoutError) as exc:
         if not stopping.is_set():
             slog.error("not ready", reason=str(exc))
@@ -155,7 +162,10 @@ def serve(settings: Settings, name: str) -> int:
 
 
 async def _become_ready(
-    settings: Settings, service: DevService, proc: subprocess.Popen[bytes], stopping: threading.Event
+    settings: Settings,
+    service: DevService,
+    proc: subprocess.Popen[bytes],
+    stopping: threading.Event,
 ) -> None:
     def alive() -> bool:
         return proc.poll() is None and not stopping.is_set()
@@ -196,10 +206,8 @@ async def _retry_post_start(
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _links(settings: Settings, service: DevService) -> dict[str, str]:

@@ -15,11 +15,15 @@ def command(settings: Settings, data_dir: Path) -> list[str]:
     mailpit = cached_tool("mailpit", "MAILPIT_VERSION", "bin/mailpit")
     return [
         str(mailpit),
-        "--smtp", f"{settings.host}:{settings.port('mailpit_smtp')}",
-        "--listen", f"{settings.host}:{settings.port('mailpit_ui')}",
-        "--database", str(data_dir / "mailpit.db"),
+        "--smtp",
+        f"{settings.host}:{settings.port('mailpit_smtp')}",
+        "--listen",
+        f"{settings.host}:{settings.port('mailpit_ui')}",
+        "--database",
+        str(data_dir / "mailpit.db"),
         "--disable-version-check",
-        "--smtp-auth-accept-any", "--smtp-auth-allow-insecure",
+        "--smtp-auth-accept-any",
+        "--smtp-auth-allow-insecure",
     ]
 
 

@@ -15,9 +15,13 @@ from conceptor.platform.tools import cached_tool
 def command(settings: Settings, data_dir: Path) -> list[str]:
     minio = cached_tool("minio", "MINIO_VERSION", "bin/minio")
     return [
-        str(minio), "server", str(data_dir / "data"),
-        "--address", f"{settings.host}:{settings.port('minio')}",
-        "--console-address", f"{settings.host}:{settings.port('minio_console')}",
+        str(minio),
+        "server",
+        str(data_dir / "data"),
+        "--address",
+        f"{settings.host}:{settings.port('minio')}",
+        "--console-address",
+        f"{settings.host}:{settings.port('minio_console')}",
         "--quiet",
     ]
 

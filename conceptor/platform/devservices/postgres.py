@@ -1,4 +1,4 @@
-"""PostgreSQL: its own cluster under .localdev/postgres (initdb on first run), never the system one."""
+"""PostgreSQL: its own cluster under .localdev/postgres (initdb on first run)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ def _chown_to(path: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
     os.chown(path, entry.pw_uid, entry.pw_gid)
     for root, dirs, files in os.walk(path):
-        for name in (root, *(os.path.join(root, d) for d in dirs),
-                     *(os.path.join(root, f) for f in files)):
+        for name in (
+            root,
+            *(os.path.join(root, d) for d in dirs),
+            *(os.path.join(root, f) for f in files),
+        ):
             os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
@@ -55,9 +58,16 @@ def prepare(settings: Settings, data_dir: Path) -> None:
     _chown_to(pw_path, SUPERUSER)
     try:
         argv = [
-            str(postgres_bin("initdb")), "-D", str(cluster), "-U", SUPERUSER,
-            "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
-            f"--pwfile={pw_path}", "--encoding=UTF8", "--no-instructions",
+            str(postgres_bin("initdb")),
+            "-D",
+            str(cluster),
+            "-U",
+            SUPERUSER,
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pw_path}",
+            "--encoding=UTF8",
+            "--no-instructions",
         ]
         if os.geteuid() == 0:
             argv = ["runuser", "-u", SUPERUSER, "--", *argv]
@@ -72,20 +82,30 @@ def prepare(settings: Settings, data_dir: Path) -> None:
 
 def command(settings: Settings, data_dir: Path) -> list[str]:
     return [
-        str(postgres_bin("postgres")), "-D", str(data_dir / "data"),
-        "-p", str(settings.port("postgres")),
-        "-c", f"listen_addresses={settings.host}",
-        "-c", f"unix_socket_directories={data_dir}",
-        "-c", "fsync=off",  # a dev database: speed over crash safety of the host
-        "-c", "max_connections=200",
+        str(postgres_bin("postgres")),
+        "-D",
+        str(data_dir / "data"),
+        "-p",
+        str(settings.port("postgres")),
+        "-c",
+        f"listen_addresses={settings.host}",
+        "-c",
+        f"unix_socket_directories={data_dir}",
+        "-c",
+        "fsync=off",  # a dev database: speed over crash safety of the host
+        "-c",
+        "max_connections=200",
     ]
 
 
 async def bootstrap(settings: Settings) -> None:
     """Create the application role and database (owned by it) if absent, like the image's env."""
     conn = await asyncpg.connect(
-        host=settings.host, port=settings.port("postgres"), user=SUPERUSER,
-        password=settings.postgres_superuser_password.get_secret_value(), database="postgres",
+        host=settings.host,
+        port=settings.port("postgres"),
+        user=SUPERUSER,
+        password=settings.postgres_superuser_password.get_secret_value(),
+        database="postgres",
         timeout=5,
     )
     try:

@@ -14,9 +14,19 @@ from conceptor.platform.tools import system_tool
 
 def command(settings: Settings, data_dir: Path) -> list[str]:
     return [
-        str(system_tool("redis-server")), "--port", str(settings.port("redis")),
-        "--bind", settings.host, "--save", "", "--appendonly", "no", "--dir", str(data_dir),
-        "--protected-mode", "no",
+        str(system_tool("redis-server")),
+        "--port",
+        str(settings.port("redis")),
+        "--bind",
+        settings.host,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--protected-mode",
+        "no",
     ]
 
 

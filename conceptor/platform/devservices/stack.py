@@ -39,9 +39,12 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_service
         self._logs[name] = log
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "conceptor", "dev", "serve", name],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc
@@ -52,7 +55,9 @@ class LocalStack:
         async def one(name: str) -> str:
             proc = self.procs.get(name)
             return await probe_until_ready(
-                self.settings, get_service(name), timeout=timeout,
+                self.settings,
+                get_service(name),
+                timeout=timeout,
                 alive=(lambda: proc.poll() is None) if proc else (lambda: True),
             )
 

@@ -15,16 +15,26 @@ from conceptor.platform.tools import venv_tool
 
 def command(settings: Settings, data_dir: Path) -> list[str]:
     return [
-        str(venv_tool("temporal")), "server", "start-dev",
-        "--ip", settings.host,
-        "--port", str(settings.port("temporal")),
-        "--ui-port", str(settings.port("temporal_ui")),
-        "--http-port", str(settings.port("temporal_http")),
-        "--metrics-port", str(settings.port("temporal_metrics")),
-        "--db-filename", str(data_dir / "temporal.db"),
-        "--namespace", settings.temporal_namespace,
+        str(venv_tool("temporal")),
+        "server",
+        "start-dev",
+        "--ip",
+        settings.host,
+        "--port",
+        str(settings.port("temporal")),
+        "--ui-port",
+        str(settings.port("temporal_ui")),
+        "--http-port",
+        str(settings.port("temporal_http")),
+        "--metrics-port",
+        str(settings.port("temporal_metrics")),
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--namespace",
+        settings.temporal_namespace,
         "--ui-disable-news-fetch",
-        "--log-level", "warn",
+        "--log-level",
+        "warn",
     ]
 
 
