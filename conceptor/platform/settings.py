@@ -31,6 +31,14 @@ PORT_OFFSETS: dict[str, int] = {
     "db_tools": 21,
     "keycloak_management": 22,
     "front_door_admin": 23,
+    # `conceptor dev serve` answers /ready here: 200 while its real probe of the service passes.
+    "launcher_postgres": 80,
+    "launcher_redis": 81,
+    "launcher_temporal": 82,
+    "launcher_keycloak": 83,
+    "launcher_minio": 84,
+    "launcher_mailpit": 85,
+    "launcher_front_door": 86,
 }
 # Worker health/metrics ports: one slot per (queue, index), starting at these offsets.
 WORKER_PORT_BASE: dict[str, int] = {"core": 30, "media": 50}
@@ -117,6 +125,14 @@ class Settings(BaseSettings):
     # Provisioning
     provision_step_deadline_seconds: float = 180.0
 
+    # API and panel (conceptor/api)
+    api_max_upload_bytes: int = 10 * 1024 * 1024  # POST /api/media; larger bodies get 413
+    api_max_body_bytes: int = 64 * 1024  # every other request body
+    api_upload_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
+    api_jwks_min_refresh_seconds: float = 10.0  # unknown-kid refetches are at most this often
+    api_dependency_timeout_seconds: float = 3.0  # per dependency, for /api/ready
+    tilt_ui_url: str = "http://localhost:10350"
+
     @field_validator("port_prefix")
     @classmethod
     def _prefix_is_three_digits(cls, value: str) -> str:
@@ -165,6 +181,10 @@ class Settings(BaseSettings):
             msg = f"worker index {index} is outside 0..{MAX_WORKERS_PER_QUEUE - 1}"
             raise ValueError(msg)
         return int(self.port_prefix) * 100 + WORKER_PORT_BASE[queue] + index
+
+    def launcher_port(self, service: str) -> int:
+        """Where `conceptor dev serve <service>` reports readiness (GET /ready)."""
+        return self.port("launcher_" + service.replace("-", "_"))
 
     def all_ports(self) -> dict[str, int]:
         return {name: self.port(name) for name in PORT_OFFSETS}
