@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import typer
 
 from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service, launcher
-from conceptor.platform.settings import PORT_OFFSETS, get_settings
+from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, get_settings
 from conceptor.platform.tools import ToolMissingError
+from conceptor.workers.queues import CORE_QUEUE, MEDIA_QUEUE
 
 dev_app = typer.Typer(
     help="Local infrastructure services (what Tilt runs in local infra mode).", no_args_is_help=True
@@ -80,8 +82,33 @@ def reset_service(service: str = typer.Argument(..., help=SERVICE_HELP)) -> None
 
 
 @dev_app.command("ports")
-def show_ports() -> None:
-    """Print every port of this TILT_PORT_PREFIX, one NAME=PORT per line."""
+def show_ports(
+    as_json: bool = typer.Option(False, "--json", help="one JSON object (for the Tiltfile)"),
+    core_workers: int = typer.Option(0, min=0, max=MAX_WORKERS_PER_QUEUE),
+    media_workers: int = typer.Option(0, min=0, max=MAX_WORKERS_PER_QUEUE),
+) -> None:
+    """Print every port of this TILT_PORT_PREFIX (NAME=PORT lines, or --json)."""
     settings = get_settings()
-    for name in PORT_OFFSETS:
-        typer.echo(f"{name}={settings.port(name)}")
+    ports: dict[str, int] = settings.all_ports()
+    for queue, count in ((CORE_QUEUE, core_workers), (MEDIA_QUEUE, media_workers)):
+        ports.update({f"worker-{queue}-{i}": settings.worker_port(queue, i) for i in range(count)})
+    if as_json:
+        typer.echo(json.dumps({"prefix": settings.port_prefix, "ports": ports}))
+        return
+    for name, port in ports.items():
+        typer.echo(f"{name}={port}")
+
+
+@dev_app.command("doctor")
+def check_tools() -> None:
+    """Exit non-zero, naming what is missing, unless every tool the stack runs is installed."""
+    settings = get_settings()
+    missing: list[str] = []
+    for service in SERVICES.values():
+        try:
+            service.command(settings, settings.service_dir(service.name))
+        except ToolMissingError as exc:
+            missing.append(str(exc))
+    if missing:
+        raise _fail("; ".join(missing), code=1)
+    typer.echo(f"all tools present for: {', '.join(SERVICES)}")

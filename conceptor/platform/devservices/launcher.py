@@ -18,11 +18,13 @@ from pathlib import Path
 from types import FrameType
 
 from conceptor.platform.devservices import DevService, NotReadyError, get_service
+from conceptor.platform.devservices.readiness import ReadinessState, serve_readiness
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings
 
 log = get_logger("conceptor.dev")
 _PR_SET_PDEATHSIG = 1
+_RECHECK_SECONDS = 3.0
 
 
 class PortInUseError(RuntimeError):
@@ -44,7 +46,7 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def check_ports_free(settings: Settings, service: DevService) -> None:
-    for port_name in service.ports:
+    for port_name in (*service.ports, "launcher_" + service.name.replace("-", "_")):
         port = settings.port(port_name)
         if port_in_use(settings.host, port):
             msg = (
@@ -119,9 +121,12 @@ def serve(settings: Settings, name: str) -> int:
     service.prepare(settings, data_dir)
     argv = service.command(settings, data_dir)
     env = {**os.environ, **service.environ(settings, data_dir)}
-    slog = log.bind(service=name, data_dir=str(data_dir))
-    slog.info("starting", command=argv[0], ports={p: settings.port(p) for p in service.ports})
-    started = time.monotonic()
+    slog = log.bind(service=name)
+    slog.info(
+        "starting", data_dir=str(data_dir), ports={p: settings.port(p) for p in service.ports}
+    )
+    state = ReadinessState(service=name)
+    readiness = serve_readiness(settings.host, settings.launcher_port(name), state)
     proc = subprocess.Popen(
         argv,
         env=env,
@@ -143,38 +148,69 @@ def serve(settings: Settings, name: str) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
-    try:
-        asyncio.run(_become_ready(settings, service, proc, stopping))
-        slog.info(
-            "ready",
-            seconds=round(time.monotonic() - started, 2),
-            links=_links(settings, service) or None,
-        )
-    except (RuntimeError, TimeoutError) as exc:
-        if not stopping.is_set():
-            slog.error("not ready", reason=str(exc))
-            stop(signal.SIGTERM, None)
+    monitor = threading.Thread(
+        target=lambda: asyncio.run(_monitor(settings, service, proc, stopping, state, stop)),
+        name="monitor",
+        daemon=True,
+    )
+    monitor.start()
     code = proc.wait()
+    stopping.set()
+    readiness.shutdown()
     # Children in the group (kc.sh's java) may outlive the leader: take them down too.
     _signal_group(proc.pid, signal.SIGKILL)
     slog.info("exited", code=code)
-    return 0 if stopping.is_set() and code in (0, -signal.SIGTERM, 143) else (code or 1)
+    if stopping.is_set() and code in (0, -signal.SIGTERM, 143):
+        return 0
+    return code or 1
 
 
-async def _become_ready(
+async def _monitor(
     settings: Settings,
     service: DevService,
     proc: subprocess.Popen[bytes],
     stopping: threading.Event,
+    state: ReadinessState,
+    stop: Callable[[int, FrameType | None], None],
 ) -> None:
+    """Become ready (bootstrap included), then keep probing so /ready tracks the real service."""
+    slog = log.bind(service=service.name)
+    started = time.monotonic()
+
     def alive() -> bool:
         return proc.poll() is None and not stopping.is_set()
 
-    if service.post_start is not None:
-        # Wait for the server itself, then bootstrap; the real probe runs after that.
-        await _wait_port(settings, service, alive)
-        await _retry_post_start(settings, service, alive)
-    await probe_until_ready(settings, service, timeout=service.start_timeout, alive=alive)
+    try:
+        if service.post_start is not None:
+            # Wait for the server itself, then bootstrap; the real probe runs after that.
+            await _wait_port(settings, service, alive)
+            await _retry_post_start(settings, service, alive)
+        detail = await probe_until_ready(
+            settings, service, timeout=service.start_timeout, alive=alive
+        )
+    except (RuntimeError, TimeoutError) as exc:
+        if alive():
+            slog.error("not ready", reason=str(exc))
+            state.update(ready=False, detail=str(exc))
+            stop(signal.SIGTERM, None)
+        return
+    state.update(ready=True, detail=detail)
+    slog.info(
+        "ready",
+        detail=detail,
+        seconds=round(time.monotonic() - started, 2),
+        links=_links(settings, service) or None,
+    )
+    while alive():
+        await asyncio.sleep(_RECHECK_SECONDS)
+        try:
+            detail = await asyncio.wait_for(service.probe(settings), timeout=10)
+        except (NotReadyError, TimeoutError) as exc:
+            if state.ready:
+                slog.warning("no longer ready", reason=str(exc))
+            state.update(ready=False, detail=str(exc))
+        else:
+            state.update(ready=True, detail=detail)
 
 
 async def _wait_port(settings: Settings, service: DevService, alive: Callable[[], bool]) -> None:

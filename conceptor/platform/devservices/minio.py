@@ -7,7 +7,6 @@ from pathlib import Path
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
-from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import cached_tool
 
@@ -37,6 +36,9 @@ def environ(settings: Settings, _data_dir: Path) -> dict[str, str]:
 
 
 async def probe(settings: Settings) -> str:
+    # Imported here: `conceptor dev …` stays quick to start when it only needs other services.
+    from conceptor.platform.s3 import s3_client
+
     try:
         async with httpx.AsyncClient(timeout=3) as http:
             health = await http.get(f"{settings.s3_endpoint}/minio/health/ready")

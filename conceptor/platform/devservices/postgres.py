@@ -9,8 +9,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import asyncpg
-
 from conceptor.platform.devservices.spec import DevService, NotReadyError
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import postgres_bin
@@ -100,6 +98,8 @@ def command(settings: Settings, data_dir: Path) -> list[str]:
 
 async def bootstrap(settings: Settings) -> None:
     """Create the application role and database (owned by it) if absent, like the image's env."""
+    import asyncpg
+
     conn = await asyncpg.connect(
         host=settings.host,
         port=settings.port("postgres"),
@@ -122,6 +122,9 @@ async def bootstrap(settings: Settings) -> None:
 
 
 async def probe(settings: Settings) -> str:
+    # Imported here: `conceptor dev …` stays quick to start when it only needs other services.
+    import asyncpg
+
     try:
         conn = await asyncpg.connect(settings.postgres_dsn, timeout=3)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

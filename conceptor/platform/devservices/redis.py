@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from conceptor.platform.devservices.spec import DevService, NotReadyError
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import system_tool
@@ -31,6 +28,10 @@ def command(settings: Settings, data_dir: Path) -> list[str]:
 
 
 async def probe(settings: Settings) -> str:
+    # Imported here: `conceptor dev …` stays quick to start when it only needs other services.
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
     client = aioredis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
     try:
         await client.ping()

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import Client
-
 from conceptor.platform.devservices.spec import DevService, NotReadyError
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import venv_tool
@@ -39,6 +36,10 @@ def command(settings: Settings, data_dir: Path) -> list[str]:
 
 
 async def probe(settings: Settings) -> str:
+    # Imported here: `conceptor dev …` stays quick to start when it only needs other services.
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.client import Client
+
     # An open port is not enough: the namespace may not exist for a moment after first start.
     try:
         client = await asyncio.wait_for(
