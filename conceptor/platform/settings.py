@@ -203,7 +203,7 @@ class Settings(BaseSettings):
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{self.host}:{self.port('redis')}/0"
+        return self.redis_url_override or f"redis://{self.host}:{self.port('redis')}/0"
 
     @property
     def temporal_address(self) -> str:
@@ -215,11 +215,11 @@ class Settings(BaseSettings):
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://{self.host}:{self.port('minio')}"
+        return self.s3_endpoint_override or f"http://{self.host}:{self.port('minio')}"
 
     @property
     def keycloak_url(self) -> str:
-        return f"http://{self.host}:{self.port('keycloak')}"
+        return self.keycloak_url_override or f"http://{self.host}:{self.port('keycloak')}"
 
     @property
     def keycloak_issuer(self) -> str:
@@ -227,15 +227,15 @@ class Settings(BaseSettings):
 
     @property
     def smtp_host(self) -> str:
-        return self.host
+        return self.smtp_host_override or self.host
 
     @property
     def smtp_port(self) -> int:
-        return self.port("mailpit_smtp")
+        return self.smtp_port_override or self.port("mailpit_smtp")
 
     @property
     def mailpit_api_url(self) -> str:
-        return f"http://{self.host}:{self.port('mailpit_ui')}"
+        return self.mailpit_api_url_override or f"http://{self.host}:{self.port('mailpit_ui')}"
 
     @property
     def front_door_url(self) -> str:
