@@ -122,6 +122,29 @@ class Settings(BaseSettings):
     front_door_api_upstream: str | None = None
     front_door_panel_upstream: str | None = None
 
+    # Kubernetes runmode (_dev-env/k8s, conceptor/platform/manifests.py): the in-cluster
+    # addresses the app pods get; unset in local mode, where every address derives from the prefix.
+    redis_url_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_REDIS_URL")
+    )
+    s3_endpoint_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_S3_ENDPOINT")
+    )
+    keycloak_url_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_KEYCLOAK_URL")
+    )
+    smtp_host_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_SMTP_HOST")
+    )
+    smtp_port_override: int | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_SMTP_PORT")
+    )
+    mailpit_api_url_override: str | None = Field(
+        default=None, validation_alias=AliasChoices("CENTRAL_MAILPIT_API_URL")
+    )
+    app_image: str = "conceptor-app"  # the image of _dev-env/Dockerfile, as Tilt names it
+    k8s_cpu_request: str = "50m"  # per app pod: N+M workers must fit a laptop's cluster
+
     # Provisioning
     provision_step_deadline_seconds: float = 180.0
 
