@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from conceptor.api.cli import api_app, panel_app
 from conceptor.platform.dev_cli import dev_app
 from conceptor.platform.logging import configure_from_settings
 
@@ -14,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.add_typer(api_app, name="api")
+app.add_typer(panel_app, name="panel")
 
 
 @app.callback()

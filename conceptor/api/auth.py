@@ -1,0 +1,124 @@
+"""Bearer-token verification against the realm's JWKS (cached, refetched on an unknown kid)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import jwt
+
+from conceptor.platform.settings import Settings
+
+ALGORITHMS = ["RS256"]
+
+
+class InvalidTokenError(Exception):
+    """The token is missing, malformed, expired, forged or meant for someone else (401)."""
+
+
+class JWKSUnavailableError(Exception):
+    """The identity provider's key set cannot be fetched (503, not the caller's fault)."""
+
+
+@dataclass(frozen=True)
+class User:
+    """The verified caller: subject, user name and realm roles."""
+
+    subject: str
+    username: str
+    roles: frozenset[str]
+
+
+def accepted_issuers(settings: Settings) -> list[str]:
+    """The realm issuer, plus its `localhost` spelling when the host is loopback.
+
+    Keycloak in development derives `iss` from the host the token was requested on, and
+    people type `localhost` where the settings say 127.0.0.1: both name the same realm.
+    """
+    issuers = [settings.keycloak_issuer]
+    parts = urlsplit(settings.keycloak_issuer)
+    if parts.hostname in ("127.0.0.1", "localhost"):
+        other = "localhost" if parts.hostname == "127.0.0.1" else "127.0.0.1"
+        netloc = f"{other}:{parts.port}" if parts.port else other
+        issuers.append(urlunsplit(parts._replace(netloc=netloc)))
+    return issuers
+
+
+class TokenVerifier:
+    """Verifies RS256 access tokens: signature by a realm key, issuer, audience, expiry."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self._http = http
+        self._jwks_url = f"{settings.keycloak_issuer}/protocol/openid-connect/certs"
+        self._issuers = accepted_issuers(settings)
+        self._audience = settings.api_client_id
+        self._min_refresh = settings.api_jwks_min_refresh_seconds
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        try:
+            resp = await self._http.get(self._jwks_url, timeout=5)
+            resp.raise_for_status()
+            jwks = jwt.PyJWKSet.from_dict(resp.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            msg = f"cannot fetch the signing keys from {self._jwks_url}: {exc}"
+            raise JWKSUnavailableError(msg) from exc
+        self._keys = {key.key_id: key for key in jwks.keys if key.key_id}
+        self._fetched_at = time.monotonic()
+
+    async def _key_for(self, kid: str) -> Any:
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            # Refetch for an unknown kid (key rotation), but not for every forged token.
+            recent = (
+                self._fetched_at is not None
+                and time.monotonic() - self._fetched_at < self._min_refresh
+            )
+            if kid not in self._keys and not recent:
+                await self._refresh()
+        if kid not in self._keys:
+            msg = f"token signed with unknown key id {kid!r}"
+            raise InvalidTokenError(msg)
+        return self._keys[kid]
+
+    async def verify(self, token: str) -> User:
+        """The user the token names; raises InvalidTokenError with the reason."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            msg = f"malformed token: {exc}"
+            raise InvalidTokenError(msg) from exc
+        kid = header.get("kid")
+        if header.get("alg") not in ALGORITHMS or not isinstance(kid, str):
+            msg = f"token must be RS256 with a key id, got alg={header.get('alg')!r}"
+            raise InvalidTokenError(msg)
+        key = await self._key_for(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=ALGORITHMS,
+                audience=self._audience,
+                issuer=self._issuers,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("token has expired") from exc
+        except jwt.PyJWTError as exc:
+            msg = f"token rejected: {exc}"
+            raise InvalidTokenError(msg) from exc
+        realm_access = claims.get("realm_access") or {}
+        roles = realm_access.get("roles") if isinstance(realm_access, dict) else None
+        subject = str(claims.get("sub") or claims.get("preferred_username") or "")
+        return User(
+            subject=subject,
+            username=str(claims.get("preferred_username") or subject),
+            roles=frozenset(r for r in roles or [] if isinstance(r, str)),
+        )

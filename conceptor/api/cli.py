@@ -1,0 +1,41 @@
+"""`conceptor api serve` and `conceptor panel serve`: uvicorn on the ports of this prefix."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from conceptor.platform.settings import get_settings
+
+api_app = typer.Typer(help="The FastAPI backend at /api.", no_args_is_help=True)
+panel_app = typer.Typer(
+    help="The status panel served at / by the front-door.", no_args_is_help=True
+)
+
+
+def _run(app: str, port: int) -> None:
+    settings = get_settings()
+    uvicorn.run(
+        app,
+        factory=True,
+        host=settings.host,
+        port=port,
+        # Logging is already configured (structlog); the front-door keeps the access log.
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@api_app.command("serve")
+def serve_api() -> None:
+    """Serve the API on settings.port('api'); routes and docs live under /api."""
+    _run("conceptor.api.main:create_app", get_settings().port("api"))
+
+
+@panel_app.command("serve")
+def serve_panel() -> None:
+    """Serve the status panel on settings.port('panel')."""
+    _run("conceptor.api.panel.server:create_app", get_settings().port("panel"))

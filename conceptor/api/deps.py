@@ -1,0 +1,113 @@
+"""FastAPI dependencies: shared resources, the Temporal client, the verified user, roles."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+
+from conceptor.api.auth import InvalidTokenError, JWKSUnavailableError, TokenVerifier, User
+from conceptor.platform.settings import Settings
+
+PLATFORM_ADMIN = "platform-admin"
+
+
+@dataclass
+class Resources:
+    """Per-process clients, created once in the app's lifespan."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+    redis: aioredis.Redis
+    verifier: TokenVerifier
+    temporal: asyncio.Task[Client]
+
+    def temporal_client(self) -> Client | None:
+        """The client once connected, else None (the connection retries in the background)."""
+        task = self.temporal
+        if task.done() and not task.cancelled() and task.exception() is None:
+            return task.result()
+        return None
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_settings_dep(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_temporal_client(resources: ResourcesDep) -> Client:
+    client = resources.temporal_client()
+    if client is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"not connected to Temporal at {resources.settings.temporal_address} yet",
+        )
+    return client
+
+
+TemporalClientDep = Annotated[Client, Depends(get_temporal_client)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="keycloak",
+    description="An access token of the technova realm (password grant, client conceptor-api).",
+)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": 'Bearer realm="technova"'},
+    )
+
+
+async def get_current_user(
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    try:
+        return await resources.verifier.verify(credentials.credentials)
+    except InvalidTokenError as exc:
+        raise _unauthorized(str(exc)) from exc
+    except JWKSUnavailableError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_role(role: str) -> Callable[[User], Awaitable[User]]:
+    """A dependency that lets through only users holding realm role `role` (else 403)."""
+
+    async def check(user: CurrentUser) -> User:
+        if role not in user.roles:
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"role {role!r} required; user {user.username!r} does not have it",
+            )
+        return user
+
+    return check
+
+
+AdminUser = Annotated[User, Depends(require_role(PLATFORM_ADMIN))]

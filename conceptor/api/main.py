@@ -1,0 +1,90 @@
+"""The FastAPI app: per-process clients in the lifespan, routers, limits, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette._utils import get_route_path
+from starlette.types import Scope
+from temporalio.service import RPCError
+
+from conceptor.api.auth import JWKSUnavailableError, TokenVerifier
+from conceptor.api.deps import Resources
+from conceptor.api.limits import BodyLimitMiddleware
+from conceptor.api.routes import health, links, workers
+from conceptor.platform.logging import get_logger
+from conceptor.platform.settings import Settings, get_settings
+from conceptor.platform.temporal import connect_with_retry
+
+log = get_logger("conceptor.api")
+ROOT_PATH = "/api"
+UPLOAD_PATHS = frozenset({"/media"})
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    http = httpx.AsyncClient(timeout=10)
+    redis = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    # One Temporal client per process; it connects in the background so /api/health answers
+    # at once and /api/ready says "down" while Temporal is still starting.
+    temporal = asyncio.create_task(
+        connect_with_retry(settings, identity=f"api@{socket.gethostname()}")
+    )
+    app.state.resources = Resources(
+        settings=settings,
+        http=http,
+        redis=redis,
+        verifier=TokenVerifier(settings, http),
+        temporal=temporal,
+    )
+    try:
+        yield
+    finally:
+        temporal.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await temporal
+        await redis.aclose()
+        await http.aclose()
+
+
+async def _temporal_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Temporal call failed", error=str(exc)[:300])
+    return JSONResponse(status_code=503, content={"detail": f"Temporal call failed: {exc}"})
+
+
+async def _jwks_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app, served under /api (directly and behind the front-door alike)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Conceptor API",
+        version="0.1.0",
+        description="Provisioning, media and worker status of the Conceptor environment.",
+        root_path=ROOT_PATH,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+
+    def limit_for(scope: Scope) -> int:
+        if get_route_path(scope) in UPLOAD_PATHS:
+            return settings.api_max_upload_bytes
+        return settings.api_max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_exception_handler(RPCError, _temporal_unavailable)
+    app.add_exception_handler(JWKSUnavailableError, _jwks_unavailable)
+    for module in (health, links, workers):
+        app.include_router(module.router)
+    return app

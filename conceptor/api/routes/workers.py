@@ -1,0 +1,23 @@
+"""The workers polling each application task queue."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from conceptor.api.deps import CurrentUser, TemporalClientDep
+from conceptor.api.pollers import QueuePollers, all_queue_pollers
+
+router = APIRouter(prefix="/workers", tags=["workers"])
+
+
+class Workers(BaseModel):
+    """Every application queue with its pollers."""
+
+    queues: list[QueuePollers]
+
+
+@router.get("")
+async def list_workers(client: TemporalClientDep, _user: CurrentUser) -> Workers:
+    """Pollers per task queue (core, media), as Temporal's DescribeTaskQueue reports them."""
+    return Workers(queues=await all_queue_pollers(client))
