@@ -1,0 +1,81 @@
+"""Running the real `tilt` against this repo's Tiltfile, isolated on its own port prefix."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform.tools import cached_tool
+
+
+def tilt_binary() -> Path:
+    return cached_tool("tilt", "TILT_VERSION", "bin/tilt")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tilt_env(prefix: str, localdev: Path, **extra: str) -> dict[str, str]:
+    localdev.mkdir(parents=True, exist_ok=True)
+    localdev.chmod(0o755)
+    env = {
+        **os.environ,
+        "TILT_INFRA": "local",
+        "TILT_PORT_PREFIX": prefix,
+        "CENTRAL_LOCALDEV_DIR": str(localdev),
+        "CENTRAL_LOG_FORMAT": "json",
+        # Keep Tilt's own state (and any dev tilt's analytics prompt) out of $HOME.
+        "TILT_DISABLE_ANALYTICS": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def run_tilt(
+    args: list[str], env: dict[str, str], *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(tilt_binary()), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def listening_ports(settings: Settings) -> list[int]:
+    """The block's ports something still accepts connections on."""
+    ports = list(settings.all_ports().values())
+    ports += [settings.worker_port(q, i) for q in ("core", "media") for i in range(4)]
+    busy = []
+    for port in ports:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((settings.host, port)) == 0:
+                busy.append(port)
+    return busy
+
+
+def ready_events(output: str) -> dict[str, dict[str, object]]:
+    """The launcher's JSON `ready` lines in Tilt's log, by service."""
+    found: dict[str, dict[str, object]] = {}
+    for line in output.splitlines():
+        start = line.find("{")
+        if start < 0 or '"ready"' not in line:
+            continue
+        try:
+            event = json.loads(line[start:])
+        except json.JSONDecodeError:
+            continue
+        if event.get("event") == "ready" and "service" in event:
+            found[str(event["service"])] = event
+    return found
