@@ -1,0 +1,55 @@
+# make up · make test · make lint · make bench · make down · make clean-data
+# Every target sets up the pinned tools first (_dev-env/scripts/dev-setup.bash); with the
+# tools cached that takes a second or two.
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+include $(REPO)/_dev-env/versions.env
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= $(or $(CONCEPTOR_VENV),$(REPO)/.venv)
+TOOLS_DIR ?= $(or $(CONCEPTOR_TOOLS_DIR),$(HOME)/.cache/conceptor/tools)
+TILT := $(TOOLS_DIR)/tilt-$(TILT_VERSION)/bin/tilt
+LOCALDEV ?= $(or $(CENTRAL_LOCALDEV_DIR),$(REPO)/.localdev)
+# Extra arguments: `make up TILT_ARGS='-- --core-workers=2'`, `make test PYTEST_ARGS='-k dev_cli'`.
+TILT_ARGS ?=
+PYTEST_ARGS ?=
+
+# Tilt's resources call `conceptor`, `temporal`, `caddy`, `kubectl`: the venv comes first.
+export PATH := $(VENV)/bin:$(dir $(TILT)):$(PATH)
+export CONCEPTOR_VENV := $(VENV)
+export CONCEPTOR_TOOLS_DIR := $(TOOLS_DIR)
+
+.PHONY: help setup up down test lint bench clean-data
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(REPO)/Makefile | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+setup: ## install every pinned tool and the venv (skips what is already there)
+	@bash $(REPO)/_dev-env/scripts/dev-setup.bash
+
+up: setup ## start the whole stack under Tilt (dashboard: http://localhost:10350)
+	cd $(REPO) && $(TILT) up $(TILT_ARGS)
+
+down: ## stop Tilt and every service, worker and API of this checkout; nothing left listening
+	@bash $(REPO)/_dev-env/scripts/dev-down.bash
+
+test: setup ## the whole test suite (unit, integration, e2e) against real services
+	cd $(REPO) && $(VENV)/bin/pytest -ra $(PYTEST_ARGS)
+
+lint: setup ## ruff, ruff format --check, mypy, shellcheck
+	cd $(REPO) && $(VENV)/bin/ruff check conceptor tests bench
+	cd $(REPO) && $(VENV)/bin/ruff format --check conceptor tests bench
+	cd $(REPO) && $(VENV)/bin/mypy
+	shellcheck $(REPO)/_dev-env/scripts/*.bash $(REPO)/.ci/run
+
+bench: setup ## every benchmark in bench/ (tables on stdout, JSON in bench/results/)
+	@cd $(REPO) && shopt -s nullglob && benches=(bench/*.py) && \
+	if (( $${#benches[@]} == 0 )); then echo "no benchmarks in bench/"; exit 0; fi && \
+	for b in "$${benches[@]}"; do echo "== $$b"; $(VENV)/bin/python "$$b"; done
+
+clean-data: down ## wipe every service's data (.localdev) after stopping the stack
+	rm -rf $(LOCALDEV)
+	@echo "wiped $(LOCALDEV)"
