@@ -1,0 +1,220 @@
+"""Bring a Keycloak realm up to its file: create it, or reconcile settings, roles, clients,
+groups and users one by one (create-or-accept-existing, update only what differs)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from temporalio import activity
+
+from conceptor.activities.keycloak_admin import KeycloakAdmin
+
+# Keys of a realm representation that are collections reconciled separately (or not at all);
+# everything else is a realm-level setting, updated with the realm PUT.
+_COLLECTIONS = {
+    "clients", "roles", "groups", "users", "clientScopes", "components", "identityProviders",
+    "identityProviderMappers", "authenticationFlows", "authenticatorConfig", "requiredActions",
+    "scopeMappings", "clientScopeMappings", "defaultRole", "federatedUsers",
+}  # fmt: skip
+_USER_LINKS = {"credentials", "realmRoles", "groups", "clientRoles"}
+
+
+def matches(want: Any, have: Any) -> bool:
+    """True if everything `want` says is also so in `have` (extra server fields are fine)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(
+            k in have and matches(v, have[k]) for k, v in want.items()
+        )
+    if isinstance(want, list):
+        if not isinstance(have, list):
+            return False
+        if all(not isinstance(w, dict | list) for w in want):
+            # Keycloak stores URIs, origins and the like as sets: order is not significant.
+            return sorted(map(str, set(want))) == sorted(map(str, set(have)))
+        return len(want) == len(have) and all(any(matches(w, h) for h in have) for w in want)
+    if type(want) is not type(have):
+        return str(want).lower() == str(have).lower()  # "true" vs true, "25" vs 25
+    return bool(want == have)
+
+
+class Changes:
+    """Names of what was created, updated and left unchanged, for the step result."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.updated: list[str] = []
+        self.unchanged: list[str] = []
+
+    def add(self, name: str, *, created: bool = False, updated: bool = False) -> None:
+        (self.created if created else self.updated if updated else self.unchanged).append(name)
+        activity.heartbeat()
+
+
+class RealmReconciler:
+    """One import of one realm representation."""
+
+    def __init__(self, admin: KeycloakAdmin, realm: dict[str, Any]) -> None:
+        self.admin = admin
+        self.realm = realm
+        self.name = str(realm["realm"])
+        self.base = f"/realms/{quote(self.name)}"
+        self.changes = Changes()
+
+    async def run(self) -> Changes:
+        # On 409 a concurrent run created the realm a moment ago: reconcile against that.
+        if await self.admin.find(self.base) is None and await self.admin.create(
+            "/realms", self.realm
+        ):
+            self._all_created()
+            return self.changes
+        await self._settings()
+        for role in self.realm.get("roles", {}).get("realm", []):
+            await self._role(role)
+        for client in self.realm.get("clients", []):
+            await self._client(client)
+        for group in self.realm.get("groups", []):
+            await self._group(group)
+        for user in self.realm.get("users", []):
+            await self._user(user)
+        return self.changes
+
+    def _all_created(self) -> None:
+        self.changes.add("realm-settings", created=True)
+        for role in self.realm.get("roles", {}).get("realm", []):
+            self.changes.add(f"role:{role['name']}", created=True)
+        for kind, key in (("client", "clientId"), ("group", "name"), ("user", "username")):
+            for item in self.realm.get(f"{kind}s", []):
+                self.changes.add(f"{kind}:{item[key]}", created=True)
+
+    async def _settings(self) -> None:
+        want = {k: v for k, v in self.realm.items() if k not in _COLLECTIONS}
+        have = await self.admin.get_json(self.base)
+        if matches(want, have):
+            self.changes.add("realm-settings")
+            return
+        await self.admin.call("PUT", self.base, json=want)
+        self.changes.add("realm-settings", updated=True)
+
+    async def _role(self, want: dict[str, Any]) -> None:
+        path = f"{self.base}/roles/{quote(want['name'])}"
+        have = await self.admin.find(path)
+        label = f"role:{want['name']}"
+        if have is None:
+            created = await self.admin.create(f"{self.base}/roles", want)
+            self.changes.add(label, created=created)
+            return
+        if matches(want, have):
+            self.changes.add(label)
+            return
+        await self.admin.call("PUT", path, json={**have, **want})
+        self.changes.add(label, updated=True)
+
+    async def _client(self, want: dict[str, Any]) -> None:
+        label = f"client:{want['clientId']}"
+        have = await self._find_client(want["clientId"])
+        if have is None:
+            if await self.admin.create(f"{self.base}/clients", want):
+                self.changes.add(label, created=True)
+                return
+            have = await self._find_client(want["clientId"])
+            assert have is not None, f"client {want['clientId']} vanished after a 409"
+        settings = {k: v for k, v in want.items() if k != "protocolMappers"}
+        path = f"{self.base}/clients/{have['id']}"
+        updated = False
+        if not matches(settings, have):
+            await self.admin.call("PUT", path, json={**have, **settings})
+            updated = True
+        for mapper in want.get("protocolMappers", []):
+            updated |= await self._mapper(path, mapper)
+        self.changes.add(label, updated=updated)
+
+    async def _find_client(self, client_id: str) -> dict[str, Any] | None:
+        found = await self.admin.get_json(f"{self.base}/clients?clientId={quote(client_id)}")
+        return next((c for c in found if c.get("clientId") == client_id), None)
+
+    async def _mapper(self, client_path: str, want: dict[str, Any]) -> bool:
+        models = f"{client_path}/protocol-mappers/models"
+        have = next(
+            (m for m in await self.admin.get_json(models) if m.get("name") == want["name"]), None
+        )
+        if have is None:
+            return await self.admin.create(models, want)
+        if matches(want, have):
+            return False
+        await self.admin.call("PUT", f"{models}/{have['id']}", json={**have, **want})
+        return True
+
+    async def _group(self, want: dict[str, Any]) -> None:
+        label = f"group:{want['name']}"
+        have = await self._find_group(want["name"])
+        created = False
+        if have is None:
+            body = {k: v for k, v in want.items() if k not in ("realmRoles", "subGroups")}
+            created = await self.admin.create(f"{self.base}/groups", body)
+            have = await self._find_group(want["name"])
+            assert have is not None, f"group {want['name']} missing right after its creation"
+        path = f"{self.base}/groups/{have['id']}"
+        updated = False
+        attributes = want.get("attributes")
+        if attributes is not None and not matches(attributes, have.get("attributes", {})):
+            await self.admin.call("PUT", path, json={**have, "attributes": attributes})
+            updated = True
+        updated |= await self._grant_roles(path, want.get("realmRoles", []))
+        self.changes.add(label, created=created, updated=updated)
+
+    async def _find_group(self, name: str) -> dict[str, Any] | None:
+        found = await self.admin.get_json(
+            f"{self.base}/groups?search={quote(name)}&exact=true&briefRepresentation=false"
+        )
+        return next((g for g in found if g.get("path") == f"/{name}"), None)
+
+    async def _grant_roles(self, owner_path: str, roles: list[str]) -> bool:
+        """Add missing realm roles to a user or group (never removes any); True if any added."""
+        mappings = f"{owner_path}/role-mappings/realm"
+        granted = {r["name"] for r in await self.admin.get_json(mappings)}
+        missing = [r for r in roles if r not in granted]
+        if not missing:
+            return False
+        reps = [await self.admin.get_json(f"{self.base}/roles/{quote(r)}") for r in missing]
+        await self.admin.call("POST", mappings, json=reps)
+        return True
+
+    async def _user(self, want: dict[str, Any]) -> None:
+        label = f"user:{want['username']}"
+        have = await self._find_user(want["username"])
+        created = False
+        if have is None:
+            body = {k: v for k, v in want.items() if k not in ("realmRoles", "clientRoles")}
+            created = await self.admin.create(f"{self.base}/users", body)
+            have = await self._find_user(want["username"])
+            assert have is not None, f"user {want['username']} missing right after its creation"
+        path = f"{self.base}/users/{have['id']}"
+        profile = {k: v for k, v in want.items() if k not in _USER_LINKS}
+        updated = False
+        # Passwords are set on creation only: a developer may have changed theirs since.
+        if not created and not matches(profile, have):
+            await self.admin.call("PUT", path, json=profile)
+            updated = True
+        updated |= await self._grant_roles(path, want.get("realmRoles", []))
+        updated |= await self._join_groups(path, want.get("groups", []))
+        self.changes.add(label, created=created, updated=updated and not created)
+
+    async def _find_user(self, username: str) -> dict[str, Any] | None:
+        found = await self.admin.get_json(
+            f"{self.base}/users?username={quote(username)}&exact=true"
+        )
+        return next((u for u in found if u.get("username") == username.lower()), None)
+
+    async def _join_groups(self, user_path: str, groups: list[str]) -> bool:
+        member_of = {g["path"] for g in await self.admin.get_json(f"{user_path}/groups")}
+        added = False
+        for name in groups:
+            group_path = name if name.startswith("/") else f"/{name}"
+            if group_path in member_of:
+                continue
+            group = await self._find_group(group_path.lstrip("/"))
+            assert group is not None, f"group {group_path} of the realm file does not exist"
+            await self.admin.call("PUT", f"{user_path}/groups/{group['id']}")
+            added = True
+        return added

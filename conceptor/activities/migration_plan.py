@@ -1,0 +1,68 @@
+"""Pure migration logic: read the SQL files, checksum them, decide what is still to apply."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.exceptions import ApplicationError
+
+MIGRATION_EDITED = "MigrationEdited"
+MIGRATION_FAILED = "MigrationFailed"
+MIGRATIONS_MISSING = "MigrationsMissing"
+_NAME = re.compile(r"^\d{4}_[A-Za-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """One SQL file: its name (the order key), its text, and the checksum of its bytes."""
+
+    name: str
+    sql: str
+    checksum: str
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_migrations(directory: Path) -> list[MigrationFile]:
+    """Every `NNNN_name.sql` in `directory`, in name order; other .sql names are refused."""
+    if not directory.is_dir():
+        msg = f"migrations directory {directory} does not exist"
+        raise ApplicationError(msg, type=MIGRATIONS_MISSING, non_retryable=True)
+    files: list[MigrationFile] = []
+    for path in sorted(directory.glob("*.sql")):
+        if not _NAME.match(path.name):
+            msg = f"migration file {path.name} in {directory} is not named NNNN_description.sql"
+            raise ApplicationError(msg, type=MIGRATIONS_MISSING, non_retryable=True)
+        data = path.read_bytes()
+        files.append(MigrationFile(path.name, data.decode("utf-8"), checksum(data)))
+    return files
+
+
+def pending_migrations(files: list[MigrationFile], applied: dict[str, str]) -> list[MigrationFile]:
+    """Files not yet applied; an applied file whose checksum changed is refused, by name."""
+    for migration in files:
+        recorded = applied.get(migration.name)
+        if recorded is not None and recorded != migration.checksum:
+            msg = (
+                f"migration {migration.name} was edited after it was applied "
+                f"(recorded checksum {recorded[:12]}, file now {migration.checksum[:12]}): "
+                "restore the file and put the change in a new migration"
+            )
+            raise ApplicationError(msg, type=MIGRATION_EDITED, non_retryable=True)
+    return [m for m in files if m.name not in applied]
+
+
+def line_of(sql: str, position: str | int | None) -> int | None:
+    """The 1-based line of a server-reported character position in `sql`, if any."""
+    try:
+        offset = int(position) if position is not None else 0
+    except ValueError:
+        return None
+    if offset <= 0:
+        return None
+    return sql.count("\n", 0, offset - 1) + 1

@@ -1,0 +1,35 @@
+"""Redis activity: wait until the server answers PING."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from temporalio import activity
+
+from conceptor.activities.waiting import wait_for
+from conceptor.platform.settings import Settings
+from conceptor.workflows.provision_models import StepResult, WaitInput
+
+
+class RedisActivities:
+    """Activities bound to one settings object."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @activity.defn(name="wait_for_redis")
+    async def wait_for_redis(self, wait: WaitInput) -> StepResult:
+        """Until Redis answers PING."""
+
+        async def probe() -> str:
+            client = aioredis.from_url(
+                self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+            )
+            try:
+                await client.ping()
+                info = await client.info("server")
+            finally:
+                await client.aclose()
+            return f"redis {info.get('redis_version', '?')}"
+
+        address = f"{self.settings.host}:{self.settings.port('redis')}"
+        return await wait_for("redis", address, probe, wait)

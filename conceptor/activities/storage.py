@@ -1,0 +1,104 @@
+"""Object-storage activities: wait for MinIO, ensure the buckets and their access policies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from conceptor.activities.bucket_policy import normalize, policy_document
+from conceptor.activities.waiting import heartbeating, wait_for
+from conceptor.platform.s3 import s3_client
+from conceptor.platform.settings import BucketPolicy, Settings
+from conceptor.workflows.provision_models import StepResult, WaitInput
+
+BUCKET_REJECTED = "BucketRejected"
+# Codes that mean "the request, not the server, is wrong": retrying cannot help.
+_CONFIG_ERRORS = {"InvalidBucketName", "MalformedPolicy", "InvalidArgument", "AccessDenied"}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class StorageActivities:
+    """Activities bound to one settings object (the root credentials stay in it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @activity.defn(name="wait_for_minio")
+    async def wait_for_minio(self, wait: WaitInput) -> StepResult:
+        """Until an authenticated ListBuckets succeeds."""
+
+        async def probe() -> str:
+            async with s3_client(self.settings) as s3:
+                listed = await s3.list_buckets()
+            return f"{len(listed.get('Buckets', []))} buckets"
+
+        address = f"{self.settings.host}:{self.settings.port('minio')}"
+        return await wait_for("minio", address, probe, wait)
+
+    @activity.defn(name="ensure_buckets")
+    async def ensure_buckets(self) -> StepResult:
+        """Create missing buckets and correct their policies; objects are never touched."""
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        async with heartbeating(), s3_client(self.settings) as s3:
+            for bucket, policy in sorted(self.settings.buckets.items()):
+                try:
+                    made = await _ensure_bucket(s3, bucket)
+                    fixed = await _ensure_policy(s3, bucket, policy)
+                except ClientError as exc:
+                    if _code(exc) not in _CONFIG_ERRORS:
+                        raise
+                    msg = f"bucket {bucket!r} ({policy}) rejected by S3: {_code(exc)}: {exc}"
+                    raise ApplicationError(msg, type=BUCKET_REJECTED, non_retryable=True) from None
+                (created if made else updated if fixed else unchanged).append(f"{bucket}:{policy}")
+        return StepResult.from_counts(
+            created=created,
+            updated=updated,
+            unchanged=unchanged,
+            attempts=activity.info().attempt,
+            detail=", ".join(f"{b} {p}" for b, p in sorted(self.settings.buckets.items())),
+        )
+
+
+async def _ensure_bucket(s3: Any, bucket: str) -> bool:
+    """True if this call created the bucket; a concurrent creator's bucket is accepted."""
+    try:
+        await s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if _code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+    try:
+        await s3.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if _code(exc) in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            return False
+        raise
+    return True
+
+
+async def _ensure_policy(s3: Any, bucket: str, policy: BucketPolicy) -> bool:
+    """True if the policy read back differed from the wanted one and was corrected."""
+    wanted = policy_document(bucket, policy)
+    try:
+        current: str | None = (await s3.get_bucket_policy(Bucket=bucket))["Policy"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchBucketPolicy":
+            raise
+        current = None
+    if normalize(current) == normalize(wanted):
+        return False
+    if wanted is None:
+        await s3.delete_bucket_policy(Bucket=bucket)
+    else:
+        await s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wanted))
+    activity.logger.info("bucket %s policy set to %s", bucket, policy)
+    return True

@@ -1,0 +1,144 @@
+"""Client-side provisioning helpers shared by the CLI and the API: start, attach, report status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from conceptor.workers.queues import CORE_QUEUE
+from conceptor.workflows.provision import ProvisionWorkflow, ResetPostgresWorkflow
+from conceptor.workflows.provision_models import (
+    ALL_STEPS,
+    ProvisionInput,
+    ProvisionResult,
+    ResetPostgresResult,
+    StepName,
+    StepProgress,
+)
+
+PROVISION_WORKFLOW_ID = "provision"
+RESET_POSTGRES_WORKFLOW_ID = "reset-postgres"
+_QUERY_TIMEOUT = timedelta(seconds=3)
+
+ProvisionState = Literal["not_started", "running", "completed", "failed"]
+
+
+class ProvisionStatus(BaseModel):
+    """Where provisioning stands: the latest run under the `provision` id."""
+
+    state: ProvisionState
+    workflow_id: str
+    run_id: str | None = None
+    started_at: datetime | None = None
+    closed_at: datetime | None = None
+    steps: list[StepProgress] = []
+    result: ProvisionResult | None = None
+    error: str | None = None
+
+
+async def start_provision(
+    client: Client,
+    *,
+    steps: list[StepName] | None = None,
+    step_deadline_seconds: float | None = None,
+    workflow_id: str = PROVISION_WORKFLOW_ID,
+    task_queue: str = CORE_QUEUE,
+) -> WorkflowHandle[ProvisionWorkflow, ProvisionResult]:
+    """Start ProvisionWorkflow, or attach to the run already open under `workflow_id`."""
+    options: dict[str, Any] = {
+        "id": workflow_id,
+        "task_queue": task_queue,
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "static_summary": "Provision the environment: " + ", ".join(steps or ALL_STEPS),
+    }
+    if steps is None and step_deadline_seconds is None:
+        return await client.start_workflow(ProvisionWorkflow.run, **options)
+    arg = ProvisionInput(steps=steps, step_deadline_seconds=step_deadline_seconds)
+    return await client.start_workflow(ProvisionWorkflow.run, arg, **options)
+
+
+async def start_reset_postgres(
+    client: Client,
+    *,
+    workflow_id: str = RESET_POSTGRES_WORKFLOW_ID,
+    task_queue: str = CORE_QUEUE,
+) -> WorkflowHandle[ResetPostgresWorkflow, ResetPostgresResult]:
+    """Start ResetPostgresWorkflow (drops every table, re-applies the migrations), or attach."""
+    return await client.start_workflow(
+        ResetPostgresWorkflow.run,
+        id=workflow_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="Drop and re-migrate the application database",
+    )
+
+
+def _state(status: WorkflowExecutionStatus.ValueType | None) -> ProvisionState:
+    if status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+        return "running"
+    if status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+        return "completed"
+    return "failed"
+
+
+async def provision_status(
+    client: Client, *, workflow_id: str = PROVISION_WORKFLOW_ID
+) -> ProvisionStatus:
+    """State, per-step progress, result or error of the latest provisioning run."""
+    handle = client.get_workflow_handle(workflow_id, result_type=ProvisionResult)
+    try:
+        desc = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return ProvisionStatus(state="not_started", workflow_id=workflow_id)
+        raise
+    handle = client.get_workflow_handle(
+        workflow_id, run_id=desc.run_id, result_type=ProvisionResult
+    )
+    status = ProvisionStatus(
+        state=_state(desc.raw_description.workflow_execution_info.status),
+        workflow_id=workflow_id,
+        run_id=desc.run_id,
+        started_at=desc.start_time,
+        closed_at=desc.close_time,
+    )
+    if status.state != "running":
+        try:
+            status.result = await handle.result()
+        except WorkflowFailureError as exc:
+            status.error = str(exc.cause.message if hasattr(exc.cause, "message") else exc.cause)
+    status.steps = await _steps(client, handle, desc, status.result)
+    return status
+
+
+async def _steps(
+    client: Client, handle: WorkflowHandle[Any, Any], desc: Any, result: ProvisionResult | None
+) -> list[StepProgress]:
+    try:
+        progress = await handle.query(ProvisionWorkflow.progress, rpc_timeout=_QUERY_TIMEOUT)
+        steps = list(progress.steps)
+    except RPCError:
+        # No worker answers the query (e.g. none is running): fall back to the last result.
+        steps = [
+            StepProgress(step=name, state="completed", attempts=r.attempts, result=r)
+            for name, r in (result.steps.items() if result else [])
+        ]
+    # While a step retries, its live attempt count is in the pending activity's heartbeat.
+    pending = {pa.activity_type.name: pa for pa in desc.raw_description.pending_activities}
+    for step in steps:
+        pa = pending.get(step.step)
+        if pa is None or step.state != "running":
+            continue
+        attempts = pa.attempt
+        if pa.heartbeat_details.payloads:
+            details = await client.data_converter.decode(pa.heartbeat_details.payloads)
+            if details and isinstance(details[0], dict):
+                attempts = max(attempts, int(details[0].get("attempts", 0)))
+        step.attempts = attempts
+    return steps
