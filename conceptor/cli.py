@@ -7,6 +7,7 @@ import typer
 from conceptor.api.cli import api_app, panel_app
 from conceptor.platform.dev_cli import dev_app
 from conceptor.platform.logging import configure_from_settings
+from conceptor.workers.cli import worker_command
 
 app = typer.Typer(
     name="conceptor",
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(api_app, name="api")
 app.add_typer(panel_app, name="panel")
+app.command("worker")(worker_command)
 
 
 @app.callback()

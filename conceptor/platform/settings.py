@@ -148,6 +148,22 @@ class Settings(BaseSettings):
     # Provisioning
     provision_step_deadline_seconds: float = 180.0
 
+    # Workers and the media pipeline (conceptor/workers, conceptor/activities/media.py)
+    worker_grace_period_seconds: float = 30.0  # SIGTERM: in-flight activities get this long
+    worker_health_host: str | None = None  # health/metrics bind address; None: `host`
+    worker_max_concurrent_activities: dict[str, int] = {"core": 50, "media": 4}
+    worker_max_concurrent_workflow_tasks: dict[str, int] = {"core": 20, "media": 10}
+    worker_max_replicas: dict[str, int] = {"core": 4, "media": 8}  # manifests / Tilt ceiling
+    worker_resources: dict[str, dict[str, str]] = {
+        "core": {"cpu": "500m", "memory": "256Mi"},
+        "media": {"cpu": "1", "memory": "512Mi"},
+    }
+    media_thumbnail_sizes: tuple[int, ...] = (128, 512)  # longest edge, pixels
+    media_pool_kind: Literal["thread", "process"] = "thread"  # Pillow releases the GIL
+    media_pool_size: int = 4  # blocking media activities run in this pool, never on the loop
+    media_max_image_pixels: int = 64_000_000  # larger images are refused (decompression bombs)
+    media_heartbeat_timeout_seconds: float = 10.0  # a dead worker's task moves after this
+
     # API and panel (conceptor/api)
     api_max_upload_bytes: int = 10 * 1024 * 1024  # POST /api/media; larger bodies get 413
     api_max_body_bytes: int = 64 * 1024  # every other request body

@@ -1,0 +1,28 @@
+"""`conceptor worker <queue> --index <i>`: run one worker process of a declared queue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from conceptor.platform.settings import get_settings
+from conceptor.workers.declarations import QUEUES
+
+
+def worker_command(
+    queue: str = typer.Argument(..., help=f"task queue to serve: {', '.join(QUEUES)}"),
+    index: int = typer.Option(0, "--index", "-i", help="worker index: identity and health port"),
+) -> None:
+    """Run one worker of QUEUE: polls until SIGTERM, then drains in-flight activities."""
+    from conceptor.workers.runtime import run_worker
+
+    if queue not in QUEUES:
+        msg = f"unknown queue {queue!r}; known: {', '.join(sorted(QUEUES))}"
+        raise typer.BadParameter(msg, param_hint="QUEUE")
+    settings = get_settings()
+    try:
+        settings.worker_port(queue, index)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--index") from None
+    raise typer.Exit(asyncio.run(run_worker(settings, queue, index)))

@@ -1,0 +1,95 @@
+"""Task-queue declarations: what each queue hosts and how its worker processes run it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from conceptor.platform.settings import Settings
+from conceptor.workers.queues import CORE_QUEUE, MEDIA_QUEUE
+
+Blocking = Literal["thread", "process"]
+
+
+@dataclass(frozen=True)
+class QueueDeclaration:
+    """A queue as data: the runtime turns it into one `temporalio` Worker per process.
+
+    `blocking` says where the queue's non-async (CPU-bound) activities run: a thread or
+    process pool of `pool_size(settings)` workers; None means the queue has none.
+    """
+
+    name: str
+    workflows: Callable[[], Sequence[type]]
+    activities: Callable[[Settings], list[Callable[..., Any]]]
+    max_concurrent_activities: Callable[[Settings], int]
+    max_concurrent_workflow_tasks: Callable[[Settings], int]
+    blocking: Callable[[Settings], Blocking | None] = lambda _s: None
+    pool_size: Callable[[Settings], int] = lambda _s: 0
+    description: str = ""
+
+
+def _core_workflows() -> Sequence[type]:
+    # TODO(provisioning): import plainly once conceptor.workflows.provision lands.
+    try:
+        from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
+    except ModuleNotFoundError:
+        return []
+    return list(PROVISIONING_WORKFLOWS)
+
+
+def _core_activities(settings: Settings) -> list[Callable[..., Any]]:
+    from conceptor.activities.notify import notify_activities
+
+    # TODO(provisioning): import plainly once conceptor.activities.provisioning lands.
+    try:
+        from conceptor.activities.provisioning import provisioning_activities
+    except ModuleNotFoundError:
+        return notify_activities(settings)
+    return [*provisioning_activities(settings), *notify_activities(settings)]
+
+
+def _media_workflows() -> Sequence[type]:
+    from conceptor.workflows.media import MediaIngestWorkflow
+
+    return [MediaIngestWorkflow]
+
+
+def _media_activities(settings: Settings) -> list[Callable[..., Any]]:
+    from conceptor.activities.media import media_activities
+
+    return media_activities(settings)
+
+
+# Imports are deferred into the factories so `conceptor worker core` never loads Pillow and
+# declaring a queue costs nothing until a process actually runs it.
+QUEUES: dict[str, QueueDeclaration] = {
+    CORE_QUEUE: QueueDeclaration(
+        name=CORE_QUEUE,
+        workflows=_core_workflows,
+        activities=_core_activities,
+        max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[CORE_QUEUE],
+        max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[CORE_QUEUE],
+        description="environment provisioning and notifications",
+    ),
+    MEDIA_QUEUE: QueueDeclaration(
+        name=MEDIA_QUEUE,
+        workflows=_media_workflows,
+        activities=_media_activities,
+        max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[MEDIA_QUEUE],
+        max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[MEDIA_QUEUE],
+        blocking=lambda s: s.media_pool_kind,
+        pool_size=lambda s: s.media_pool_size,
+        description="media ingestion: thumbnails (CPU-bound, in a pool), asset rows",
+    ),
+}
+
+
+def get_queue(name: str) -> QueueDeclaration:
+    """The declaration of queue `name`, or a KeyError that lists the known queues."""
+    try:
+        return QUEUES[name]
+    except KeyError:
+        msg = f"unknown queue {name!r}; known: {', '.join(sorted(QUEUES))}"
+        raise KeyError(msg) from None

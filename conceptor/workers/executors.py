@@ -1,0 +1,45 @@
+"""The pool a queue's blocking activities run in: threads or processes, sized from settings."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from contextlib import AbstractContextManager, ExitStack
+
+from temporalio.worker import SharedStateManager
+
+from conceptor.platform.settings import Settings
+from conceptor.workers.declarations import QueueDeclaration
+
+
+class BlockingPool(AbstractContextManager["BlockingPool"]):
+    """Executor (and, for processes, the shared heartbeat state) handed to the SDK Worker."""
+
+    def __init__(self, declaration: QueueDeclaration, settings: Settings) -> None:
+        self.kind = declaration.blocking(settings)
+        self.size = declaration.pool_size(settings) if self.kind else 0
+        self.executor: concurrent.futures.Executor | None = None
+        self.shared_state: SharedStateManager | None = None
+        self._stack = ExitStack()
+        if self.kind is None:
+            return
+        if self.size < 1:
+            msg = f"queue {declaration.name!r} runs blocking work but its pool size is {self.size}"
+            raise ValueError(msg)
+        if self.kind == "thread":
+            self.executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self.size, thread_name_prefix=f"{declaration.name}-blocking"
+            )
+        else:
+            # spawn, not fork: the SDK's core runs native threads a fork would copy mid-flight.
+            ctx = multiprocessing.get_context("spawn")
+            manager = self._stack.enter_context(ctx.Manager())
+            self.shared_state = SharedStateManager.create_from_multiprocessing(manager)
+            self.executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.size, mp_context=ctx
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+        self._stack.close()
