@@ -7,6 +7,7 @@ import typer
 from conceptor.api.cli import api_app, panel_app
 from conceptor.platform.dev_cli import dev_app
 from conceptor.platform.logging import configure_from_settings
+from conceptor.platform.provision_cli import provision_command, reset_postgres_command
 from conceptor.workers.cli import worker_command
 
 app = typer.Typer(
@@ -19,6 +20,8 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(api_app, name="api")
 app.add_typer(panel_app, name="panel")
 app.command("worker")(worker_command)
+app.command("provision")(provision_command)
+app.command("reset-postgres")(reset_postgres_command)
 
 
 @app.callback()
