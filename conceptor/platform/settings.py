@@ -175,7 +175,8 @@ class Settings(BaseSettings):
     @field_validator("port_prefix")
     @classmethod
     def _prefix_is_three_digits(cls, value: str) -> str:
-        if not re.fullmatch(r"[1-6][0-9]{2}", value):
+        # 654 is the last prefix whose whole block (65400..65499) is below 65536.
+        if not re.fullmatch(r"[1-6][0-9]{2}", value) or int(value) > 654:
             msg = (
                 f"TILT_PORT_PREFIX={value!r} is not a valid prefix: it must be three digits "
                 "from 100 to 654, so that prefix+NN is a TCP port (e.g. 440 -> 44000..44099)"
