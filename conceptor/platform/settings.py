@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     mailpit_api_url_override: str | None = Field(
         default=None, validation_alias=AliasChoices("CENTRAL_MAILPIT_API_URL")
     )
-    app_image: str = "conceptor-app"  # the image of _dev-env/Dockerfile, as Tilt names it
+    app_image: str = "conceptor-app:dev"  # _dev-env/Dockerfile; Tilt swaps in its own build tag
     k8s_cpu_request: str = "50m"  # per app pod: N+M workers must fit a laptop's cluster
 
     # Provisioning
