@@ -1,12 +1,21 @@
-"""Request-body size limits, enforced while the body streams in (never read unbounded)."""
+"""Request-body rules per route: content type (415) and size, enforced while streaming (413)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class BodyRule:
+    """At most `max_bytes`; when `content_types` is set, a body must declare one of them."""
+
+    max_bytes: int
+    content_types: tuple[str, ...] = ()
 
 
 def too_large_detail(limit: int) -> str:
@@ -20,47 +29,65 @@ class BodyTooLargeError(HTTPException):
         super().__init__(status_code=413, detail=too_large_detail(limit))
 
 
-def _content_length(scope: Scope) -> int | None:
+def _header(scope: Scope, wanted: bytes) -> str | None:
     for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+        if name == wanted:
+            return str(value.decode("latin-1"))
     return None
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": too_large_detail(limit)}).encode()
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyLimitMiddleware:
-    """413 when Content-Length says too much, or when the streamed body passes the limit."""
+def _content_type_error(scope: Scope, rule: BodyRule) -> str | None:
+    """Why the declared content type is refused, or None when it is fine."""
+    if not rule.content_types:
+        return None
+    declared = _header(scope, b"content-type")
+    length = _header(scope, b"content-length")
+    has_body = declared is not None or length not in (None, "0")
+    if not has_body and _header(scope, b"transfer-encoding") is None:
+        return None  # no body at all: the route decides whether one is required
+    media_type = (declared or "").split(";", 1)[0].strip().lower()
+    if media_type in rule.content_types:
+        return None
+    allowed = " or ".join(rule.content_types)
+    return f"unsupported content type {media_type or '(none)'!r}: send {allowed}"
 
-    def __init__(self, app: ASGIApp, *, limit_for: Callable[[Scope], int]) -> None:
+
+class BodyLimitMiddleware:
+    """415 for a content type the route does not take; 413 past the route's size limit."""
+
+    def __init__(self, app: ASGIApp, *, rule_for: Callable[[Scope], BodyRule]) -> None:
         self.app = app
-        self.limit_for = limit_for
+        self.rule_for = rule_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope)
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            await _send_413(send, limit)
+        rule = self.rule_for(scope)
+        refused = _content_type_error(scope, rule)
+        if refused is not None:
+            await _send_json(send, 415, refused)
+            return
+        limit = rule.max_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            # Refused before a byte of the body is read.
+            await _send_json(send, 413, too_large_detail(limit))
             return
         received = 0
         started = False
@@ -85,4 +112,4 @@ class BodyLimitMiddleware:
         except BodyTooLargeError:
             if started:
                 raise
-            await _send_413(send, limit)
+            await _send_json(send, 413, too_large_detail(limit))

@@ -18,15 +18,15 @@ from temporalio.service import RPCError
 
 from conceptor.api.auth import JWKSUnavailableError, TokenVerifier
 from conceptor.api.deps import Resources
-from conceptor.api.limits import BodyLimitMiddleware
-from conceptor.api.routes import health, links, workers
+from conceptor.api.limits import BodyLimitMiddleware, BodyRule
+from conceptor.api.routes import health, links, media, provision, status, workers
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings, get_settings
 from conceptor.platform.temporal import connect_with_retry
 
 log = get_logger("conceptor.api")
 ROOT_PATH = "/api"
-UPLOAD_PATHS = frozenset({"/media"})
+ROUTERS = (health, provision, media, workers, status, links)
 
 
 @asynccontextmanager
@@ -77,14 +77,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    def limit_for(scope: Scope) -> int:
-        if get_route_path(scope) in UPLOAD_PATHS:
-            return settings.api_max_upload_bytes
-        return settings.api_max_body_bytes
+    upload = BodyRule(settings.api_max_upload_bytes, ("multipart/form-data",))
+    other = BodyRule(settings.api_max_body_bytes, ("application/json",))
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    def rule_for(scope: Scope) -> BodyRule:
+        return upload if get_route_path(scope) == "/media" else other
+
+    app.add_middleware(BodyLimitMiddleware, rule_for=rule_for)
     app.add_exception_handler(RPCError, _temporal_unavailable)
     app.add_exception_handler(JWKSUnavailableError, _jwks_unavailable)
-    for module in (health, links, workers):
+    for module in ROUTERS:
         app.include_router(module.router)
     return app

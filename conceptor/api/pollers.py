@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
@@ -42,7 +42,10 @@ async def _describe(client: Client, queue: str, kind: str) -> list[tuple[str, da
     )
     resp = await client.workflow_service.describe_task_queue(request, timeout=timedelta(seconds=5))
     return [
-        (p.identity, p.last_access_time.ToDatetime() if p.HasField("last_access_time") else None)
+        (
+            p.identity,
+            p.last_access_time.ToDatetime(tzinfo=UTC) if p.HasField("last_access_time") else None,
+        )
         for p in resp.pollers
     ]
 

@@ -1,0 +1,139 @@
+// The status panel: polls /api/status (public, read-only) and renders it; no framework.
+"use strict";
+
+const REFRESH_MS = 3000;
+const STATE_CLASS = {
+  completed: "done", done: "done", ready: "done", succeeded: "done",
+  running: "running", processing: "running", pending: "pending", uploaded: "pending",
+  failed: "failed", terminated: "failed", timed_out: "failed", canceled: "failed",
+};
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null) continue;
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function pill(state, label) {
+  const cls = STATE_CLASS[state] || "unknown";
+  return el("span", { class: `pill pill-${cls}`, "data-state": state }, label || (cls === "done" ? "done" : state));
+}
+
+function setPill(node, state, label) {
+  const fresh = pill(state, label);
+  node.className = fresh.className;
+  node.dataset.state = state;
+  node.textContent = fresh.textContent;
+}
+
+function seconds(value) {
+  return typeof value === "number" ? `${value.toFixed(1)} s` : "";
+}
+
+function renderProvision(provision) {
+  const body = document.querySelector("#steps tbody");
+  body.replaceChildren();
+  const state = document.getElementById("provision-state");
+  if (!provision) {
+    setPill(state, "unknown", "unavailable");
+    return;
+  }
+  setPill(state, provision.state, provision.state.replace("_", " "));
+  if (!provision.steps.length) {
+    body.append(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "not provisioned yet")));
+  }
+  for (const step of provision.steps) {
+    const result = step.error ? step.error : step.outcome || "";
+    body.append(
+      el("tr", { "data-step": step.step },
+        el("td", {}, el("code", {}, step.step)),
+        el("td", {}, pill(step.state)),
+        el("td", { class: step.error ? "" : "num" }, result),
+        el("td", { class: "num" }, step.attempts),
+        el("td", { class: "num" }, seconds(step.duration_seconds)),
+      ),
+    );
+  }
+}
+
+function renderQueues(queues) {
+  const box = document.getElementById("queues");
+  box.replaceChildren();
+  if (!queues) {
+    box.append(el("p", { class: "empty" }, "Temporal unavailable"));
+    return;
+  }
+  for (const queue of queues) {
+    const n = queue.pollers.length;
+    const item = el("div", { class: "queue", "data-queue": queue.name },
+      el("div", { class: "queue-name" }, el("code", {}, queue.name),
+        pill(n ? "completed" : "pending", `${n} worker${n === 1 ? "" : "s"}`)));
+    for (const poller of queue.pollers) item.append(el("div", { class: "poller" }, poller.identity));
+    box.append(item);
+  }
+}
+
+function renderMedia(media) {
+  const grid = document.getElementById("media");
+  grid.replaceChildren();
+  document.getElementById("media-count").textContent = media ? `${media.length} shown` : "";
+  if (!media || !media.length) {
+    grid.append(el("p", { class: "empty" }, media ? "no uploads yet — POST /api/media" : "media unavailable"));
+    return;
+  }
+  for (const asset of media) {
+    const thumb = asset.thumbnail_url
+      ? el("img", { src: asset.thumbnail_url, alt: asset.filename, loading: "lazy" })
+      : el("div", { class: "thumb-missing" }, "no thumbnail");
+    grid.append(el("div", { class: "media-item", "data-media": asset.id }, thumb,
+      el("div", { class: "media-meta" }, el("span", { title: asset.filename }, asset.filename), pill(asset.status))));
+  }
+}
+
+function renderSummary(status) {
+  const ok = status.provision && status.provision.state === "completed";
+  const workers = (status.queues || []).every((q) => q.pollers.length > 0);
+  const summary = document.getElementById("summary");
+  if (ok && workers) setPill(summary, "completed", "environment ready");
+  else if (status.provision && status.provision.state === "failed") setPill(summary, "failed", "provisioning failed");
+  else setPill(summary, "pending", "not ready yet");
+}
+
+async function refresh() {
+  try {
+    const resp = await fetch("/api/status", { cache: "no-store" });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const status = await resp.json();
+    renderProvision(status.provision);
+    renderQueues(status.queues);
+    renderMedia(status.media);
+    renderSummary(status);
+    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+  } catch (err) {
+    setPill(document.getElementById("summary"), "failed", `API unreachable (${err.message})`);
+  }
+}
+
+async function loadLinks() {
+  const list = document.getElementById("links");
+  try {
+    const resp = await fetch("/api/links");
+    const data = await resp.json();
+    list.replaceChildren(...data.links.map((link) =>
+      el("li", {}, el("a", { href: link.url, target: "_blank", rel: "noopener" }, link.name, el("small", {}, link.url)))));
+  } catch (err) {
+    list.replaceChildren(el("li", { class: "empty" }, `links unavailable (${err.message})`));
+  }
+}
+
+loadLinks();
+refresh();
+setInterval(refresh, REFRESH_MS);

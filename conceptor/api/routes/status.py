@@ -1,0 +1,119 @@
+"""The panel's summary (public, read-only): provisioning steps, workers, recent thumbnails.
+
+Public on purpose: the panel is a plain page without a login, and this summary holds
+nothing a token protects (step names and states, worker identities, thumbnail links of a
+public-read bucket). Full resources (`/provision`, `/workers`, `/media`) need a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from conceptor.api.deps import ResourcesDep
+from conceptor.api.pollers import QueuePollers, all_queue_pollers
+from conceptor.platform.logging import get_logger
+from conceptor.platform.media import list_assets
+from conceptor.platform.provisioning import provision_status
+
+router = APIRouter(prefix="/status", tags=["panel"])
+log = get_logger("conceptor.api.status")
+T = TypeVar("T")
+RECENT_MEDIA = 12
+
+
+class StepSummary(BaseModel):
+    """One provisioning step as the panel shows it."""
+
+    step: str
+    state: str
+    outcome: str | None
+    attempts: int
+    duration_seconds: float | None
+    error: str | None
+
+
+class ProvisionSummary(BaseModel):
+    """The latest provisioning run: overall state and each step."""
+
+    state: str
+    steps: list[StepSummary]
+    error: str | None
+
+
+class MediaSummary(BaseModel):
+    """A recent asset: name, status and its smallest thumbnail (once ready)."""
+
+    id: uuid.UUID
+    filename: str
+    status: str
+    thumbnail_url: str | None
+
+
+class PanelStatus(BaseModel):
+    """Each part is null when its source is unreachable; the rest still shows."""
+
+    provision: ProvisionSummary | None
+    queues: list[QueuePollers] | None
+    media: list[MediaSummary] | None
+
+
+async def _or_none(what: str, call: Awaitable[T]) -> T | None:
+    try:
+        return await call
+    except Exception as exc:  # the panel shows what it can; the reason goes to the log
+        log.warning("panel status part unavailable", part=what, error=str(exc)[:200])
+        return None
+
+
+async def _provision(resources: ResourcesDep) -> ProvisionSummary | None:
+    client = resources.temporal_client()
+    if client is None:
+        return None
+    status = await provision_status(client)
+    steps = [
+        StepSummary(
+            step=s.step,
+            state=s.state,
+            outcome=s.result.outcome if s.result else None,
+            attempts=s.attempts,
+            duration_seconds=s.duration_seconds,
+            error=s.error,
+        )
+        for s in status.steps
+    ]
+    return ProvisionSummary(state=status.state, steps=steps, error=status.error)
+
+
+async def _queues(resources: ResourcesDep) -> list[QueuePollers] | None:
+    client = resources.temporal_client()
+    return None if client is None else await all_queue_pollers(client)
+
+
+async def _media(resources: ResourcesDep) -> list[MediaSummary]:
+    assets = await list_assets(resources.settings, limit=RECENT_MEDIA)
+    return [
+        MediaSummary(
+            id=a.id,
+            filename=a.filename,
+            status=a.status,
+            thumbnail_url=a.thumbnail_urls[min(a.thumbnail_urls)] if a.thumbnail_urls else None,
+        )
+        for a in assets
+    ]
+
+
+@router.get("")
+async def get_status(resources: ResourcesDep) -> PanelStatus:
+    """Provisioning per step, pollers per queue and recent media, for the panel (no token)."""
+    provision, queues, media = await asyncio.gather(
+        _or_none("provision", _provision(resources)),
+        _or_none("queues", _queues(resources)),
+        _or_none("media", _media(resources)),
+    )
+    return PanelStatus(provision=provision, queues=queues, media=media)
