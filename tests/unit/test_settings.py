@@ -85,9 +85,7 @@ def test_port_slots_are_unique_and_inside_the_block() -> None:
 
 
 @pytest.mark.parametrize("prefix", ["44", "4400", "abc", "099", "655", "699", ""])
-def test_bad_prefix_is_refused_with_the_rule(
-    monkeypatch: pytest.MonkeyPatch, prefix: str
-) -> None:
+def test_bad_prefix_is_refused_with_the_rule(monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
     """A prefix that cannot make TCP ports is refused, naming the variable and the rule."""
     monkeypatch.setenv("TILT_PORT_PREFIX", prefix)
     with pytest.raises(ValidationError) as err:
