@@ -94,7 +94,7 @@ function renderMedia(media) {
       ? el("img", { src: asset.thumbnail_url, alt: asset.filename, loading: "lazy" })
       : el("div", { class: "thumb-missing" }, "no thumbnail");
     grid.append(el("div", { class: "media-item", "data-media": asset.id }, thumb,
-      el("div", { class: "media-meta" }, el("span", { title: asset.filename }, asset.filename), pill(asset.status))));
+      el("div", { class: "media-meta" }, el("span", { title: asset.filename }, asset.filename), pill(asset.status, asset.status))));
   }
 }
 
