@@ -31,22 +31,15 @@ class QueueDeclaration:
 
 
 def _core_workflows() -> Sequence[type]:
-    # TODO(provisioning): import plainly once conceptor.workflows.provision lands.
-    try:
-        from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
-    except ModuleNotFoundError:
-        return []
+    from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
+
     return list(PROVISIONING_WORKFLOWS)
 
 
 def _core_activities(settings: Settings) -> list[Callable[..., Any]]:
     from conceptor.activities.notify import notify_activities
+    from conceptor.activities.provisioning import provisioning_activities
 
-    # TODO(provisioning): import plainly once conceptor.activities.provisioning lands.
-    try:
-        from conceptor.activities.provisioning import provisioning_activities
-    except ModuleNotFoundError:
-        return notify_activities(settings)
     return [*provisioning_activities(settings), *notify_activities(settings)]
 
 
