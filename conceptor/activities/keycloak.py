@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from temporalio import activity
 
-from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.keycloak_admin import AdminTokens, KeycloakAdmin
 from conceptor.activities.keycloak_realm import RealmReconciler
 from conceptor.activities.realm_file import load_realm
 from conceptor.activities.waiting import heartbeating, wait_for
@@ -20,6 +20,7 @@ class KeycloakActivities:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.tokens = AdminTokens(settings)
 
     @activity.defn(name="wait_for_keycloak")
     async def wait_for_keycloak(self, wait: WaitInput) -> StepResult:
@@ -27,8 +28,12 @@ class KeycloakActivities:
 
         async def probe() -> str:
             async with httpx.AsyncClient(timeout=5) as http:
-                await KeycloakAdmin(self.settings, http).token()
-            return "admin token issued"
+                if self.tokens.cached() is None:
+                    await self.tokens.grant(http)
+                    return "admin token issued"
+                # A token from a previous run still works: the admin API answers with it.
+                await KeycloakAdmin(self.settings, http, self.tokens).call("GET", "/realms/master")
+            return "admin API answers"
 
         address = f"{self.settings.host}:{self.settings.port('keycloak')}"
         return await wait_for("keycloak", address, probe, wait)
@@ -39,11 +44,12 @@ class KeycloakActivities:
         path = Path(self.settings.realm_file)
         realm = load_realm(path, self.settings)
         async with heartbeating(), httpx.AsyncClient(timeout=30) as http:
-            changes = await RealmReconciler(KeycloakAdmin(self.settings, http), realm).run()
+            admin = KeycloakAdmin(self.settings, http, self.tokens)
+            changes = await RealmReconciler(admin, realm).run()
         return StepResult.from_counts(
-            created=changes.created,
-            updated=changes.updated,
-            unchanged=changes.unchanged,
+            created=sorted(changes.created),
+            updated=sorted(changes.updated),
+            unchanged=sorted(changes.unchanged),
             attempts=activity.info().attempt,
             detail=f"realm {realm['realm']} from {path.name}",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -16,16 +17,26 @@ class KeycloakError(RuntimeError):
     """A transient or unexpected answer (retryable)."""
 
 
-class KeycloakAdmin:
-    """Calls `/admin/realms/...` with a token of the master realm's admin user."""
+class AdminTokens:
+    """The master realm admin's token, kept until shortly before it expires.
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    A password grant costs Keycloak a password hash (~0.5 s); a warm re-run must not pay it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.http = http
         self._token: str | None = None
+        self._expires = 0.0
 
-    async def token(self) -> str:
-        resp = await self.http.post(
+    def cached(self) -> str | None:
+        return self._token if time.monotonic() < self._expires else None
+
+    def forget(self) -> None:
+        self._token = None
+        self._expires = 0.0
+
+    async def grant(self, http: httpx.AsyncClient) -> str:
+        resp = await http.post(
             f"{self.settings.keycloak_url}/realms/master/protocol/openid-connect/token",
             data={
                 "grant_type": "password",
@@ -37,20 +48,33 @@ class KeycloakAdmin:
         if resp.status_code != 200:
             msg = f"admin token refused by {self.settings.keycloak_url}: HTTP {resp.status_code}"
             raise KeycloakError(msg)
-        self._token = str(resp.json()["access_token"])
+        body = resp.json()
+        self._token = str(body["access_token"])
+        self._expires = time.monotonic() + float(body.get("expires_in", 60)) - 10
         return self._token
+
+    async def get(self, http: httpx.AsyncClient) -> str:
+        return self.cached() or await self.grant(http)
+
+
+class KeycloakAdmin:
+    """Calls `/admin/realms/...` with a token of the master realm's admin user."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, tokens: AdminTokens) -> None:
+        self.settings = settings
+        self.http = http
+        self.tokens = tokens
 
     async def call(
         self, method: str, path: str, *, json: Any = None, ok: tuple[int, ...] = (200, 201, 204)
     ) -> httpx.Response:
         """One admin call; 400-class answers other than `ok` (and 401) are non-retryable."""
-        if self._token is None:
-            await self.token()
         url = f"{self.settings.keycloak_url}/admin{path}"
-        resp = await self.http.request(method, url, json=json, headers=self._headers())
-        if resp.status_code == 401:  # tokens live 60 s by default: refresh once
-            await self.token()
-            resp = await self.http.request(method, url, json=json, headers=self._headers())
+        token = await self.tokens.get(self.http)
+        resp = await self.http.request(method, url, json=json, headers=_bearer(token))
+        if resp.status_code == 401:  # expired or revoked (Keycloak restarted): grant once more
+            token = await self.tokens.grant(self.http)
+            resp = await self.http.request(method, url, json=json, headers=_bearer(token))
         if resp.status_code in ok:
             return resp
         detail = resp.text[:500]
@@ -58,9 +82,6 @@ class KeycloakAdmin:
         if 400 <= resp.status_code < 500 and resp.status_code not in (401, 408, 429):
             raise ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)
         raise KeycloakError(msg)
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"}
 
     async def get_json(self, path: str) -> Any:
         return (await self.call("GET", path)).json()
@@ -74,3 +95,7 @@ class KeycloakAdmin:
         """POST; True if created, False on 409 (someone else created it meanwhile)."""
         resp = await self.call("POST", path, json=body, ok=(200, 201, 204, 409))
         return resp.status_code != 409
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

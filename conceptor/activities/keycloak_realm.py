@@ -3,6 +3,7 @@ groups and users one by one (create-or-accept-existing, update only what differs
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -68,15 +69,15 @@ class RealmReconciler:
         ):
             self._all_created()
             return self.changes
-        await self._settings()
-        for role in self.realm.get("roles", {}).get("realm", []):
-            await self._role(role)
-        for client in self.realm.get("clients", []):
-            await self._client(client)
-        for group in self.realm.get("groups", []):
-            await self._group(group)
-        for user in self.realm.get("users", []):
-            await self._user(user)
+        # Independent resources are reconciled concurrently; groups and users refer to roles
+        # (and users to groups), so those come in later rounds.
+        roles = self.realm.get("roles", {}).get("realm", [])
+        await asyncio.gather(self._settings(), *(self._role(r) for r in roles))
+        await asyncio.gather(
+            *(self._client(c) for c in self.realm.get("clients", [])),
+            *(self._group(g) for g in self.realm.get("groups", [])),
+        )
+        await asyncio.gather(*(self._user(u) for u in self.realm.get("users", [])))
         return self.changes
 
     def _all_created(self) -> None:

@@ -1,0 +1,230 @@
+"""ProvisionWorkflow's orchestration, with its activities replaced under their real names."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from conceptor.platform.provisioning import provision_status, start_provision
+from conceptor.workflows.provision import PROVISIONING_WORKFLOWS, ProvisionWorkflow
+from conceptor.workflows.provision_models import (
+    ALL_STEPS,
+    ProvisionDefaults,
+    StepResult,
+    WaitInput,
+)
+
+TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
+Behaviour = Callable[[], Any]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
+    ) as environment:
+        yield environment
+
+
+def fake_activities(
+    behaviours: dict[str, Behaviour], calls: list[str], deadline: float = 30.0
+) -> list[Callable[..., Any]]:
+    """One activity per step name; a behaviour may raise, or return a StepResult."""
+
+    def make(step: str) -> Callable[..., Any]:
+        async def run_step(*args: Any) -> StepResult:
+            calls.append(step)
+            behaviour = behaviours.get(step)
+            if behaviour is not None:
+                value = behaviour()
+                if asyncio.iscoroutine(value):
+                    value = await value
+                if isinstance(value, StepResult):
+                    return value
+            if step.startswith("wait_for_"):
+                assert isinstance(args[0], WaitInput)
+                assert args[0].deadline_seconds == deadline
+                return StepResult(attempts=2, detail=f"{step} ok")
+            return StepResult.from_counts(created=[f"{step}-1"], updated=[], unchanged=["x"])
+
+        if step.startswith("wait_for_"):
+
+            async def waiting(wait: WaitInput) -> StepResult:
+                return await run_step(wait)
+
+            return activity.defn(name=step)(waiting)
+
+        async def plain() -> StepResult:
+            return await run_step()
+
+        return activity.defn(name=step)(plain)
+
+    @activity.defn(name="provision_defaults")
+    async def defaults() -> ProvisionDefaults:
+        return ProvisionDefaults(step_deadline_seconds=deadline)
+
+    return [defaults, *(make(step) for step in ALL_STEPS)]
+
+
+async def _run(
+    env: WorkflowEnvironment, acts: list[Callable[..., Any]], **start: Any
+) -> tuple[Any, str, str]:
+    queue = f"test-{uuid.uuid4()}"
+    workflow_id = f"provision-{uuid.uuid4()}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=PROVISIONING_WORKFLOWS, activities=acts
+    ):
+        handle = await start_provision(
+            env.client, workflow_id=workflow_id, task_queue=queue, **start
+        )
+        try:
+            return await handle.result(), workflow_id, queue
+        except WorkflowFailureError as exc:
+            status = await provision_status(env.client, workflow_id=workflow_id)
+            return exc, workflow_id, status.model_dump_json()
+
+
+async def test_provision_runs_every_step_and_reports_outcomes(env: WorkflowEnvironment) -> None:
+    """All seven steps run; waits say unchanged with their attempts, the rest what changed."""
+    calls: list[str] = []
+    result, _, _ = await _run(env, fake_activities({}, calls))
+    assert sorted(calls) == sorted(ALL_STEPS)
+    assert list(result.steps) == list(ALL_STEPS)
+    assert result.outcomes == {
+        "wait_for_postgres": "unchanged",
+        "migrate_postgres": "updated",
+        "wait_for_redis": "unchanged",
+        "wait_for_minio": "unchanged",
+        "ensure_buckets": "updated",
+        "wait_for_keycloak": "unchanged",
+        "import_realm": "updated",
+    }
+    assert result.steps["migrate_postgres"].counts == {"created": 1, "updated": 0, "unchanged": 1}
+    assert result.steps["wait_for_redis"].attempts == 2
+
+
+async def test_provision_runs_the_four_chains_concurrently(env: WorkflowEnvironment) -> None:
+    """Each wait step only returns once all four have started: sequential chains would hang."""
+    started = asyncio.Event()
+    waiting: set[str] = set()
+
+    def barrier(step: str) -> Behaviour:
+        async def wait() -> None:
+            waiting.add(step)
+            if len(waiting) == 4:
+                started.set()
+            await asyncio.wait_for(started.wait(), timeout=10)
+
+        return wait
+
+    waits = [s for s in ALL_STEPS if s.startswith("wait_for_")]
+    calls: list[str] = []
+    result, _, _ = await _run(env, fake_activities({s: barrier(s) for s in waits}, calls))
+    assert waiting == set(waits)
+    assert set(result.steps) == set(ALL_STEPS)
+    # Within a chain the order holds: the wait before its follower.
+    assert calls.index("wait_for_postgres") < calls.index("migrate_postgres")
+    assert calls.index("wait_for_keycloak") < calls.index("import_realm")
+
+
+async def test_provision_fails_with_the_step_message(env: WorkflowEnvironment) -> None:
+    """A non-retryable step failure fails the run with its message; other chains still finish."""
+
+    def failing() -> None:
+        msg = 'migration 0002_x.sql failed at line 3: 42601 syntax error at or near "SELEC"'
+        raise ApplicationError(msg, type="MigrationFailed", non_retryable=True)
+
+    calls: list[str] = []
+    exc, _, status_json = await _run(env, fake_activities({"migrate_postgres": failing}, calls))
+    assert isinstance(exc, WorkflowFailureError)
+    assert isinstance(exc.cause, ApplicationError)
+    assert exc.cause.message == (
+        "provisioning failed: migrate_postgres: migration 0002_x.sql failed at line 3: 42601 "
+        'syntax error at or near "SELEC"'
+    )
+    assert calls.count("migrate_postgres") == 1  # non-retryable: not retried
+    assert "import_realm" in calls and "ensure_buckets" in calls
+    assert '"state":"failed"' in status_json
+
+
+async def test_provision_skips_the_rest_of_a_failed_chain(env: WorkflowEnvironment) -> None:
+    """When a wait fails, its chain's later step is skipped and says why."""
+
+    def unreachable() -> None:
+        msg = "keycloak at 127.0.0.1:1 was not ready within the 30s deadline (5 attempts)"
+        raise ApplicationError(msg, type="ServiceUnreachable", non_retryable=True)
+
+    calls: list[str] = []
+    acts = fake_activities({"wait_for_keycloak": unreachable}, calls)
+    queue, workflow_id = f"test-{uuid.uuid4()}", f"provision-{uuid.uuid4()}"
+    async with Worker(
+        env.client, task_queue=queue, workflows=PROVISIONING_WORKFLOWS, activities=acts
+    ):
+        handle = await start_provision(env.client, workflow_id=workflow_id, task_queue=queue)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        progress = await handle.query(ProvisionWorkflow.progress)
+    states = {p.step: (p.state, p.error) for p in progress.steps}
+    assert states["wait_for_keycloak"] == (
+        "failed",
+        "keycloak at 127.0.0.1:1 was not ready within the 30s deadline (5 attempts)",
+    )
+    assert states["import_realm"] == ("skipped", "not run: wait_for_keycloak failed")
+    assert "import_realm" not in calls
+    assert progress.finished is True
+
+
+async def test_provision_runs_only_selected_steps(env: WorkflowEnvironment) -> None:
+    """Optional input selects steps; the others are skipped."""
+    calls: list[str] = []
+    result, _, _ = await _run(
+        env, fake_activities({}, calls), steps=["wait_for_redis", "ensure_buckets"]
+    )
+    assert sorted(calls) == ["ensure_buckets", "wait_for_redis"]
+    assert list(result.steps) == ["wait_for_redis", "ensure_buckets"]
+
+
+async def test_provision_retries_a_transient_failure(env: WorkflowEnvironment) -> None:
+    """A retryable error is retried; the step then completes with the later attempt's result."""
+    attempts: list[int] = []
+
+    def flaky() -> StepResult | None:
+        attempts.append(activity.info().attempt)
+        if activity.info().attempt < 3:
+            msg = "connection reset"
+            raise RuntimeError(msg)
+        return StepResult(outcome="unchanged", attempts=activity.info().attempt)
+
+    calls: list[str] = []
+    result, _, _ = await _run(env, fake_activities({"ensure_buckets": flaky}, calls))
+    assert attempts == [1, 2, 3]
+    assert result.steps["ensure_buckets"].attempts == 3
+
+
+async def test_provision_step_deadline_is_a_clear_failure(env: WorkflowEnvironment) -> None:
+    """A step that does not finish within its deadline fails the run, naming step and deadline."""
+
+    async def hang() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+
+    calls: list[str] = []
+    exc, _, _ = await _run(
+        env, fake_activities({"import_realm": hang}, calls, deadline=1.0), step_deadline_seconds=1.0
+    )
+    assert isinstance(exc, WorkflowFailureError)
+    assert exc.cause.message.startswith(  # type: ignore[union-attr]
+        "provisioning failed: import_realm: import_realm did not finish within its 1s deadline"
+    )
