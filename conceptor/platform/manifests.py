@@ -147,7 +147,8 @@ def _container(
     return V1Container(
         name=name,
         image=image,
-        command=command,
+        # args, not command: the image's entrypoint runs them (SIGTERM, live-update restarts).
+        args=command,
         env=app_env(settings),
         ports=[V1ContainerPort(name="http", container_port=port)],
         # A first start waits for Temporal: give it minutes before liveness may restart it.
