@@ -1,0 +1,53 @@
+"""Queue declarations: what each queue hosts and how its pool is sized from settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from conceptor.platform.settings import Settings
+from conceptor.workers.declarations import QUEUES, get_queue
+from conceptor.workers.executors import BlockingPool
+from conceptor.workers.runtime import worker_identity
+
+
+def test_queues_declare_core_and_media() -> None:
+    """core hosts provisioning + notifications; media hosts ingestion, blocking in a pool."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    core, media = QUEUES["core"], QUEUES["media"]
+    assert [w.__name__ for w in core.workflows()] == ["ProvisionWorkflow", "ResetPostgresWorkflow"]
+    core_names = {
+        getattr(a, "__temporal_activity_definition").name for a in core.activities(settings)
+    }
+    assert {"send_notification", "migrate_postgres", "ensure_buckets"} <= core_names
+    assert core.blocking(settings) is None
+    assert [w.__name__ for w in media.workflows()] == ["MediaIngestWorkflow"]
+    media_names = [
+        getattr(a, "__temporal_activity_definition").name for a in media.activities(settings)
+    ]
+    assert media_names == [
+        "create_thumbnails",
+        "mark_asset_processing",
+        "complete_asset",
+        "fail_asset",
+    ]
+    assert (media.blocking(settings), media.pool_size(settings)) == ("thread", 4)
+
+
+def test_media_pool_follows_settings() -> None:
+    """Pool kind and size come from settings, not code."""
+    settings = Settings(_env_file=None, media_pool_size=3)  # type: ignore[call-arg]
+    with BlockingPool(QUEUES["media"], settings) as pool:
+        assert (pool.kind, pool.size, pool.executor._max_workers) == ("thread", 3, 3)
+    with BlockingPool(QUEUES["core"], settings) as pool:
+        assert (pool.kind, pool.executor) == (None, None)
+
+
+def test_get_queue_unknown_lists_known() -> None:
+    with pytest.raises(KeyError, match="unknown queue 'video'; known: core, media"):
+        get_queue("video")
+
+
+def test_worker_identity_names_queue_index_host() -> None:
+    import socket
+
+    assert worker_identity("media", 3) == f"worker-media-3@{socket.gethostname()}"
