@@ -1,87 +1,23 @@
-"""Fixtures for the API layer: `conceptor api/panel serve` and workers as real subprocesses,
-a provisioned realm, and tokens from it (password grant) or forged with another key."""
+"""Fixtures of the API layer: api/panel/workers as real subprocesses, provisioning, tokens.
+
+Load with `pytest_plugins = ["tests.api_stack"]`; plain helpers live in tests/api_helpers.py."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.settings import Settings
+from tests.api_helpers import LOG_DIR, ApiStack, Processes, answers, dev_user, password_token
 from tests.helpers import wait_until
-
-LOG_DIR = Path(__file__).parent / "artifacts" / "api"
-
-
-class Processes:
-    """`python -m conceptor ...` children, logs in tests/artifacts/api, stopped by SIGTERM."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = {**os.environ, **env}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
-
-    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log = open(LOG_DIR / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
-        self._logs.append(log)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "conceptor", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def alive(self, name: str) -> bool:
-        return self.procs[name].poll() is None
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        for log in self._logs:
-            log.close()
-
-
-def _answers(url: str, *, host: str | None = None) -> bool:
-    try:
-        headers = {"host": host} if host else {}
-        return httpx.get(url, headers=headers, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-@dataclass(frozen=True)
-class ApiStack:
-    """Where the API answers: through the front-door (what users call) and directly."""
-
-    settings: Settings
-    front_door: str
-    direct: str
 
 
 @pytest.fixture(scope="session")
@@ -99,12 +35,12 @@ def api_stack(local_stack: LocalStack, app_processes: Processes) -> ApiStack:
     app_processes.spawn("panel", "panel", "serve")
     front = f"http://localhost:{settings.port('front_door')}"
     wait_until(
-        lambda: app_processes.alive("api") and _answers(f"{front}/api/health"),
+        lambda: app_processes.alive("api") and answers(f"{front}/api/health"),
         timeout=60,
         message=f"API not answering through the front-door; log in {LOG_DIR}/api.log",
     )
     wait_until(
-        lambda: app_processes.alive("panel") and _answers(f"{front}/"),
+        lambda: app_processes.alive("panel") and answers(f"{front}/"),
         timeout=60,
         message=f"panel not answering through the front-door; log in {LOG_DIR}/panel.log",
     )
@@ -126,7 +62,7 @@ def workers(local_stack: LocalStack, app_processes: Processes) -> None:
         wait_until(
             lambda port=port, q=queue: (
                 app_processes.alive(f"worker-{q}-0")
-                and _answers(f"http://{settings.host}:{port}/readyz")
+                and answers(f"http://{settings.host}:{port}/readyz")
             ),
             timeout=90,
             message=f"worker {queue}-0 never became ready; log in {LOG_DIR}/worker-{queue}-0.log",
@@ -159,68 +95,75 @@ def provisioned(api_stack: ApiStack, workers: None) -> Any:
     return status
 
 
-@dataclass(frozen=True)
-class DevUser:
-    username: str
-    password: str
-    roles: frozenset[str]
-
-
-def realm_users(settings: Settings) -> list[DevUser]:
-    """The dev users of the realm file, with their plain-text dev passwords."""
-    realm = json.loads(settings.realm_file.read_text())
-    users = []
-    for entry in realm.get("users", []):
-        passwords = [
-            c["value"] for c in entry.get("credentials", []) if c.get("type") == "password"
-        ]
-        if passwords:
-            roles = frozenset(entry.get("realmRoles", []))
-            users.append(DevUser(entry["username"], passwords[0], roles))
-    return users
-
-
-def dev_user(settings: Settings, *, admin: bool) -> DevUser:
-    """A dev user holding `platform-admin` (admin=True) or one that does not."""
-    for user in realm_users(settings):
-        if ("platform-admin" in user.roles) == admin:
-            return user
-    msg = f"no dev user {'with' if admin else 'without'} platform-admin in {settings.realm_file}"
-    raise AssertionError(msg)
-
-
-def password_token(settings: Settings, user: DevUser) -> str:
-    """An access token for `user` from the realm's token endpoint (password grant)."""
-    resp = httpx.post(
-        f"{settings.keycloak_issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": settings.api_client_id,
-            "client_secret": settings.api_client_secret.get_secret_value(),
-            "username": user.username,
-            "password": user.password,
-            "scope": "openid",
-        },
-        timeout=10,
-    )
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture
 def admin_token(settings: Settings, provisioned: Any) -> str:
     """A fresh token of the dev user holding platform-admin."""
     return password_token(settings, dev_user(settings, admin=True))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def user_token(settings: Settings, provisioned: Any) -> str:
     """A fresh token of the dev user without platform-admin."""
     return password_token(settings, dev_user(settings, admin=False))
 
 
-def forge_token(claims: dict[str, Any], *, kid: str | None = None) -> str:
-    """A token signed with a fresh RSA key the realm never saw (kid: reuse a real one or not)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    headers = {"kid": kid or f"forged-{uuid.uuid4()}"}
-    return jwt.encode(claims, key, algorithm="RS256", headers=headers)
+@pytest.fixture(scope="session")
+def expired_token(settings: Settings, provisioned: Any) -> Iterator[str]:
+    """A token the realm itself issued with a 1 s lifespan (a throwaway client), now expired."""
+    from conceptor.platform.devservices.keycloak import admin_token as kc_admin_token
+
+    client_id = f"test-expiry-{uuid.uuid4()}"
+    admin = asyncio.run(_kc_admin(settings, kc_admin_token))
+    base = f"{settings.keycloak_url}/admin/realms/{settings.realm_name}/clients"
+    headers = {"authorization": f"Bearer {admin}"}
+    created = httpx.post(
+        base,
+        headers=headers,
+        json={
+            "clientId": client_id,
+            "publicClient": True,
+            "directAccessGrantsEnabled": True,
+            "standardFlowEnabled": False,
+            "attributes": {"access.token.lifespan": "1"},
+            "protocolMappers": [
+                {
+                    "name": "api-audience",
+                    "protocol": "openid-connect",
+                    "protocolMapper": "oidc-audience-mapper",
+                    "config": {
+                        "included.client.audience": settings.api_client_id,
+                        "access.token.claim": "true",
+                    },
+                }
+            ],
+        },
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    try:
+        user = dev_user(settings, admin=True)
+        resp = httpx.post(
+            f"{settings.keycloak_issuer}/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": client_id,
+                "username": user.username,
+                "password": user.password,
+            },
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        token = str(resp.json()["access_token"])
+        exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+        assert exp - time.time() < 5, "the 1 s lifespan was not applied"
+        wait_until(lambda: time.time() > exp + 1, timeout=10)
+        yield token
+    finally:
+        found = httpx.get(base, params={"clientId": client_id}, headers=headers, timeout=10)
+        for entry in found.json():
+            httpx.delete(f"{base}/{entry['id']}", headers=headers, timeout=10)
+
+
+async def _kc_admin(settings: Settings, get_token: Any) -> str:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return str(await get_token(settings, http))

@@ -8,11 +8,12 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import httpx
 import redis.asyncio as aioredis
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette._utils import get_route_path
 from starlette.types import Scope
 from temporalio.service import RPCError
 
@@ -25,7 +26,7 @@ from conceptor.platform.settings import Settings, get_settings
 from conceptor.platform.temporal import connect_with_retry
 
 log = get_logger("conceptor.api")
-ROOT_PATH = "/api"
+API_PREFIX = "/api"
 ROUTERS = (health, provision, media, workers, status, links)
 
 
@@ -65,14 +66,37 @@ async def _jwks_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=503, content={"detail": str(exc)})
 
 
+async def _dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A dependency failing is not the API's bug: say which call failed and answer 503.
+    log.warning("dependency call failed", path=request.url.path, error=repr(exc)[:300])
+    detail = f"a dependency is unavailable ({type(exc).__name__}: {str(exc)[:200]})"
+    return JSONResponse(status_code=503, content={"detail": detail})
+
+
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    BotoCoreError,
+    ClientError,
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app, served under /api (directly and behind the front-door alike)."""
+    """The app, every route and the docs under /api.
+
+    The prefix is part of the routes (not a proxy-stripped root path), so the same URL
+    works straight on uvicorn (Tilt's probe, the benchmark) and through the front-door.
+    """
     settings = settings or get_settings()
     app = FastAPI(
         title="Conceptor API",
         version="0.1.0",
         description="Provisioning, media and worker status of the Conceptor environment.",
-        root_path=ROOT_PATH,
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=f"{API_PREFIX}/redoc",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
         lifespan=_lifespan,
     )
     app.state.settings = settings
@@ -81,11 +105,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     other = BodyRule(settings.api_max_body_bytes, ("application/json",))
 
     def rule_for(scope: Scope) -> BodyRule:
-        return upload if get_route_path(scope) == "/media" else other
+        return upload if scope["path"] == f"{API_PREFIX}/media" else other
 
     app.add_middleware(BodyLimitMiddleware, rule_for=rule_for)
     app.add_exception_handler(RPCError, _temporal_unavailable)
     app.add_exception_handler(JWKSUnavailableError, _jwks_unavailable)
+    for error in DEPENDENCY_ERRORS:
+        app.add_exception_handler(error, _dependency_unavailable)
     for module in ROUTERS:
-        app.include_router(module.router)
+        app.include_router(module.router, prefix=API_PREFIX)
     return app

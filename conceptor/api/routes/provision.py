@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, ConfigDict
 
 from conceptor.api.deps import AdminUser, CurrentUser, TemporalClientDep
-from conceptor.api.errors import ERROR_RESPONSES
+from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES
 from conceptor.platform.provisioning import ProvisionStatus, provision_status, start_provision
 from conceptor.workflows.provision_models import StepName
 
@@ -21,7 +21,7 @@ class ProvisionRequest(BaseModel):
     steps: list[StepName] | None = None
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=BODY_RESPONSES)
 async def start_provisioning(
     client: TemporalClientDep,
     _admin: AdminUser,

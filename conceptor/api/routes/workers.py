@@ -6,9 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from conceptor.api.deps import CurrentUser, TemporalClientDep
+from conceptor.api.errors import ERROR_RESPONSES
 from conceptor.api.pollers import QueuePollers, all_queue_pollers
 
-router = APIRouter(prefix="/workers", tags=["workers"])
+router = APIRouter(prefix="/workers", tags=["workers"], responses=ERROR_RESPONSES)
 
 
 class Workers(BaseModel):
