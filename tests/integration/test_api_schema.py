@@ -42,7 +42,7 @@ def test_openapi_schema_holds_under_generated_requests(
         "--max-examples",
         "10",
         "--max-time",
-        "120",
+        "90",
         "--generation-deterministic",
         "--request-timeout",
         "20",
@@ -57,4 +57,4 @@ def test_openapi_schema_holds_under_generated_requests(
     (LOG_DIR / "schemathesis.log").write_text(run.stdout + run.stderr)
     tail = "\n".join(run.stdout.splitlines()[-40:])
     assert run.returncode == 0, f"schemathesis found failures:\n{tail}"
-    assert "Tested: 8" in run.stdout, tail
+    assert "Tested: 10" in run.stdout, tail  # 8 paths, 10 operations
