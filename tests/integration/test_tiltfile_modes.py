@@ -163,6 +163,11 @@ def test_k8s_workloads_run_local_modes_commands_in_the_namespace(
             assert container["readinessProbe"]["httpGet"]["path"] == local_path, name
             assert manifest["DeployTarget"]["imageMaps"] == ["conceptor-app"], name
     assert any(o["kind"] == "Namespace" for o in _objects(k8s["uncategorized"]))
+    (keycloak,) = [o for o in _objects(k8s["localdev-keycloak"]) if o["kind"] == "Deployment"]
+    args = keycloak["spec"]["template"]["spec"]["containers"][0]["args"]
+    admin_port = Settings(port_prefix=PREFIX).port("keycloak")
+    assert f"--hostname-admin=http://localhost:{admin_port}" in args
+    assert "--hostname=http://localdev-keycloak:8080" in args
 
 
 def test_app_image_live_updates_code_and_reinstalls_on_pyproject(

@@ -168,7 +168,7 @@ def test_front_door_runs_the_shared_caddyfile_with_cluster_upstreams() -> None:
 
 def test_secrets_hold_the_settings_development_values() -> None:
     """The dev-only credentials in the cluster are the ones the settings (and local mode) use."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     objects = render_base()
     assert _secret(objects, POSTGRES_SECRET) == {
         "POSTGRES_PASSWORD": settings.postgres_superuser_password.get_secret_value(),
