@@ -4,12 +4,14 @@ groups and users one by one (create-or-accept-existing, update only what differs
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.keycloak_admin import REALM_REJECTED, KeycloakAdmin, KeycloakError
 
 # Keys of a realm representation that are collections reconciled separately (or not at all);
 # everything else is a realm-level setting, updated with the realm PUT.
@@ -63,12 +65,15 @@ class RealmReconciler:
         self.changes = Changes()
 
     async def run(self) -> Changes:
-        # On 409 a concurrent run created the realm a moment ago: reconcile against that.
-        if await self.admin.find(self.base) is None and await self.admin.create(
-            "/realms", self.realm
-        ):
-            self._all_created()
-            return self.changes
+        if await self.admin.find(self.base) is None:
+            if await self.admin.create("/realms", self.realm):
+                self._all_created()
+                return self.changes
+            # 409: a concurrent run is creating it; its transaction may not be visible yet,
+            # in which case the activity is retried (with backoff) and then reconciles.
+            if await self.admin.find(self.base) is None:
+                msg = f"realm {self.name} is being created by a concurrent import"
+                raise KeycloakError(msg)
         # Independent resources are reconciled concurrently; groups and users refer to roles
         # (and users to groups), so those come in later rounds.
         roles = self.realm.get("roles", {}).get("realm", [])
@@ -79,6 +84,17 @@ class RealmReconciler:
         )
         await asyncio.gather(*(self._user(u) for u in self.realm.get("users", [])))
         return self.changes
+
+    @staticmethod
+    async def _visible(
+        lookup: Coroutine[Any, Any, dict[str, Any] | None], label: str
+    ) -> dict[str, Any]:
+        """A resource just created (by us or, after a 409, by a concurrent run)."""
+        found = await lookup
+        if found is None:  # the concurrent creator has not committed yet: retry the activity
+            msg = f"{label} not visible yet after its creation"
+            raise KeycloakError(msg)
+        return found
 
     def _all_created(self) -> None:
         self.changes.add("realm-settings", created=True)
@@ -118,8 +134,7 @@ class RealmReconciler:
             if await self.admin.create(f"{self.base}/clients", want):
                 self.changes.add(label, created=True)
                 return
-            have = await self._find_client(want["clientId"])
-            assert have is not None, f"client {want['clientId']} vanished after a 409"
+            have = await self._visible(self._find_client(want["clientId"]), label)
         settings = {k: v for k, v in want.items() if k != "protocolMappers"}
         path = f"{self.base}/clients/{have['id']}"
         updated = False
@@ -153,8 +168,7 @@ class RealmReconciler:
         if have is None:
             body = {k: v for k, v in want.items() if k not in ("realmRoles", "subGroups")}
             created = await self.admin.create(f"{self.base}/groups", body)
-            have = await self._find_group(want["name"])
-            assert have is not None, f"group {want['name']} missing right after its creation"
+            have = await self._visible(self._find_group(want["name"]), label)
         path = f"{self.base}/groups/{have['id']}"
         updated = False
         attributes = want.get("attributes")
@@ -188,8 +202,7 @@ class RealmReconciler:
         if have is None:
             body = {k: v for k, v in want.items() if k not in ("realmRoles", "clientRoles")}
             created = await self.admin.create(f"{self.base}/users", body)
-            have = await self._find_user(want["username"])
-            assert have is not None, f"user {want['username']} missing right after its creation"
+            have = await self._visible(self._find_user(want["username"]), label)
         path = f"{self.base}/users/{have['id']}"
         profile = {k: v for k, v in want.items() if k not in _USER_LINKS}
         updated = False
@@ -215,7 +228,9 @@ class RealmReconciler:
             if group_path in member_of:
                 continue
             group = await self._find_group(group_path.lstrip("/"))
-            assert group is not None, f"group {group_path} of the realm file does not exist"
+            if group is None:
+                msg = f"realm {self.name}: a user joins group {group_path}, which the file lacks"
+                raise ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)
             await self.admin.call("PUT", f"{user_path}/groups/{group['id']}")
             added = True
         return added

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio import activity
@@ -39,7 +40,9 @@ class PostgresActivities:
 
     @property
     def _address(self) -> str:
-        return f"{self.settings.host}:{self.settings.port('postgres')}"
+        """host:port of the DSN (which may be overridden), without user or password."""
+        dsn = urlsplit(self.settings.postgres_dsn)
+        return f"{dsn.hostname}:{dsn.port or 5432}"
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings.postgres_dsn, timeout=5)

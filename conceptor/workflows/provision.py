@@ -60,11 +60,13 @@ async def run_step(step: StepName, deadline: float, progress: StepProgress) -> S
             summary=step,
         )
     except ActivityError as exc:
+        # No `finally`: on eviction the coroutine is closed outside the workflow's event loop,
+        # where workflow.now() and set_current_details are not allowed.
+        progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)
         progress.state = "failed"
         progress.error = describe_failure(step, exc, deadline)
         raise StepFailedError(step) from exc
-    finally:
-        progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)
+    progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)
     assert isinstance(result, StepResult)
     progress.state = "completed"
     progress.attempts = result.attempts
@@ -137,9 +139,9 @@ class ProvisionWorkflow:
                     if later in selected:
                         self._progress[later].state = "skipped"
                         self._progress[later].error = f"not run: {step} failed"
-                return
-            finally:
                 self._publish()
+                return
+            self._publish()
 
     def _publish(self) -> None:
         """The Markdown table the Web UI shows under "Current details" while the run is open."""
