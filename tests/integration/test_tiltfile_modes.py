@@ -168,6 +168,12 @@ def test_k8s_workloads_run_local_modes_commands_in_the_namespace(
     admin_port = Settings(port_prefix=PREFIX).port("keycloak")
     assert f"--hostname-admin=http://localhost:{admin_port}" in args
     assert "--hostname=http://localdev-keycloak:8080" in args
+    # Outside Tilt the API runs on the host: Keycloak names itself after each request's URL.
+    outside = modes[("k8s", "dev-outside-tilt")]["localdev-keycloak"]
+    (keycloak,) = [o for o in _objects(outside) if o["kind"] == "Deployment"]
+    args = keycloak["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [a for a in args if a.startswith("--hostname")]
+    assert args[0] == "start-dev"
 
 
 def test_app_image_live_updates_code_and_reinstalls_on_pyproject(
