@@ -26,14 +26,22 @@ say() { printf 'dev-down: %s\n' "$*"; }
 front_door_port() { "$@" dev ports | sed -n 's/^front_door=//p'; }
 BLOCK_START="$(front_door_port "$CONCEPTOR")"
 PREFIX=$((BLOCK_START / 100))
-# A process started with no prefix in its environment runs on the settings' default prefix.
-DEFAULT_PREFIX=$(($(front_door_port env -u TILT_PORT_PREFIX -u CENTRAL_PORT_PREFIX "$CONCEPTOR") / 100))
+# A process started with no prefix in its environment runs on the settings' default: the
+# prefix in .env.development if any (TILT_PORT_PREFIX wins, as in the settings), else 440.
+dotenv_value() {
+	[[ -f "$REPO_ROOT/.env.development" ]] || return 0
+	sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*[\"']\{0,1\}\([0-9]*\).*/\1/p" \
+		"$REPO_ROOT/.env.development" 2>/dev/null | tail -n1
+}
+DEFAULT_PREFIX="$(dotenv_value TILT_PORT_PREFIX)"
+[[ -n $DEFAULT_PREFIX ]] || DEFAULT_PREFIX="$(dotenv_value CENTRAL_PORT_PREFIX)"
+DEFAULT_PREFIX="${DEFAULT_PREFIX:-440}"
 
 # ----- which processes are ours ------------------------------------------------------------
 
-cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+cmdline_of() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" || true; }
 env_of() { # pid name
-	tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | sed -n "s/^$2=//p" | head -n1
+	tr '\0' '\n' 2>/dev/null <"/proc/$1/environ" | sed -n "s/^$2=//p" | head -n1
 }
 belongs_here() { # pid: command line or working directory inside this repository
 	local cwd
@@ -44,7 +52,7 @@ on_our_prefix() { # pid
 	local prefix
 	prefix="$(env_of "$1" TILT_PORT_PREFIX)"
 	[[ -n $prefix ]] || prefix="$(env_of "$1" CENTRAL_PORT_PREFIX)"
-	[[ "${prefix:-$DEFAULT_PREFIX}" == "$PREFIX" ]]
+	[[ ${prefix:-$DEFAULT_PREFIX} == "$PREFIX" ]]
 }
 # Our own ancestors (make, the shell) are never targets.
 declare -A spared
@@ -95,8 +103,10 @@ stop_all() { # pids...: SIGTERM, wait up to GRACE_SECONDS, then SIGKILL what is 
 
 # ----- stop ----------------------------------------------------------------------------------
 
-if [[ -x $TILT_BIN && -f "$REPO_ROOT/Tiltfile" ]]; then
-	# Removes what the Tiltfile applied to a cluster; in local infra mode there is none.
+# `tilt down` removes what the Tiltfile applied to a cluster: only worth its Tiltfile load
+# (seconds) when there is a kube context; in local infra mode nothing was applied.
+if [[ -x $TILT_BIN && -f "$REPO_ROOT/Tiltfile" ]] &&
+	"$VENV/bin/kubectl" config current-context >/dev/null 2>&1; then
 	(cd "$REPO_ROOT" && timeout 120 "$TILT_BIN" down >/dev/null 2>&1) ||
 		say "tilt down reported an error (nothing applied to a cluster?); continuing"
 fi
