@@ -196,3 +196,24 @@ def test_entrypoint_exits_with_a_crashed_commands_code(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 3
+
+
+def test_build_context_holds_every_copied_path() -> None:
+    """What the Dockerfile copies is in Tilt's `only` list and in the dockerignore allowlist."""
+    sources = [
+        word.rstrip("/")
+        for line in re.findall(r"(?m)^COPY (.+)$", APP_DOCKERFILE.read_text())
+        for word in line.split()[:-1]
+        if not word.startswith("--")
+    ]
+    tiltfile = (DEV_ENV / "tilt" / "k8s.tiltfile").read_text()
+    only_block = re.search(r"(?s)APP_CONTEXT = \[(.*?)\]", tiltfile)
+    assert only_block is not None
+    only = set(re.findall(r"'([^']+)'", only_block.group(1)))
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (DEV_ENV / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert set(sources) == only == allowed
+    assert all((REPO_ROOT / path).exists() for path in sources)
