@@ -5,6 +5,9 @@
 # the repository) and run on this port prefix are signalled: other checkouts and other
 # prefixes on the same machine are left alone.
 set -euo pipefail
+# The whole script is one block, parsed before it runs: editing the file (a pull) while it
+# runs cannot change what this run does.
+{
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${CONCEPTOR_VENV:-$REPO_ROOT/.venv}"
@@ -68,7 +71,7 @@ stack_processes() { # tilt up/ci and conceptor serve/worker/api processes of thi
 		p=${dir#/proc/}
 		[[ -z ${spared[$p]:-} ]] || continue
 		cmd="$(cmdline_of "$p")"
-		if [[ $cmd =~ (^|/)tilt\ (up|ci)( |$) || $cmd =~ conceptor\ (dev\ serve|worker|api)( |$) ||
+		if [[ $cmd =~ (^|/)tilt\ (up|ci)( |$) || $cmd =~ conceptor\ (dev\ serve|worker|api|panel)( |$) ||
 			$cmd =~ uvicorn\ .*conceptor\.api ]]; then
 			belongs_here "$p" && on_our_prefix "$p" && echo "$p"
 		fi
@@ -140,3 +143,5 @@ if ((${#foreign[@]})); then
 	exit 1
 fi
 say "nothing listens on ports $BLOCK_START-$((BLOCK_START + 99)) (prefix $PREFIX)"
+exit
+}

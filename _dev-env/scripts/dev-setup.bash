@@ -6,6 +6,10 @@
 # the Python venv in ${CONCEPTOR_VENV:-<repo>/.venv}. With everything present a
 # re-run only checks and prints one "found" line per tool.
 set -euo pipefail
+# The whole script is one block, parsed before it runs: editing the file (a pull) while it
+# runs cannot change what this run does. (The installers in it are called indirectly.)
+# shellcheck disable=SC2317
+{
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VERSIONS_FILE="$REPO_ROOT/_dev-env/versions.env"
@@ -45,6 +49,9 @@ KEYCLOAK_HOME="$TOOLS_DIR/keycloak-$KEYCLOAK_VERSION"
 MINIO_BIN="$TOOLS_DIR/minio-$MINIO_VERSION/bin/minio"
 MAILPIT_BIN="$TOOLS_DIR/mailpit-$MAILPIT_VERSION/bin/mailpit"
 TILT_BIN="$TOOLS_DIR/tilt-$TILT_VERSION/bin/tilt"
+# When present, this script builds Tilt with its web dashboard and decides by itself whether
+# the cached binary is current (it prints its own found/built line).
+BUILD_TILT="$REPO_ROOT/_dev-env/scripts/build-tilt.bash"
 # Debian packages: the servers run as our own processes, never as system services.
 DEBIAN_PACKAGES=("postgresql-$POSTGRES_MAJOR" redis-server chromium shellcheck unzip iproute2)
 
@@ -71,7 +78,7 @@ done
 need_go=()
 [[ -x $MINIO_BIN ]] || need_go+=(minio)
 [[ -x $MAILPIT_BIN ]] || need_go+=(mailpit)
-[[ -x $TILT_BIN ]] || need_go+=(tilt)
+if [[ ! -f $BUILD_TILT && ! -x $TILT_BIN ]]; then need_go+=(tilt); fi
 need_keycloak=false
 [[ -x "$KEYCLOAK_HOME/bin/kc.sh" ]] || need_keycloak=true
 need_venv=false
@@ -204,6 +211,9 @@ install_go_tools() {
 		esac
 		echo "$tool $(elapsed "$t0")" >>"$LOG_DIR/go-built"
 	done
+	if [[ -f $BUILD_TILT ]]; then
+		CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" bash "$BUILD_TILT" >"$LOG_DIR/build-tilt.out"
+	fi
 }
 
 # ----- run -----------------------------------------------------------------------------------
@@ -229,8 +239,8 @@ finish_job() { # name -> 0 when the job succeeded
 	return 1
 }
 
-rm -f "$LOG_DIR/go-built"
-if ((${#need_go[@]})); then start_job go install_go_tools; fi
+rm -f "$LOG_DIR/go-built" "$LOG_DIR/build-tilt.out"
+if ((${#need_go[@]})) || [[ -f $BUILD_TILT ]]; then start_job go install_go_tools; fi
 if $need_keycloak; then start_job keycloak install_keycloak; fi
 if $need_venv; then start_job venv install_venv; fi
 # apt runs in the foreground: it is usually a no-op, and Keycloak's unzip may come from it.
@@ -282,8 +292,9 @@ if $need_keycloak; then
 else
 	say found "keycloak $KEYCLOAK_VERSION $KEYCLOAK_HOME/bin/kc.sh"
 fi
-if ((${#need_go[@]})); then
+if ((${#need_go[@]})) || [[ -f $BUILD_TILT ]]; then
 	finish_job go || failed=1
+	touch "$LOG_DIR/go-built"
 	while read -r tool took; do
 		case $tool in
 		minio) say installed "minio $MINIO_VERSION ($took, go build) $MINIO_BIN" ;;
@@ -294,7 +305,13 @@ if ((${#need_go[@]})); then
 fi
 [[ " ${need_go[*]} " == *" minio "* ]] || say found "minio $MINIO_VERSION $MINIO_BIN"
 [[ " ${need_go[*]} " == *" mailpit "* ]] || say found "mailpit $MAILPIT_VERSION $MAILPIT_BIN"
-[[ " ${need_go[*]} " == *" tilt "* ]] || say found "tilt $TILT_VERSION $TILT_BIN"
+if [[ -f $BUILD_TILT ]]; then
+	cat "$LOG_DIR/build-tilt.out" 2>/dev/null || true
+elif [[ " ${need_go[*]} " != *" tilt "* ]]; then
+	say found "tilt $TILT_VERSION $TILT_BIN"
+fi
 
 ((failed == 0)) || die "set-up incomplete (see the errors above); fix them and re-run"
 echo "dev-setup: ready in $(elapsed "$START")"
+exit
+}
