@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import httpx
@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from conceptor.api.auth import InvalidTokenError, JWKSUnavailableError, TokenVerifier, User
+from conceptor.api.provision_reads import ProvisionReader
 from conceptor.platform.settings import Settings
 
 PLATFORM_ADMIN = "platform-admin"
@@ -28,6 +29,7 @@ class Resources:
     redis: aioredis.Redis
     verifier: TokenVerifier
     temporal: asyncio.Task[Client]
+    provision: ProvisionReader = field(default_factory=ProvisionReader)
 
     def temporal_client(self) -> Client | None:
         """The client once connected, else None (the connection retries in the background)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, ConfigDict
 
-from conceptor.api.deps import AdminUser, CurrentUser, TemporalClientDep
+from conceptor.api.deps import AdminUser, CurrentUser, ResourcesDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES
 from conceptor.platform.provisioning import ProvisionStatus, provision_status, start_provision
 from conceptor.workflows.provision_models import StepName
@@ -23,6 +23,7 @@ class ProvisionRequest(BaseModel):
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=BODY_RESPONSES)
 async def start_provisioning(
+    resources: ResourcesDep,
     client: TemporalClientDep,
     _admin: AdminUser,
     request: ProvisionRequest | None = Body(default=None),
@@ -31,10 +32,13 @@ async def start_provisioning(
     steps = request.steps if request is not None else None
     # An empty list would mean "run nothing"; treat it like no selection at all.
     await start_provision(client, steps=list(steps) if steps else None)
+    resources.provision.forget()
     return await provision_status(client)
 
 
 @router.get("")
-async def get_provisioning(client: TemporalClientDep, _user: CurrentUser) -> ProvisionStatus:
+async def get_provisioning(
+    resources: ResourcesDep, client: TemporalClientDep, _user: CurrentUser
+) -> ProvisionStatus:
     """State, per-step progress and last result of the latest provisioning run."""
-    return await provision_status(client)
+    return await resources.provision.read(client)

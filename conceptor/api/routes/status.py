@@ -19,7 +19,6 @@ from conceptor.api.deps import ResourcesDep
 from conceptor.api.pollers import QueuePollers, all_queue_pollers
 from conceptor.platform.logging import get_logger
 from conceptor.platform.media import list_assets
-from conceptor.platform.provisioning import provision_status
 
 router = APIRouter(prefix="/status", tags=["panel"])
 log = get_logger("conceptor.api.status")
@@ -75,7 +74,7 @@ async def _provision(resources: ResourcesDep) -> ProvisionSummary | None:
     client = resources.temporal_client()
     if client is None:
         return None
-    status = await provision_status(client)
+    status = await resources.provision.read(client)
     steps = [
         StepSummary(
             step=s.step,

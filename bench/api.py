@@ -1,0 +1,254 @@
+"""API throughput: GET /api/health and authenticated GET /api/provision, front-door vs direct.
+
+Runs wrk (Debian package `wrk`) against the same uvicorn process twice per round — once
+through the Caddy front-door, once straight to uvicorn — alternating, and reports medians.
+Target: front-door throughput >= 0.7 x direct, with 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from conceptor.platform.devservices.launcher import port_in_use
+from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.settings import REPO_ROOT, Settings
+
+PREFIX = "468"
+RESULTS = REPO_ROOT / "bench" / "results" / "api.json"
+TARGET_RATIO = 0.7
+SERVICES = ("postgres", "redis", "temporal", "keycloak", "minio", "front-door")
+# wrk prints this JSON line when a run is done (latencies in microseconds).
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"non_2xx":%d,"socket_errors":%d,'
+    .. '"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        "TILT_PORT_PREFIX": settings.port_prefix,
+        "CENTRAL_LOCALDEV_DIR": str(settings.localdev_dir),
+        "CENTRAL_ENVIRONMENT": "test",
+        "CENTRAL_LOG_FORMAT": "json",
+        "CENTRAL_LOG_LEVEL": "WARNING",
+    }
+
+
+def _spawn(env: dict[str, str], log_dir: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it until exit
+    return subprocess.Popen(
+        [sys.executable, "-m", "conceptor", *args],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_http(url: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    msg = f"{url} did not answer 200 within {timeout}s"
+    raise TimeoutError(msg)
+
+
+async def _provision(settings: Settings) -> None:
+    from conceptor.platform.provisioning import provision_status, start_provision
+    from conceptor.platform.temporal import connect
+
+    client = await connect(settings)
+    await start_provision(client)
+    deadline = time.monotonic() + 300
+    while (status := await provision_status(client)).state == "running":
+        if time.monotonic() > deadline:
+            raise TimeoutError("provisioning did not finish within 300s")
+        await asyncio.sleep(0.5)
+    if status.state != "completed":
+        msg = f"provisioning ended {status.state}: {status.error}"
+        raise RuntimeError(msg)
+
+
+def _admin_token(settings: Settings) -> str:
+    realm = json.loads(settings.realm_file.read_text())
+    admin = next(u for u in realm["users"] if "platform-admin" in u.get("realmRoles", []))
+    password = next(c["value"] for c in admin["credentials"] if c["type"] == "password")
+    resp = httpx.post(
+        f"{settings.keycloak_issuer}/protocol/openid-connect/token",
+        data={
+            "grant_type": "password",
+            "client_id": settings.api_client_id,
+            "client_secret": settings.api_client_secret.get_secret_value(),
+            "username": admin["username"],
+            "password": password,
+        },
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return str(resp.json()["access_token"])
+
+
+def wrk(
+    url: str, *, token: str | None, seconds: int, connections: int, script: Path
+) -> dict[str, Any]:
+    """One wrk run; the JSON summary plus requests per second."""
+    cmd = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s"]
+    cmd += ["-s", str(script)]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    run = subprocess.run(
+        [*cmd, url], capture_output=True, text=True, check=True, timeout=seconds + 30
+    )
+    line = next(x for x in reversed(run.stdout.splitlines()) if x.startswith("{"))
+    result: dict[str, Any] = json.loads(line)
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--prefix", default=PREFIX)
+    parser.add_argument(
+        "--localdev", help="reuse services already running on --prefix with this data dir"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/api.py needs wrk: `apt-get install wrk`")
+
+    root = Path(tempfile.mkdtemp(prefix="conceptor-bench-api-"))
+    root.chmod(0o755)
+    localdev = Path(args.localdev) if args.localdev else root / "localdev"
+    settings = Settings(port_prefix=args.prefix, localdev_dir=localdev, environment="test")
+    env = _env(settings)
+    log_dir = root / "logs"
+    log_dir.mkdir()
+    stack = LocalStack(settings, env=env, log_dir=log_dir, services=SERVICES)
+    procs: list[subprocess.Popen[bytes]] = []
+    script = root / "report.lua"
+    script.write_text(WRK_REPORT)
+    try:
+        if args.localdev and port_in_use(settings.host, settings.port("temporal")):
+            asyncio.run(stack.wait_ready(SERVICES, timeout=60))
+        else:
+            stack.start(timeout=300)
+        procs.append(_spawn(env, log_dir, "api", "api", "serve"))
+        procs.append(_spawn(env, log_dir, "worker-core-0", "worker", "core", "--index", "0"))
+        direct = f"http://{settings.host}:{settings.port('api')}"
+        front = f"http://localhost:{settings.port('front_door')}"
+        _wait_http(f"{front}/api/health", timeout=60)
+        asyncio.run(_provision(settings))
+        token = _admin_token(settings)
+
+        cases = {
+            "GET /api/health": ("/api/health", None),
+            "GET /api/provision": ("/api/provision", token),
+        }
+        samples: dict[str, dict[str, list[dict[str, Any]]]] = {
+            case: {"front-door": [], "direct": []} for case in cases
+        }
+        for case, (path, bearer) in cases.items():
+            # Warm up both routes (connections, JWKS cache, Temporal channel).
+            for base in (front, direct):
+                wrk(base + path, token=bearer, seconds=1, connections=4, script=script)
+            for _ in range(args.runs):
+                for route, base in (("direct", direct), ("front-door", front)):
+                    samples[case][route].append(
+                        wrk(
+                            base + path,
+                            token=bearer,
+                            seconds=args.seconds,
+                            connections=args.connections,
+                            script=script,
+                        )
+                    )
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    report: dict[str, Any] = {
+        "runs": args.runs,
+        "seconds": args.seconds,
+        "connections": args.connections,
+        "target_ratio": TARGET_RATIO,
+        "cases": {},
+    }
+    table = Table(
+        title=f"API through the front-door vs direct: median of {args.runs} x {args.seconds}s, "
+        f"{args.connections} connections (target >= {TARGET_RATIO}x direct rps, 0 errors)"
+    )
+    for col in ("request", "route", "rps", "p50 ms", "p99 ms", "errors", "front/direct"):
+        table.add_column(col, justify="right" if col not in ("request", "route") else "left")
+    for case, routes in samples.items():
+        entry: dict[str, Any] = {}
+        for route, runs in routes.items():
+            entry[route] = {
+                "rps": statistics.median(r["rps"] for r in runs),
+                "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
+                "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+                "errors": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
+                "runs": runs,
+            }
+        entry["ratio"] = entry["front-door"]["rps"] / entry["direct"]["rps"]
+        entry["meets_target"] = entry["ratio"] >= TARGET_RATIO and all(
+            entry[r]["errors"] == 0 for r in routes
+        )
+        report["cases"][case] = entry
+        for route in ("direct", "front-door"):
+            m = entry[route]
+            table.add_row(
+                case,
+                route,
+                f"{m['rps']:.0f}",
+                f"{m['p50_ms']:.2f}",
+                f"{m['p99_ms']:.2f}",
+                str(m["errors"]),
+                f"{entry['ratio']:.2f}" if route == "front-door" else "",
+            )
+    Console().print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2))
+    print(f"results: {RESULTS}")
+    if not all(c["meets_target"] for c in report["cases"].values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
