@@ -30,10 +30,12 @@ from conceptor.platform.devservices.keycloak import admin_token
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform.temporal import connect
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
 from tests.helpers import wait_until
 
 MIGRATIONS = REPO_ROOT / "conceptor" / "activities" / "migrations"
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 
 
 @dataclass
@@ -112,7 +114,16 @@ async def isolated_env(
     try:
         yield env
     finally:
+        await _terminate_open_runs(base, env.queue)
         await _cleanup(base, env)
+
+
+async def _terminate_open_runs(base: Settings, queue: str) -> None:
+    """A failed test must not leave runs behind that a later test's worker would pick up."""
+    client = await connect(base)
+    query = f'TaskQueue="{queue}" AND ExecutionStatus="Running"'
+    async for run in client.list_workflows(query):
+        await client.get_workflow_handle(run.id, run_id=run.run_id).terminate("test ended")
 
 
 async def _cleanup(base: Settings, env: ProvisionEnv) -> None:
@@ -197,13 +208,24 @@ def _listener_pid(port: int) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _launcher_of(pid: int | None, name: str) -> int | None:
+    """The `conceptor dev serve <name>` process above the server process `pid`."""
+    while pid and pid > 1:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if b"serve" in cmdline and name.encode() in cmdline:
+            return pid
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return None
+
+
 def stop_service(stack: LocalStack, name: str) -> None:
     """Stop one service, also when the fixture reuses services it did not start."""
     if name in stack.procs:
         stack.stop_service(name)
     else:
-        pid = _listener_pid(stack.settings.port(f"launcher_{name}"))
-        assert pid is not None, f"no launcher of {name} found"
+        pid = _launcher_of(_listener_pid(stack.settings.port(name)), name)
+        assert pid is not None, f"no `conceptor dev serve {name}` found"
         os.kill(pid, signal.SIGTERM)
     port = stack.settings.port(name)
     wait_until(lambda: _listener_pid(port) is None, timeout=60, message=f"{name} still listens")
