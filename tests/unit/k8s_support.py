@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -13,6 +16,8 @@ from conceptor.platform.settings import REPO_ROOT
 from conceptor.platform.tools import venv_tool
 
 DEV_ENV = REPO_ROOT / "_dev-env"
+APP_DOCKERFILE = DEV_ENV / "Dockerfile"
+TEMPORAL_DOCKERFILE = DEV_ENV / "k8s" / "temporal" / "Dockerfile"
 K8S_VERSIONS = ("1.31.0", "1.37.0")
 SERVICES = ("front-door", "redis", "mailpit", "temporal", "minio", "postgres", "keycloak")
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
@@ -44,3 +49,12 @@ def containers(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def dockerfile_instruction(dockerfile: Path, name: str) -> list[str]:
+    """The exec-form (JSON array) argument of the last NAME instruction."""
+    lines = re.findall(rf"(?m)^{name} (\[.*\])$", dockerfile.read_text())
+    assert lines, f"{dockerfile} has no exec-form {name}"
+    value = json.loads(lines[-1])
+    assert isinstance(value, list)
+    return [str(v) for v in value]

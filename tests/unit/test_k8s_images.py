@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -21,20 +20,17 @@ from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import venv_tool
 from conceptor.workers.declarations import QUEUES
 from tests.helpers import wait_until
-from tests.unit.k8s_support import DEV_ENV, by_kind, containers, render_base
+from tests.unit.k8s_support import (
+    APP_DOCKERFILE,
+    DEV_ENV,
+    TEMPORAL_DOCKERFILE,
+    by_kind,
+    containers,
+    dockerfile_instruction,
+    render_base,
+)
 
-APP_DOCKERFILE = DEV_ENV / "Dockerfile"
-TEMPORAL_DOCKERFILE = DEV_ENV / "k8s" / "temporal" / "Dockerfile"
 ENTRYPOINT_SCRIPT = DEV_ENV / "app-entrypoint.sh"
-
-
-def _instruction(dockerfile: Path, name: str) -> list[str]:
-    """The exec-form (JSON array) argument of the last NAME instruction."""
-    lines = re.findall(rf"(?m)^{name} (\[.*\])$", dockerfile.read_text())
-    assert lines, f"{dockerfile} has no exec-form {name}"
-    value = json.loads(lines[-1])
-    assert isinstance(value, list)
-    return [str(v) for v in value]
 
 
 def _resolve(argv: list[str]) -> Any:
@@ -82,10 +78,10 @@ def test_entrypoint_script_is_shellcheck_clean() -> None:
 
 def test_app_image_default_command_is_a_real_subcommand() -> None:
     """The image's CMD is `conceptor api serve`, run by the copied entrypoint."""
-    cmd = _instruction(APP_DOCKERFILE, "CMD")
+    cmd = dockerfile_instruction(APP_DOCKERFILE, "CMD")
     assert cmd == APP_COMMANDS["api"]
     assert _resolve(cmd).command.name == "serve"
-    assert _instruction(APP_DOCKERFILE, "ENTRYPOINT") == ["/usr/local/bin/app-entrypoint"]
+    assert dockerfile_instruction(APP_DOCKERFILE, "ENTRYPOINT") == ["/usr/local/bin/app-entrypoint"]
     assert (
         "COPY --chown=10001:10001 _dev-env/app-entrypoint.sh /usr/local/bin/app-entrypoint"
         in APP_DOCKERFILE.read_text()
@@ -119,7 +115,7 @@ def test_a_wrong_command_line_is_refused() -> None:
 
 def test_temporal_image_runs_local_modes_flags() -> None:
     """The Temporal image runs `temporal server start-dev` with local mode's flags."""
-    entrypoint = _instruction(TEMPORAL_DOCKERFILE, "ENTRYPOINT")
+    entrypoint = dockerfile_instruction(TEMPORAL_DOCKERFILE, "ENTRYPOINT")
     assert entrypoint[:3] == ["temporal", "server", "start-dev"]
     local = local_temporal.command(Settings(), Path("/data"))
     assert {w for w in entrypoint if w.startswith("--")} == {w for w in local if w.startswith("--")}

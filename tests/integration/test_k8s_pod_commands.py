@@ -1,0 +1,206 @@
+"""The pods' own commands, scripts and probes, run here against the real programs.
+
+No cluster runs on these machines, so each pod's command line is run as a local process (ports
+moved to free ones, binds to loopback) and its probe is asked exactly as the kubelet would.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conceptor.platform.tools import venv_tool
+from tests.helpers import wait_until
+from tests.integration.serve_helpers import DevEnv, data_dir, free_prefix, stop
+from tests.unit.k8s_support import (
+    TEMPORAL_DOCKERFILE,
+    by_kind,
+    containers,
+    dockerfile_instruction,
+    render_base,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _container(service: str) -> dict[str, Any]:
+    return next(containers(by_kind(render_base(), "Deployment")[f"localdev-{service}"]))
+
+
+def _generated(kind: str, prefix: str) -> dict[str, Any]:
+    (obj,) = [
+        o
+        for o in render_base()
+        if o["kind"] == kind and o["metadata"]["name"].startswith(prefix + "-")
+    ]
+    return obj
+
+
+def _remap(words: list[str], mapping: dict[str, str]) -> list[str]:
+    out = []
+    for word in words:
+        for old, new in mapping.items():
+            word = word.replace(old, new)
+        out.append(word)
+    return out
+
+
+@pytest.fixture
+def running() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_temporal_image_serves_its_probe_and_keeps_the_database(
+    tmp_path: Path, running: list[subprocess.Popen[bytes]]
+) -> None:
+    """The image's ENTRYPOINT passes the pod's exec probe, and a restart keeps namespaces."""
+    entrypoint = dockerfile_instruction(TEMPORAL_DOCKERFILE, "ENTRYPOINT")
+    mapping = {p: str(_free_port()) for p in ("7233", "8233", "7243", "7244")}
+    mapping |= {"0.0.0.0": "127.0.0.1", "/data/temporal.db": str(tmp_path / "temporal.db")}
+    argv = [str(venv_tool("temporal")), *_remap(entrypoint[1:], mapping)]
+    probe = _container("temporal")["readinessProbe"]["exec"]["command"]
+    probe = [str(venv_tool("temporal")), *_remap(probe[1:], mapping)]
+    address = f"127.0.0.1:{mapping['7233']}"
+
+    def ready() -> bool:
+        return subprocess.run(probe, capture_output=True, check=False, timeout=10).returncode == 0
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        running.append(proc)
+        wait_until(ready, timeout=60, message="the Temporal pod's probe never passed")
+        return proc
+
+    first = start()
+    create = [str(venv_tool("temporal")), "operator", "namespace", "create"]
+    subprocess.run([*create, "--namespace", "kept", "--address", address], check=True)
+    first.terminate()
+    assert first.wait(timeout=30) == 0
+    start()
+    describe = subprocess.run(
+        [*create[:3], "describe", "kept", "--address", address],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert describe.returncode == 0, describe.stderr
+    assert "kept" in describe.stdout
+
+
+def test_front_door_pod_answers_its_probe_with_the_shared_caddyfile(
+    tmp_path: Path, running: list[subprocess.Popen[bytes]]
+) -> None:
+    """Caddy with the generated ConfigMap and the pod's env answers the probe's /healthz."""
+    container = _container("front-door")
+    (caddyfile,) = _generated("ConfigMap", "localdev-front-door-caddyfile")["data"].values()
+    (tmp_path / "Caddyfile").write_text(caddyfile)
+    env = dict(by_kind(render_base(), "ConfigMap")["localdev-front-door-env"]["data"])
+    port = _free_port()
+    env |= {
+        "FRONT_DOOR_PORT": str(port),
+        "FRONT_DOOR_BIND": "127.0.0.1",
+        "CADDY_ADMIN": f"127.0.0.1:{_free_port()}",
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    argv = _remap(container["command"], {"/etc/caddy/Caddyfile": str(tmp_path / "Caddyfile")})
+    running.append(
+        subprocess.Popen(
+            [str(venv_tool("caddy")), *argv[1:]],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    probe = container["readinessProbe"]["httpGet"]
+    headers = {h["name"]: h["value"] for h in probe["httpHeaders"]}
+    url = f"http://127.0.0.1:{port}{probe['path']}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url, headers=headers, timeout=2).text == "ok"
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, timeout=30, message="the front-door pod's probe never passed")
+    # Without the probe's Host header Caddy matches no site: an empty 200 that proves nothing.
+    bare = httpx.get(url, headers={"Host": "10.1.2.3"}, timeout=2)
+    assert (bare.status_code, bare.text) == (200, "")
+
+
+def test_postgres_init_script_creates_the_role_the_probe_logs_in_as() -> None:
+    """The init script makes the app role and database; the readiness probe queries as it."""
+    script = _container_init_script()
+    secret = {
+        k: base64.b64decode(v).decode()
+        for k, v in by_kind(render_base(), "Secret")["localdev-postgres"]["data"].items()
+    }
+    # Names and a password that need quoting, so the script's psql variables are exercised.
+    app = {"APP_USER": "k8s-app", "APP_DB": "k8s-app db", "APP_PASSWORD": 'it\'s a "pw"'}
+    with data_dir() as localdev:
+        dev = DevEnv(free_prefix(), localdev)
+        proc = dev.start("postgres")
+        try:
+            base = {
+                "PATH": "/usr/bin:/bin",
+                "PGHOST": "127.0.0.1",
+                "PGPORT": str(dev.settings.port("postgres")),
+            }
+            init = subprocess.run(
+                ["sh", "-c", script],
+                env=base | app | {"PGPASSWORD": secret["POSTGRES_PASSWORD"]},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+            assert init.returncode == 0, init.stderr
+            probe = _container("postgres")["readinessProbe"]["exec"]["command"]
+            asked = subprocess.run(
+                probe,
+                env=base | app | {"PGPASSWORD": app["APP_PASSWORD"]},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+            assert (asked.returncode, asked.stdout, asked.stderr) == (0, "1\n", "")
+            refused = subprocess.run(
+                probe,
+                env=base | app | {"PGPASSWORD": "wrong"},
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+            assert refused.returncode != 0
+            assert 'password authentication failed for user "k8s-app"' in refused.stderr
+        finally:
+            stop(proc)
+
+
+def _container_init_script() -> str:
+    data = by_kind(render_base(), "ConfigMap")["localdev-postgres-init"]["data"]
+    (script,) = data.values()
+    return str(script)
