@@ -33,3 +33,40 @@ def test_tilt_ci_brings_every_service_up_in_local_mode() -> None:
         assert (Path(tmp) / "localdev" / "postgres" / "data" / "PG_VERSION").exists()
         assert (Path(tmp) / "localdev" / "temporal" / "temporal.db").exists()
     assert listening_ports(settings) == []
+
+
+def test_tilt_ci_runs_the_whole_platform_with_two_workers_per_queue() -> None:
+    """dev-in-tilt: services, 2+2 workers, provisioning, API and panel all healthy in `tilt ci`."""
+    prefix = "468"
+    settings = Settings(port_prefix=prefix)
+    assert listening_ports(settings) == [], "the test's port block must start empty"
+    with tempfile.TemporaryDirectory(prefix="conceptor-tilt-") as tmp:
+        env = tilt_env(prefix, Path(tmp) / "localdev", TILT_RUNMODE="dev-in-tilt")
+        result = run_tilt(
+            [
+                "ci",
+                "--port",
+                str(free_port()),
+                "--timeout",
+                "9m",
+                "--",
+                "--core-workers=2",
+                "--media-workers=2",
+            ],
+            env,
+            timeout=660,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert sorted(ready_events(output)) == sorted(SERVICES)
+    for worker in ("worker-core-0", "worker-core-1", "worker-media-0", "worker-media-1"):
+        assert f"{worker} │ [readiness probe: success]" in output, worker
+    provision_log = "\n".join(
+        line for line in output.splitlines() if line.lstrip().startswith("provision")
+    )
+    assert "provision · completed" in provision_log, provision_log[-3000:]
+    for step in ("migrate_postgres", "ensure_buckets", "import_realm", "wait_for_redis"):
+        assert step in provision_log
+    assert "api │ [readiness probe: success]" in output
+    assert "panel │ [readiness probe: success]" in output
+    assert listening_ports(settings) == []
