@@ -7,8 +7,11 @@ moved to free ones, binds to loopback) and its probe is asked exactly as the kub
 from __future__ import annotations
 
 import base64
+import re
+import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
+from conceptor.platform.manifests import to_dicts, worker_manifests
+from conceptor.platform.settings import Settings
 from conceptor.platform.tools import venv_tool
 from tests.helpers import wait_until
 from tests.integration.serve_helpers import DevEnv, data_dir, free_prefix, stop
 from tests.unit.k8s_support import (
+    DEV_ENV,
     TEMPORAL_DOCKERFILE,
     by_kind,
     containers,
@@ -71,33 +77,42 @@ def running() -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait()
 
 
+class TemporalPod:
+    """The Temporal image's ENTRYPOINT as a local process, ports moved to free ones."""
+
+    def __init__(self, tmp_path: Path, running: list[subprocess.Popen[bytes]]) -> None:
+        entrypoint = dockerfile_instruction(TEMPORAL_DOCKERFILE, "ENTRYPOINT")
+        mapping = {p: str(_free_port()) for p in ("7233", "8233", "7243", "7244")}
+        mapping |= {"0.0.0.0": "127.0.0.1", "/data/temporal.db": str(tmp_path / "temporal.db")}
+        self.argv = [str(venv_tool("temporal")), *_remap(entrypoint[1:], mapping)]
+        probe = _container("temporal")["readinessProbe"]["exec"]["command"]
+        self.probe = [str(venv_tool("temporal")), *_remap(probe[1:], mapping)]
+        self.address = f"127.0.0.1:{mapping['7233']}"
+        self.running = running
+
+    def ready(self) -> bool:
+        run = subprocess.run(self.probe, capture_output=True, check=False, timeout=10)
+        return run.returncode == 0
+
+    def start(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.running.append(proc)
+        wait_until(self.ready, timeout=60, message="the Temporal pod's probe never passed")
+        return proc
+
+
 def test_temporal_image_serves_its_probe_and_keeps_the_database(
     tmp_path: Path, running: list[subprocess.Popen[bytes]]
 ) -> None:
     """The image's ENTRYPOINT passes the pod's exec probe, and a restart keeps namespaces."""
-    entrypoint = dockerfile_instruction(TEMPORAL_DOCKERFILE, "ENTRYPOINT")
-    mapping = {p: str(_free_port()) for p in ("7233", "8233", "7243", "7244")}
-    mapping |= {"0.0.0.0": "127.0.0.1", "/data/temporal.db": str(tmp_path / "temporal.db")}
-    argv = [str(venv_tool("temporal")), *_remap(entrypoint[1:], mapping)]
-    probe = _container("temporal")["readinessProbe"]["exec"]["command"]
-    probe = [str(venv_tool("temporal")), *_remap(probe[1:], mapping)]
-    address = f"127.0.0.1:{mapping['7233']}"
-
-    def ready() -> bool:
-        return subprocess.run(probe, capture_output=True, check=False, timeout=10).returncode == 0
-
-    def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        running.append(proc)
-        wait_until(ready, timeout=60, message="the Temporal pod's probe never passed")
-        return proc
-
-    first = start()
+    pod = TemporalPod(tmp_path, running)
+    address = pod.address
+    first = pod.start()
     create = [str(venv_tool("temporal")), "operator", "namespace", "create"]
     subprocess.run([*create, "--namespace", "kept", "--address", address], check=True)
     first.terminate()
     assert first.wait(timeout=30) == 0
-    start()
+    pod.start()
     describe = subprocess.run(
         [*create[:3], "describe", "kept", "--address", address],
         capture_output=True,
@@ -204,3 +219,65 @@ def _container_init_script() -> str:
     data = by_kind(render_base(), "ConfigMap")["localdev-postgres-init"]["data"]
     (script,) = data.values()
     return str(script)
+
+
+def _pod_env(container: dict[str, Any], secret: dict[str, str]) -> dict[str, str]:
+    """The container's env as the kubelet builds it: secret refs read, $(VAR) expanded."""
+    env: dict[str, str] = {}
+    for var in container["env"]:
+        if "value" in var:
+            env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], var["value"])
+        else:
+            env[var["name"]] = secret[var["valueFrom"]["secretKeyRef"]["key"]]
+    return env
+
+
+def test_worker_pod_turns_ready_against_temporal_and_drains_in_its_grace(
+    tmp_path: Path, running: list[subprocess.Popen[bytes]]
+) -> None:
+    """A worker pod's entrypoint, args and env: /healthz 200 once polling; SIGTERM drains."""
+    temporal = TemporalPod(tmp_path, running)
+    temporal.start()
+    prefix = free_prefix()
+    (deployment,) = to_dicts(
+        worker_manifests(Settings(port_prefix=prefix), core=1, media=0, image="conceptor-app:dev")
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    secret = {
+        k: base64.b64decode(v).decode()
+        for k, v in by_kind(render_base(), "Secret")["localdev-postgres"]["data"].items()
+    }
+    env = _pod_env(container, secret)
+    assert env["CENTRAL_POSTGRES_DSN"] == (
+        f"postgresql://{secret['APP_USER']}:{secret['APP_PASSWORD']}"
+        f"@localdev-postgres:5432/{secret['APP_DB']}"
+    )
+    # The one address this machine must move: no cluster DNS resolves localdev-temporal here.
+    env |= {
+        "CENTRAL_TEMPORAL_ADDRESS": temporal.address,
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "APP_STATE_DIR": str(tmp_path),
+    }
+    worker = subprocess.Popen(
+        ["sh", str(DEV_ENV / "app-entrypoint.sh"), *container["args"]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    running.append(worker)
+    probe = container["readinessProbe"]["httpGet"]
+    (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == probe["port"]]
+    url = f"http://127.0.0.1:{port}{probe['path']}"
+
+    def polling() -> bool:
+        try:
+            resp = httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200 and resp.json()["status"] == "polling"
+
+    wait_until(polling, timeout=90, message="the worker pod's readiness probe never passed")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=pod["terminationGracePeriodSeconds"]) == 0
