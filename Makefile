@@ -37,7 +37,7 @@ down: ## stop Tilt and every service, worker and API of this checkout; nothing l
 	@bash $(REPO)/_dev-env/scripts/dev-down.bash
 
 test: setup ## the whole test suite (unit, integration, e2e) against real services
-	cd $(REPO) && $(VENV)/bin/pytest -ra --junitxml=tests/artifacts/junit.xml $(PYTEST_ARGS)
+	@bash $(REPO)/_dev-env/scripts/run-tests.bash $(PYTEST_ARGS)
 
 lint: setup ## ruff, ruff format --check, mypy, shellcheck
 	cd $(REPO) && $(VENV)/bin/ruff check conceptor tests bench
