@@ -53,7 +53,10 @@ async def probe(settings: Settings) -> str:
         )
     except Exception as exc:  # the SDK raises RuntimeError/RPCError variants while starting
         raise NotReadyError(f"namespace describe failed: {exc}") from exc
-    return f"namespace {resp.namespace_info.name!r} {resp.namespace_info.state}"
+    from temporalio.api.enums.v1 import NamespaceState
+
+    state = NamespaceState.Name(resp.namespace_info.state).removeprefix("NAMESPACE_STATE_")
+    return f"namespace {resp.namespace_info.name!r} {state.lower()}"
 
 
 SERVICE = DevService(
