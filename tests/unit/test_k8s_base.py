@@ -166,6 +166,15 @@ def test_front_door_runs_the_shared_caddyfile_with_cluster_upstreams() -> None:
     assert container["ports"] == [{"name": "http", "containerPort": int(env["FRONT_DOOR_PORT"])}]
 
 
+def test_postgres_bootstrap_script_is_executed_not_sourced() -> None:
+    """The init ConfigMap is mounted executable: the image runs it rather than sourcing it."""
+    pod = by_kind(render_base(), "Deployment")["localdev-postgres"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["init"]["configMap"] == {"name": "localdev-postgres-init", "defaultMode": 0o555}
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["init"] == "/docker-entrypoint-initdb.d"
+
+
 def test_secrets_hold_the_settings_development_values() -> None:
     """The dev-only credentials in the cluster are the ones the settings (and local mode) use."""
     settings = Settings(_env_file=None)
