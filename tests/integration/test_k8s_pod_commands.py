@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conceptor.platform.manifests import to_dicts, worker_manifests
+from conceptor.platform.manifests import app_manifests, to_dicts, worker_manifests
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import venv_tool
 from tests.helpers import wait_until
@@ -281,3 +281,38 @@ def test_worker_pod_turns_ready_against_temporal_and_drains_in_its_grace(
     wait_until(polling, timeout=90, message="the worker pod's readiness probe never passed")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=pod["terminationGracePeriodSeconds"]) == 0
+
+
+@pytest.mark.parametrize("component", ["api", "panel"])
+def test_app_pod_answers_its_probe(
+    tmp_path: Path, running: list[subprocess.Popen[bytes]], component: str
+) -> None:
+    """The api and panel pods' entrypoint, args and env answer their readiness probe."""
+    prefix = free_prefix()
+    deployment, _service = to_dicts(
+        app_manifests(Settings(port_prefix=prefix), components=[component], image="x:1")
+    )
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    secret = {"APP_USER": "u", "APP_PASSWORD": "p", "APP_DB": "d"}
+    env = _pod_env(container, secret) | {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "APP_STATE_DIR": str(tmp_path),
+    }
+    proc = subprocess.Popen(
+        ["sh", str(DEV_ENV / "app-entrypoint.sh"), *container["args"]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    running.append(proc)
+    probe = container["readinessProbe"]["httpGet"]
+    (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == probe["port"]]
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}{probe['path']}", timeout=2).is_success
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, timeout=60, message=f"the {component} pod's readiness probe never passed")
