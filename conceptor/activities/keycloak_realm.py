@@ -4,7 +4,7 @@ groups and users one by one (create-or-accept-existing, update only what differs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +20,8 @@ _COLLECTIONS = {
     "identityProviderMappers", "authenticationFlows", "authenticatorConfig", "requiredActions",
     "scopeMappings", "clientScopeMappings", "defaultRole", "federatedUsers",
 }  # fmt: skip
+_VISIBLE_POLLS = 120
+_VISIBLE_INTERVAL = 0.25
 _USER_LINKS = {"credentials", "realmRoles", "groups", "clientRoles"}
 
 
@@ -69,11 +71,8 @@ class RealmReconciler:
             if await self.admin.create("/realms", self.realm):
                 self._all_created()
                 return self.changes
-            # 409: a concurrent run is creating it; its transaction may not be visible yet,
-            # in which case the activity is retried (with backoff) and then reconciles.
-            if await self.admin.find(self.base) is None:
-                msg = f"realm {self.name} is being created by a concurrent import"
-                raise KeycloakError(msg)
+            # 409: a concurrent run is creating it; wait until its transaction is visible.
+            await self._visible(lambda: self.admin.find(self.base), f"realm {self.name}")
         # Independent resources are reconciled concurrently; groups and users refer to roles
         # (and users to groups), so those come in later rounds.
         roles = self.realm.get("roles", {}).get("realm", [])
@@ -87,14 +86,18 @@ class RealmReconciler:
 
     @staticmethod
     async def _visible(
-        lookup: Coroutine[Any, Any, dict[str, Any] | None], label: str
+        lookup: Callable[[], Awaitable[dict[str, Any] | None]], label: str
     ) -> dict[str, Any]:
-        """A resource just created (by us or, after a 409, by a concurrent run)."""
-        found = await lookup
-        if found is None:  # the concurrent creator has not committed yet: retry the activity
-            msg = f"{label} not visible yet after its creation"
-            raise KeycloakError(msg)
-        return found
+        """A resource just created (by us or, after a 409, by a concurrent run that may not
+        have committed yet: creating a realm takes Keycloak seconds)."""
+        for _ in range(_VISIBLE_POLLS):
+            found = await lookup()
+            if found is not None:
+                return found
+            activity.heartbeat()
+            await asyncio.sleep(_VISIBLE_INTERVAL)
+        msg = f"{label} still not visible {_VISIBLE_POLLS * _VISIBLE_INTERVAL:g}s after a 409"
+        raise KeycloakError(msg)  # retryable: the activity starts over
 
     def _all_created(self) -> None:
         self.changes.add("realm-settings", created=True)
@@ -134,7 +137,7 @@ class RealmReconciler:
             if await self.admin.create(f"{self.base}/clients", want):
                 self.changes.add(label, created=True)
                 return
-            have = await self._visible(self._find_client(want["clientId"]), label)
+            have = await self._visible(lambda: self._find_client(want["clientId"]), label)
         settings = {k: v for k, v in want.items() if k != "protocolMappers"}
         path = f"{self.base}/clients/{have['id']}"
         updated = False
@@ -168,7 +171,7 @@ class RealmReconciler:
         if have is None:
             body = {k: v for k, v in want.items() if k not in ("realmRoles", "subGroups")}
             created = await self.admin.create(f"{self.base}/groups", body)
-            have = await self._visible(self._find_group(want["name"]), label)
+            have = await self._visible(lambda: self._find_group(want["name"]), label)
         path = f"{self.base}/groups/{have['id']}"
         updated = False
         attributes = want.get("attributes")
@@ -202,7 +205,7 @@ class RealmReconciler:
         if have is None:
             body = {k: v for k, v in want.items() if k not in ("realmRoles", "clientRoles")}
             created = await self.admin.create(f"{self.base}/users", body)
-            have = await self._visible(self._find_user(want["username"]), label)
+            have = await self._visible(lambda: self._find_user(want["username"]), label)
         path = f"{self.base}/users/{have['id']}"
         profile = {k: v for k, v in want.items() if k not in _USER_LINKS}
         updated = False
