@@ -93,7 +93,8 @@ async def ingest_upload(
     Validation of the content happens in the workflow, so a bad file still gets a row that
     says why it failed.
     """
-    from conceptor.workflows.media import MediaIngestInput, MediaIngestWorkflow
+    from conceptor.workflows.media import MediaIngestWorkflow
+    from conceptor.workflows.media_models import MediaIngestInput
 
     asset_id = uuid.uuid4()
     key = original_key_for(asset_id, filename)

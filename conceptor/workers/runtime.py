@@ -82,7 +82,15 @@ async def run_worker(settings: Settings, queue: str, index: int) -> int:
     interceptor = install_log_context(queue=queue, identity=identity)
     health = WorkerHealth(queue=queue, index=index, identity=identity)
     health.metrics_url = _install_metrics_runtime()
-    server = await health.serve(settings.worker_health_host or settings.host, port)
+    host = settings.worker_health_host or settings.host
+    try:
+        server = await health.serve(host, port)
+    except OSError as exc:
+        name = identity.split("@")[0]
+        log.error(
+            f"health port {host}:{port} is in use: is {name} already running?", errno=exc.errno
+        )
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+# Passed through, models included: re-creating pydantic classes in every sandbox costs CPU.
 with workflow.unsafe.imports_passed_through():
     from conceptor.activities.media import (
         AssetActivities,
@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from conceptor.activities.notify import NotifyActivities, SendNotificationInput
     from conceptor.workers.queues import CORE_QUEUE
+    from conceptor.workflows.media_models import MediaIngestInput, MediaIngestResult
 
 _DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -31,21 +32,6 @@ _THUMBNAIL_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=5,
 )
-
-
-class MediaIngestInput(BaseModel):
-    asset_id: str
-    filename: str
-    original_key: str
-    sizes: list[int]
-    heartbeat_timeout_seconds: float = 10.0
-
-
-class MediaIngestResult(BaseModel):
-    asset_id: str
-    status: str
-    thumbnail_keys: dict[int, str]
-    notification_id: str
 
 
 def _reason(err: ActivityError) -> tuple[str, str]:

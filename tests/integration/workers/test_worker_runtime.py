@@ -101,3 +101,16 @@ async def test_sigterm_drains_in_flight_activity(
         "draining: polling stopped, waiting for in-flight activities",
         "worker drained",
     ]
+
+
+async def test_second_worker_with_same_index_refuses(
+    worker_services: Settings, spawn_worker: Callable[..., WorkerProc]
+) -> None:
+    """Two processes claiming worker-core-4: the second exits 1 and names the clash."""
+    first = spawn_worker("core", 4)
+    first.wait_polling()
+    second = spawn_worker("core", 4)
+    assert await asyncio.to_thread(second.wait, 30) == 1
+    port = worker_services.worker_port("core", 4)
+    errors = [line["event"] for line in second.logs() if line.get("level") == "error"]
+    assert errors == [f"health port 127.0.0.1:{port} is in use: is worker-core-4 already running?"]
