@@ -80,7 +80,7 @@ async def _provision(steps: list[StepName] | None, wait: bool, timeout: float) -
     if status.state == "running":
         console.print(f"[red]still running after {timeout:g}s; it goes on in Temporal[/]")
         return 2
-    console.print(f"[bold red]provisioning failed:[/] {status.error}")
+    console.print(f"[bold red]{status.error}[/]")
     return 1
 
 

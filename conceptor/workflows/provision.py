@@ -64,6 +64,7 @@ async def run_step(step: StepName, deadline: float, progress: StepProgress) -> S
         # where workflow.now() and set_current_details are not allowed.
         progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)
         progress.state = "failed"
+        progress.attempts = max(progress.attempts, 1)  # the failure does not say how many
         progress.error = describe_failure(step, exc, deadline)
         raise StepFailedError(step) from exc
     progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)

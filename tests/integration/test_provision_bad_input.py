@@ -76,7 +76,7 @@ async def test_malformed_realm_file(local_stack: LocalStack, tmp_path: Path) -> 
         "Expecting ',' delimiter at line 3 column 3"
     )
     steps = {s.step: s for s in status.steps}
-    assert (steps["import_realm"].state, steps["import_realm"].attempts) == ("failed", 0)
+    assert (steps["import_realm"].state, steps["import_realm"].attempts) == ("failed", 1)
     assert steps["migrate_postgres"].state == "completed"
     assert steps["ensure_buckets"].state == "completed"
 
