@@ -95,6 +95,7 @@ async def isolated_env(
         await conn.execute(f'CREATE DATABASE "{database}" OWNER "{base.postgres_user}"')
     finally:
         await conn.close()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     realm_file = tmp_path / "technova.json"
     text = (REPO_ROOT / "_dev-env" / "realms" / "technova.json").read_text()
     realm_file.write_text(text.replace('"realm": "technova"', f'"realm": "{realm}"', 1))
