@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -115,6 +116,23 @@ def _admin_token(settings: Settings) -> str:
     return str(resp.json()["access_token"])
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User+system CPU time a process has used so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listener_pid(port: int) -> int | None:
+    """The process listening on a loopback TCP port (from `ss -ltnp`)."""
+    out = subprocess.run(
+        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"pid=(\d+)", out.stdout)
+    return int(match.group(1)) if match else None
+
+
 def wrk(
     url: str, *, token: str | None, seconds: int, connections: int, script: Path
 ) -> dict[str, Any]:
@@ -176,21 +194,29 @@ def main() -> None:
         samples: dict[str, dict[str, list[dict[str, Any]]]] = {
             case: {"front-door": [], "direct": []} for case in cases
         }
+        pids = {
+            "api": listener_pid(settings.port("api")),
+            "caddy": listener_pid(settings.port("front_door")),
+        }
         for case, (path, bearer) in cases.items():
             # Warm up both routes (connections, JWKS cache, Temporal channel).
             for base in (front, direct):
                 wrk(base + path, token=bearer, seconds=1, connections=4, script=script)
             for _ in range(args.runs):
                 for route, base in (("direct", direct), ("front-door", front)):
-                    samples[case][route].append(
-                        wrk(
-                            base + path,
-                            token=bearer,
-                            seconds=args.seconds,
-                            connections=args.connections,
-                            script=script,
-                        )
+                    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    result = wrk(
+                        base + path,
+                        token=bearer,
+                        seconds=args.seconds,
+                        connections=args.connections,
+                        script=script,
                     )
+                    # CPU per request: unlike rps, barely moved by other load on the machine.
+                    for name, pid in pids.items():
+                        used = cpu_seconds(pid) - before[name]
+                        result[f"{name}_cpu_us"] = used * 1e6 / max(result["requests"], 1)
+                    samples[case][route].append(result)
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -204,6 +230,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     report: dict[str, Any] = {
+        "load_average": os.getloadavg(),
         "runs": args.runs,
         "seconds": args.seconds,
         "connections": args.connections,
@@ -214,7 +241,8 @@ def main() -> None:
         title=f"API through the front-door vs direct: median of {args.runs} x {args.seconds}s, "
         f"{args.connections} connections (target >= {TARGET_RATIO}x direct rps, 0 errors)"
     )
-    for col in ("request", "route", "rps", "p50 ms", "p99 ms", "errors", "front/direct"):
+    cols = ("request", "route", "rps", "p50 ms", "p99 ms", "errors", "API CPU µs/req")
+    for col in (*cols, "Caddy CPU µs/req", "front/direct"):
         table.add_column(col, justify="right" if col not in ("request", "route") else "left")
     for case, routes in samples.items():
         entry: dict[str, Any] = {}
@@ -224,6 +252,8 @@ def main() -> None:
                 "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
                 "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
                 "errors": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
+                "api_cpu_us": statistics.median(r["api_cpu_us"] for r in runs),
+                "caddy_cpu_us": statistics.median(r["caddy_cpu_us"] for r in runs),
                 "runs": runs,
             }
         entry["ratio"] = entry["front-door"]["rps"] / entry["direct"]["rps"]
@@ -240,9 +270,11 @@ def main() -> None:
                 f"{m['p50_ms']:.2f}",
                 f"{m['p99_ms']:.2f}",
                 str(m["errors"]),
+                f"{m['api_cpu_us']:.0f}",
+                f"{m['caddy_cpu_us']:.0f}" if route == "front-door" else "",
                 f"{entry['ratio']:.2f}" if route == "front-door" else "",
             )
-    Console().print(table)
+    Console(width=160).print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
     print(f"results: {RESULTS}")

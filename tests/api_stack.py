@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from functools import partial
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,13 +58,14 @@ def workers(local_stack: LocalStack, app_processes: Processes) -> None:
         if name not in app_processes.procs:
             app_processes.spawn(name, "worker", queue, "--index", "0")
     settings = local_stack.settings
+
+    def polling(queue: str) -> bool:
+        url = f"http://{settings.host}:{settings.worker_port(queue, 0)}/readyz"
+        return app_processes.alive(f"worker-{queue}-0") and answers(url)
+
     for queue in ("core", "media"):
-        port = settings.worker_port(queue, 0)
         wait_until(
-            lambda port=port, q=queue: (
-                app_processes.alive(f"worker-{q}-0")
-                and answers(f"http://{settings.host}:{port}/readyz")
-            ),
+            partial(polling, queue),
             timeout=90,
             message=f"worker {queue}-0 never became ready; log in {LOG_DIR}/worker-{queue}-0.log",
         )
@@ -78,8 +80,7 @@ async def _provision(settings: Settings) -> Any:
     deadline = time.monotonic() + 240
     while True:
         status = await provision_status(client)
-        state = getattr(status, "state", None)
-        if state in ("completed", "failed", "terminated", "canceled", "timed_out"):
+        if status.state in ("completed", "failed"):
             return status
         if time.monotonic() > deadline:
             msg = f"provisioning not finished within 240s: {status}"

@@ -60,10 +60,10 @@ def test_panel_served_at_root_on_each_host(api_stack: ApiStack, host: str) -> No
 
 
 def test_unknown_host_is_not_routed(api_stack: ApiStack) -> None:
-    """A host name the front-door does not serve gets no API answer."""
+    """A host name the front-door does not serve gets Caddy's empty answer, not the API."""
     port = api_stack.settings.port("front_door")
     resp = httpx.get(f"{api_stack.front_door}/api/health", headers={"host": f"example.com:{port}"})
-    assert resp.status_code != 200 or resp.text == ""
+    assert (resp.status_code, resp.text) == (200, "")
 
 
 def test_ready_reports_each_dependency_up(api_stack: ApiStack) -> None:
@@ -115,6 +115,13 @@ async def test_ready_is_503_naming_the_dependency_that_is_down(settings: Setting
         "redis",
         "minio",
     }
+
+
+def test_bare_api_path_redirects_to_the_docs(api_stack: ApiStack) -> None:
+    """/api without a trailing path is sent to the interactive docs."""
+    resp = httpx.get(f"{api_stack.front_door}/api")
+    assert resp.status_code == 302
+    assert resp.headers["location"] == "/api/docs"
 
 
 def test_openapi_and_docs_served_under_api(api_stack: ApiStack) -> None:
