@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -228,3 +229,25 @@ async def test_provision_step_deadline_is_a_clear_failure(env: WorkflowEnvironme
     assert exc.cause.message.startswith(  # type: ignore[union-attr]
         "provisioning failed: import_realm: import_realm did not finish within its 1s deadline"
     )
+
+
+async def test_provision_current_details_table(env: WorkflowEnvironment) -> None:
+    """The UI's "current details" is a Markdown table with a row per step and its outcome."""
+    calls: list[str] = []
+    queue, workflow_id = f"test-{uuid.uuid4()}", f"provision-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=PROVISIONING_WORKFLOWS,
+        activities=fake_activities({}, calls),
+    ):
+        handle = await start_provision(env.client, workflow_id=workflow_id, task_queue=queue)
+        await handle.result()
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    lines = metadata.current_details.splitlines()
+    assert lines[0] == "| step | state | attempts | duration | result |"
+    assert len(lines) == 2 + len(ALL_STEPS)
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines[2:]}
+    assert set(rows) == set(ALL_STEPS)
+    assert rows["wait_for_redis"].startswith("| wait_for_redis | completed | 2 | ")
+    assert rows["migrate_postgres"].endswith(" | updated (created 1, unchanged 1) |")
