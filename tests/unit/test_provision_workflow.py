@@ -226,7 +226,8 @@ async def test_provision_step_deadline_is_a_clear_failure(env: WorkflowEnvironme
         env, fake_activities({"import_realm": hang}, calls, deadline=1.0), step_deadline_seconds=1.0
     )
     assert isinstance(exc, WorkflowFailureError)
-    assert exc.cause.message.startswith(  # type: ignore[union-attr]
+    assert isinstance(exc.cause, ApplicationError)
+    assert exc.cause.message.startswith(
         "provisioning failed: import_realm: import_realm did not finish within its 1s deadline"
     )
 
