@@ -6,7 +6,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import jwt
@@ -34,18 +33,21 @@ class User:
 
 
 def accepted_issuers(settings: Settings) -> list[str]:
-    """The realm issuer, plus its `localhost` spelling when the host is loopback.
+    """The realm's issuer as the API reaches Keycloak, and as browsers and scripts do.
 
-    Keycloak in development derives `iss` from the host the token was requested on, and
-    people type `localhost` where the settings say 127.0.0.1: both name the same realm.
+    Keycloak in development writes into `iss` the host a token was requested on: people
+    type `localhost` or 127.0.0.1 on this prefix's Keycloak port (in the cluster, through a
+    port-forward) while the API may use an in-cluster name. All name the same realm, whose
+    keys still have to sign the token. Anything else: CENTRAL_API_EXTRA_ISSUERS.
     """
-    issuers = [settings.keycloak_issuer]
-    parts = urlsplit(settings.keycloak_issuer)
-    if parts.hostname in ("127.0.0.1", "localhost"):
-        other = "localhost" if parts.hostname == "127.0.0.1" else "127.0.0.1"
-        netloc = f"{other}:{parts.port}" if parts.port else other
-        issuers.append(urlunsplit(parts._replace(netloc=netloc)))
-    return issuers
+    path = f"/realms/{settings.realm_name}"
+    candidates = [
+        settings.keycloak_issuer,
+        f"http://127.0.0.1:{settings.port('keycloak')}{path}",
+        f"http://localhost:{settings.port('keycloak')}{path}",
+        *settings.api_extra_issuers,
+    ]
+    return list(dict.fromkeys(candidates))
 
 
 class TokenVerifier:

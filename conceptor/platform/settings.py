@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 64 * 1024  # every other request body
     api_upload_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
     api_jwks_min_refresh_seconds: float = 10.0  # unknown-kid refetches are at most this often
+    api_extra_issuers: tuple[str, ...] = ()  # accepted `iss` besides the realm's own URLs
     api_dependency_timeout_seconds: float = 3.0  # per dependency, for /api/ready
     tilt_ui_url: str = "http://localhost:10350"
 

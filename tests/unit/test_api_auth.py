@@ -131,3 +131,19 @@ def test_accepted_issuers_include_the_localhost_spelling() -> None:
         "http://127.0.0.1:45514/realms/technova",
         "http://localhost:45514/realms/technova",
     ]
+
+
+def test_accepted_issuers_in_the_cluster_keep_the_forwarded_spellings() -> None:
+    """With an in-cluster Keycloak URL, tokens fetched through the port-forward still verify."""
+    settings = Settings(
+        _env_file=None,
+        port_prefix="440",
+        keycloak_url_override="http://localdev-keycloak:8080",
+        api_extra_issuers=("https://sso.example/realms/technova",),
+    )
+    assert accepted_issuers(settings) == [
+        "http://localdev-keycloak:8080/realms/technova",
+        "http://127.0.0.1:44014/realms/technova",
+        "http://localhost:44014/realms/technova",
+        "https://sso.example/realms/technova",
+    ]
