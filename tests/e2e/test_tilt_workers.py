@@ -53,6 +53,7 @@ def _pids_or_none(settings: Settings) -> dict[str, int] | None:
         return None
 
 
+@pytest.mark.timeout(900)
 def test_tilt_trigger_restarts_one_worker_only() -> None:
     """Four worker resources get ready; triggering worker-media-0 changes its PID, no other."""
     settings = Settings(port_prefix=PREFIX)
@@ -62,7 +63,7 @@ def test_tilt_trigger_restarts_one_worker_only() -> None:
         env = tilt_env(PREFIX, Path(tmp) / "localdev")
         log = (Path(tmp) / "tilt.log").open("wb")
         up = subprocess.Popen(
-            [str(tilt_binary()), "up", "--hud=false", "--port", str(port), *TILTFILE_ARGS],
+            [str(tilt_binary()), "up", "--stream", "--port", str(port), *TILTFILE_ARGS],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -94,7 +95,7 @@ def test_tilt_trigger_restarts_one_worker_only() -> None:
                 k: v for k, v in before.items() if k != "worker-media-0"
             }
             assert after["worker-media-0"] != before["worker-media-0"]
-            down = run_tilt(["down", "--port", str(port), *TILTFILE_ARGS], env, timeout=120)
+            down = run_tilt(["down", *TILTFILE_ARGS], env, timeout=120)
             assert down.returncode == 0, down.stdout + down.stderr
         finally:
             if up.poll() is None:
