@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, ExitStack
 
 from temporalio.worker import SharedStateManager
 
+from conceptor.platform.logging import configure_from_settings
 from conceptor.platform.settings import Settings
 from conceptor.workers.declarations import QueueDeclaration
 
@@ -35,8 +36,9 @@ class BlockingPool(AbstractContextManager["BlockingPool"]):
             ctx = multiprocessing.get_context("spawn")
             manager = self._stack.enter_context(ctx.Manager())
             self.shared_state = SharedStateManager.create_from_multiprocessing(manager)
+            # Children log like their parent (JSON/console, redaction) from their first line.
             self.executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.size, mp_context=ctx
+                max_workers=self.size, mp_context=ctx, initializer=configure_from_settings
             )
 
     def __exit__(self, *exc: object) -> None:

@@ -238,3 +238,28 @@ async def test_worker_logs_carry_bindings(
         "MediaIngestWorkflow",
     )
     assert workflow_line["worker"] in MEDIA_IDENTITIES
+
+
+async def test_media_ingest_in_a_process_pool(
+    worker_services: Settings, temporal: Client, spawn_worker: Callable[..., WorkerProc]
+) -> None:
+    """With CENTRAL_MEDIA_POOL_KIND=process thumbnails render in child processes, same result."""
+    procs = [spawn_worker("core", 0), spawn_worker("media", 2, CENTRAL_MEDIA_POOL_KIND="process")]
+    for proc in procs:
+        proc.wait_polling()
+    asset = await ingest_upload(
+        worker_services,
+        temporal,
+        filename="pooled.png",
+        content_type="image/png",
+        data=make_image(1200, 900),
+    )
+    await result_of(temporal, asset.id)
+    attempts = await activity_attempts(temporal, asset.id, "create_thumbnails")
+    assert attempts == [(1, f"worker-media-2@{HOST}", "completed")]
+    assert await thumbnail_objects(worker_services, asset.id) == [
+        f"{asset.id}/128.jpg",
+        f"{asset.id}/512.jpg",
+    ]
+    polling = [line for line in procs[1].logs() if line.get("event") == "worker polling"]
+    assert (polling[0]["blocking"], polling[0]["pool_size"]) == ("process", 4)
