@@ -100,17 +100,25 @@ async def _ensure_bucket(s3: Any, bucket: str) -> bool:
 async def _ensure_policy(s3: Any, bucket: str, policy: BucketPolicy) -> bool:
     """True if the policy read back differed from the wanted one and was corrected."""
     wanted = policy_document(bucket, policy)
-    try:
-        current: str | None = (await s3.get_bucket_policy(Bucket=bucket))["Policy"]
-    except ClientError as exc:
-        if _code(exc) != "NoSuchBucketPolicy":
-            raise
-        current = None
-    if normalize(current) == normalize(wanted):
+    if normalize(await _read_policy(s3, bucket)) == normalize(wanted):
         return False
     if wanted is None:
         await s3.delete_bucket_policy(Bucket=bucket)
     else:
         await s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(wanted))
+    # Read it back: a server that stores something else than asked must not pass silently.
+    stored = await _read_policy(s3, bucket)
+    if normalize(stored) != normalize(wanted):
+        msg = f"bucket {bucket!r}: S3 stored policy {stored!r} instead of the {policy} policy"
+        raise ApplicationError(msg, type=BUCKET_REJECTED, non_retryable=True)
     activity.logger.info("bucket %s policy set to %s", bucket, policy)
     return True
+
+
+async def _read_policy(s3: Any, bucket: str) -> str | None:
+    try:
+        return str((await s3.get_bucket_policy(Bucket=bucket))["Policy"])
+    except ClientError as exc:
+        if _code(exc) != "NoSuchBucketPolicy":
+            raise
+        return None

@@ -7,7 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -123,7 +128,7 @@ async def _steps(
     try:
         progress = await handle.query(ProvisionWorkflow.progress, rpc_timeout=_QUERY_TIMEOUT)
         steps = list(progress.steps)
-    except RPCError:
+    except (RPCError, WorkflowQueryFailedError):
         # No worker answers the query (e.g. none is running): fall back to the last result.
         steps = [
             StepProgress(step=name, state="completed", attempts=r.attempts, result=r)
