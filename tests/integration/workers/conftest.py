@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,22 +26,29 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 @pytest.fixture(scope="session")
-async def worker_services(
+def worker_services(
     request: pytest.FixtureRequest, stack_env: dict[str, str], settings: Settings
 ) -> Settings:
-    """Services workers use (no Keycloak), migrated, with buckets as provisioning makes them."""
+    """Services workers use (no Keycloak), migrated, with buckets as provisioning makes them.
+
+    Synchronous on purpose: the stack fixtures run their own event loops.
+    """
     if os.environ.get("CONCEPTOR_TEST_REUSE_DIR") and port_in_use(
         settings.host, settings.port("temporal")
     ):
         stack = LocalStack(
             settings, env=stack_env, log_dir=ARTIFACTS / "services", services=WORKER_SERVICES
         )
-        await stack.wait_ready(WORKER_SERVICES, timeout=60)
+        asyncio.run(stack.wait_ready(WORKER_SERVICES, timeout=60))
     else:
         request.getfixturevalue("local_stack")
-    env = ActivityEnvironment()
-    await env.run(PostgresActivities(settings).migrate_postgres)
-    await env.run(StorageActivities(settings).ensure_buckets)
+
+    async def provision() -> None:
+        env = ActivityEnvironment()
+        await env.run(PostgresActivities(settings).migrate_postgres)
+        await env.run(StorageActivities(settings).ensure_buckets)
+
+    asyncio.run(provision())
     return settings
 
 
