@@ -1,4 +1,4 @@
-"""A worker's HTTP endpoint: /healthz (200 only while polling) and /metrics (Prometheus)."""
+"""A worker's HTTP endpoint: /healthz (200 only while polling), /livez, /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -73,12 +73,16 @@ class WorkerHealth:
     async def _route(self, method: str, path: str) -> tuple[int, str, bytes]:
         if method not in ("GET", "HEAD"):
             return 405, "text/plain", b"method not allowed\n"
+        body = json.dumps(self.snapshot()).encode() + b"\n"
         if path in ("/healthz", "/readyz", "/"):
-            status = 200 if self.state == "polling" else 503
-            return status, "application/json", json.dumps(self.snapshot()).encode() + b"\n"
+            return (200 if self.state == "polling" else 503), "application/json", body
+        if path == "/livez":
+            # Alive while the loop answers, also when waiting for Temporal or draining: a
+            # liveness probe must not kill a worker that is only waiting or finishing work.
+            return 200, "application/json", body
         if path == "/metrics":
             return await self._metrics()
-        return 404, "text/plain", b"not found: try /healthz or /metrics\n"
+        return 404, "text/plain", b"not found: try /healthz, /livez or /metrics\n"
 
     async def _metrics(self) -> tuple[int, str, bytes]:
         polling = 1 if self.state == "polling" else 0

@@ -45,7 +45,7 @@ async def test_health_and_metrics_while_polling(
 async def test_worker_waits_for_temporal_then_stops_cleanly(
     worker_services: Settings, spawn_worker: Callable[..., WorkerProc]
 ) -> None:
-    """With Temporal unreachable: 503 `waiting-for-temporal`, says so, and SIGTERM exits 0."""
+    """Temporal unreachable: /healthz 503 (/livez 200) `waiting-for-temporal`; SIGTERM exits 0."""
     closed = int(worker_services.port_prefix) * 100 + 99  # the block's last port: unassigned
     assert not port_in_use(worker_services.host, closed)
     worker = spawn_worker("core", 2, CENTRAL_TEMPORAL_ADDRESS=f"127.0.0.1:{closed}")
@@ -58,6 +58,9 @@ async def test_worker_waits_for_temporal_then_stops_cleanly(
         assert said and said[0]["address"] == f"127.0.0.1:{closed}"
 
     await assert_eventually(waiting, timeout=30)
+    async with httpx.AsyncClient(timeout=5) as http:
+        live = await http.get(f"http://127.0.0.1:{worker.port}/livez")
+    assert (live.status_code, live.json()["status"]) == (200, "waiting-for-temporal")
     worker.terminate()
     assert await asyncio.to_thread(worker.wait, 20) == 0
 
