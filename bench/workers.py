@@ -41,7 +41,7 @@ SERVICES = ("postgres", "redis", "temporal", "minio", "mailpit")
 RESULTS = REPO_ROOT / "bench" / "results" / "workers.json"
 BARE_QUEUE = "bench-bare-core"
 NOOP_FLOWS, NOOP_PER_FLOW = 4, 25  # per run: 100 activities in flight at once
-IMAGES = 8  # per media run: 12-megapixel PNG photos (4000x3000)
+IMAGES = 6  # per media run: 12-megapixel PNG photos (4000x3000)
 NOOP_ACTIVITY = "provision_defaults"  # a core activity that does no I/O: returns a settings value
 
 

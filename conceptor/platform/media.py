@@ -115,20 +115,38 @@ async def ingest_upload(
         )
     finally:
         await conn.close()
-    await client.start_workflow(
-        MediaIngestWorkflow.run,
-        MediaIngestInput(
-            asset_id=str(asset_id),
-            filename=filename,
-            original_key=key,
-            sizes=sizes,
-            heartbeat_timeout_seconds=settings.media_heartbeat_timeout_seconds,
-        ),
-        id=workflow_id_for(asset_id),
-        task_queue=MEDIA_QUEUE,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
+    try:
+        await client.start_workflow(
+            MediaIngestWorkflow.run,
+            MediaIngestInput(
+                asset_id=str(asset_id),
+                filename=filename,
+                original_key=key,
+                sizes=sizes,
+                heartbeat_timeout_seconds=settings.media_heartbeat_timeout_seconds,
+            ),
+            id=workflow_id_for(asset_id),
+            task_queue=MEDIA_QUEUE,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except Exception as exc:
+        # No workflow will ever move this row: say so on it rather than leave it `pending`.
+        await _mark_failed(settings, asset_id, f"processing could not start: {exc}")
+        raise
     return asset_from_row(settings, row)
+
+
+async def _mark_failed(settings: Settings, asset_id: uuid.UUID, reason: str) -> None:
+    conn = await _connect(settings)
+    try:
+        await conn.execute(
+            "UPDATE media_assets SET status = 'failed', error = $2, updated_at = now()"
+            " WHERE id = $1",
+            asset_id,
+            reason,
+        )
+    finally:
+        await conn.close()
 
 
 async def get_asset(settings: Settings, asset_id: uuid.UUID | str) -> MediaAsset | None:
