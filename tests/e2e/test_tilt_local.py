@@ -22,13 +22,19 @@ def test_tilt_ci_brings_every_service_up_in_local_mode() -> None:
     assert listening_ports(settings) == [], "the test's port block must start empty"
     with tempfile.TemporaryDirectory(prefix="conceptor-tilt-") as tmp:
         env = tilt_env(PREFIX, Path(tmp) / "localdev", TILT_RUNMODE="dev-outside-tilt")
-        result = run_tilt(["ci", "--port", str(free_port()), "--timeout", "8m"], env, timeout=600)
+        result = run_tilt(
+            ["ci", "--port", str(free_port()), "--timeout", "8m"],
+            env,
+            timeout=600,
+            log_name="tilt-ci-services",
+        )
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-4000:]
         events = ready_events(output)
         assert sorted(events) == sorted(SERVICES), output[-4000:]
         for name in SERVICES:
-            assert f"localdev-{name}" in output
+            # Each resource ran the one launcher (Tilt shortens resource names in its log).
+            assert f"conceptor dev serve {name}\n" in output, name
         # Data went where the knob said, under the throwaway dir, one folder per service.
         assert (Path(tmp) / "localdev" / "postgres" / "data" / "PG_VERSION").exists()
         assert (Path(tmp) / "localdev" / "temporal" / "temporal.db").exists()
@@ -37,7 +43,7 @@ def test_tilt_ci_brings_every_service_up_in_local_mode() -> None:
 
 def test_tilt_ci_runs_the_whole_platform_with_two_workers_per_queue() -> None:
     """dev-in-tilt: services, 2+2 workers, provisioning, API and panel all healthy in `tilt ci`."""
-    prefix = "468"
+    prefix = "465"
     settings = Settings(port_prefix=prefix)
     assert listening_ports(settings) == [], "the test's port block must start empty"
     with tempfile.TemporaryDirectory(prefix="conceptor-tilt-") as tmp:
@@ -55,6 +61,7 @@ def test_tilt_ci_runs_the_whole_platform_with_two_workers_per_queue() -> None:
             ],
             env,
             timeout=660,
+            log_name="tilt-ci-platform",
         )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

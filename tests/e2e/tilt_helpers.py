@@ -11,6 +11,8 @@ from pathlib import Path
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
 
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+
 
 def tilt_binary() -> Path:
     return cached_tool("tilt", "TILT_VERSION", "bin/tilt")
@@ -24,7 +26,9 @@ def free_port() -> int:
 
 def tilt_env(prefix: str, localdev: Path, **extra: str) -> dict[str, str]:
     localdev.mkdir(parents=True, exist_ok=True)
-    localdev.chmod(0o755)
+    # PostgreSQL runs as `postgres`: the throwaway dir and its parent must be searchable.
+    for path in (localdev.parent, localdev):
+        path.chmod(0o755)
     env = {
         **os.environ,
         "TILT_INFRA": "local",
@@ -39,9 +43,10 @@ def tilt_env(prefix: str, localdev: Path, **extra: str) -> dict[str, str]:
 
 
 def run_tilt(
-    args: list[str], env: dict[str, str], *, timeout: float
+    args: list[str], env: dict[str, str], *, timeout: float, log_name: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    """Run tilt; with log_name its output is kept in tests/artifacts/<log_name>.log."""
+    result = subprocess.run(
         [str(tilt_binary()), *args],
         cwd=REPO_ROOT,
         env=env,
@@ -50,6 +55,10 @@ def run_tilt(
         timeout=timeout,
         check=False,
     )
+    if log_name is not None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"{log_name}.log").write_text(result.stdout + result.stderr)
+    return result
 
 
 def listening_ports(settings: Settings) -> list[int]:
