@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--localdev", help="reuse services running on --prefix with this dir")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-provision-"))
+    tmp.chmod(0o755)  # the postgres server runs as `postgres` and must reach its data dir
     localdev = Path(args.localdev) if args.localdev else tmp / "localdev"
     localdev.mkdir(parents=True, exist_ok=True)
     localdev.chmod(0o755)
@@ -158,12 +159,12 @@ def main() -> None:
     stack = LocalStack(settings, env=env, log_dir=tmp / "logs", services=SERVICES)
     reuse = bool(args.localdev) and port_in_use(settings.host, settings.port("temporal"))
     started = time.perf_counter()
-    if reuse:
-        asyncio.run(stack.wait_ready(SERVICES, timeout=120))
-    else:
-        stack.start(timeout=300)
-    ready = time.perf_counter() - started
     try:
+        if reuse:
+            asyncio.run(stack.wait_ready(SERVICES, timeout=120))
+        else:
+            stack.start(timeout=300)
+        ready = time.perf_counter() - started
         data = asyncio.run(measure(settings, args.runs, tmp))
     finally:
         if not reuse:
