@@ -160,9 +160,13 @@ def expired_token(settings: Settings, provisioned: Any) -> Iterator[str]:
         wait_until(lambda: time.time() > exp + 1, timeout=10)
         yield token
     finally:
+        # Admin tokens of the master realm live a minute: take a fresh one to clean up.
+        headers = {"authorization": f"Bearer {asyncio.run(_kc_admin(settings, kc_admin_token))}"}
         found = httpx.get(base, params={"clientId": client_id}, headers=headers, timeout=10)
+        found.raise_for_status()
         for entry in found.json():
-            httpx.delete(f"{base}/{entry['id']}", headers=headers, timeout=10)
+            deleted = httpx.delete(f"{base}/{entry['id']}", headers=headers, timeout=10)
+            assert deleted.status_code == 204, deleted.text
 
 
 async def _kc_admin(settings: Settings, get_token: Any) -> str:
