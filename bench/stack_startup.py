@@ -18,7 +18,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from conceptor.platform.devservices import SERVICES
+from conceptor.platform.devservices import SERVICES, get_service
+from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
@@ -58,12 +59,12 @@ async def _all_ready(settings: Settings, timeout: float) -> float:
 
 
 def time_tilt_up(settings: Settings, localdev: Path, tilt: Path) -> float:
-    """From `tilt up` to all seven services ready; then `tilt down`."""
+    """From `tilt up` to all seven services ready; then Tilt is stopped (it stops its servers)."""
     env = {**os.environ, **_env(localdev)}
     port = str(10000 + int(PREFIX))
     start = time.monotonic()
     proc = subprocess.Popen(
-        [str(tilt), "up", "--hud=false", "--port", port],
+        [str(tilt), "up", "--stream", "--port", port],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -74,20 +75,25 @@ def time_tilt_up(settings: Settings, localdev: Path, tilt: Path) -> float:
         asyncio.run(_all_ready(settings, timeout=400))
         elapsed = time.monotonic() - start
     finally:
-        subprocess.run(
-            [str(tilt), "down", "--port", port],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    _wait_ports_free(settings)
     return elapsed
+
+
+def _wait_ports_free(settings: Settings, timeout: float = 60) -> None:
+    """The next run must start from nothing: wait until no service port of the block listens."""
+    deadline = time.monotonic() + timeout
+    ports = [settings.port(p) for svc in SERVICES for p in get_service(svc).ports]
+    while any(port_in_use(settings.host, p) for p in ports):
+        if time.monotonic() > deadline:
+            msg = f"ports of prefix {PREFIX} still in use {timeout}s after Tilt stopped"
+            raise RuntimeError(msg)
+        time.sleep(0.2)
 
 
 def time_single(settings: Settings, localdev: Path, name: str) -> float:

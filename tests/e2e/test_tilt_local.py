@@ -67,7 +67,8 @@ def test_tilt_ci_runs_the_whole_platform_with_two_workers_per_queue() -> None:
     assert result.returncode == 0, output[-6000:]
     assert sorted(ready_events(output)) == sorted(SERVICES)
     for worker in ("worker-core-0", "worker-core-1", "worker-media-0", "worker-media-1"):
-        assert f"{worker} │ [readiness probe: success]" in output, worker
+        # The health endpoint names the worker it belongs to (Tilt shortens resource names).
+        assert f'"identity": "{worker}@' in output, worker
     provision_log = "\n".join(
         line for line in output.splitlines() if line.lstrip().startswith("provision")
     )
