@@ -153,7 +153,6 @@ class Settings(BaseSettings):
     worker_health_host: str | None = None  # health/metrics bind address; None: `host`
     worker_max_concurrent_activities: dict[str, int] = {"core": 50, "media": 4}
     worker_max_concurrent_workflow_tasks: dict[str, int] = {"core": 20, "media": 10}
-    worker_max_replicas: dict[str, int] = {"core": 4, "media": 8}  # manifests / Tilt ceiling
     worker_resources: dict[str, dict[str, str]] = {
         "core": {"cpu": "500m", "memory": "256Mi"},
         "media": {"cpu": "1", "memory": "512Mi"},
