@@ -55,7 +55,7 @@ APP_COMMANDS: dict[str, list[str]] = {
     "api": ["conceptor", "api", "serve"],
     "panel": ["conceptor", "panel", "serve"],
 }
-APP_HEALTH_PATHS = {"api": "/api/health", "panel": "/"}
+APP_HEALTH_PATHS = {"api": "/api/health", "panel": "/healthz"}
 
 
 class WorkerCountError(ValueError):

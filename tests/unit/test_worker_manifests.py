@@ -152,7 +152,7 @@ def test_app_renders_api_and_panel_behind_the_front_door_port() -> None:
     assert api_c["args"] == ["conceptor", "api", "serve"]
     assert panel_c["args"] == ["conceptor", "panel", "serve"]
     assert api_c["readinessProbe"]["httpGet"]["path"] == "/api/health"
-    assert panel_c["readinessProbe"]["httpGet"]["path"] == "/"
+    assert panel_c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert api_c["ports"] == [{"name": "http", "containerPort": settings.port("api")}]
     for svc, deployment in ((api_svc, api), (panel_svc, panel)):
         assert svc["spec"]["ports"] == [
