@@ -67,21 +67,31 @@ class RealmReconciler:
         self.changes = Changes()
 
     async def run(self) -> Changes:
-        if await self.admin.find(self.base) is None:
+        current = await self.admin.find(self.base)
+        if current is None:
             if await self.admin.create("/realms", self.realm):
                 self._all_created()
                 return self.changes
             # 409: a concurrent run is creating it; wait until its transaction is visible.
-            await self._visible(lambda: self.admin.find(self.base), f"realm {self.name}")
-        # Independent resources are reconciled concurrently; groups and users refer to roles
-        # (and users to groups), so those come in later rounds.
+            current = await self._visible(lambda: self.admin.find(self.base), f"realm {self.name}")
+        # Everything runs concurrently except what refers to something else: roles first
+        # (groups and users are granted them), and a user joins a group only once every group
+        # is in place. A re-run that changes nothing is then four admin calls deep.
         roles = self.realm.get("roles", {}).get("realm", [])
-        await asyncio.gather(self._settings(), *(self._role(r) for r in roles))
+        await asyncio.gather(self._settings(current), *(self._role(r) for r in roles))
+        groups_ready = asyncio.Event()
+
+        async def groups() -> None:
+            try:
+                await asyncio.gather(*(self._group(g) for g in self.realm.get("groups", [])))
+            finally:
+                groups_ready.set()
+
         await asyncio.gather(
             *(self._client(c) for c in self.realm.get("clients", [])),
-            *(self._group(g) for g in self.realm.get("groups", [])),
+            groups(),
+            *(self._user(u, groups_ready) for u in self.realm.get("users", [])),
         )
-        await asyncio.gather(*(self._user(u) for u in self.realm.get("users", [])))
         return self.changes
 
     @staticmethod
@@ -107,9 +117,8 @@ class RealmReconciler:
             for item in self.realm.get(f"{kind}s", []):
                 self.changes.add(f"{kind}:{item[key]}", created=True)
 
-    async def _settings(self) -> None:
+    async def _settings(self, have: dict[str, Any]) -> None:
         want = {k: v for k, v in self.realm.items() if k not in _COLLECTIONS}
-        have = await self.admin.get_json(self.base)
         if matches(want, have):
             self.changes.add("realm-settings")
             return
@@ -198,12 +207,15 @@ class RealmReconciler:
         await self.admin.call("POST", mappings, json=reps)
         return True
 
-    async def _user(self, want: dict[str, Any]) -> None:
+    async def _user(self, want: dict[str, Any], groups_ready: asyncio.Event) -> None:
         label = f"user:{want['username']}"
         have = await self._find_user(want["username"])
         created = False
         if have is None:
-            body = {k: v for k, v in want.items() if k not in ("realmRoles", "clientRoles")}
+            # Groups are joined below, once they exist; roles are granted explicitly too.
+            body = {
+                k: v for k, v in want.items() if k not in ("realmRoles", "clientRoles", "groups")
+            }
             created = await self.admin.create(f"{self.base}/users", body)
             have = await self._visible(lambda: self._find_user(want["username"]), label)
         path = f"{self.base}/users/{have['id']}"
@@ -213,8 +225,11 @@ class RealmReconciler:
         if not created and not matches(profile, have):
             await self.admin.call("PUT", path, json=profile)
             updated = True
-        updated |= await self._grant_roles(path, want.get("realmRoles", []))
-        updated |= await self._join_groups(path, want.get("groups", []))
+        granted, joined = await asyncio.gather(
+            self._grant_roles(path, want.get("realmRoles", [])),
+            self._join_groups(path, want.get("groups", []), groups_ready),
+        )
+        updated = updated or granted or joined
         self.changes.add(label, created=created, updated=updated and not created)
 
     async def _find_user(self, username: str) -> dict[str, Any] | None:
@@ -223,17 +238,18 @@ class RealmReconciler:
         )
         return next((u for u in found if u.get("username") == username.lower()), None)
 
-    async def _join_groups(self, user_path: str, groups: list[str]) -> bool:
+    async def _join_groups(
+        self, user_path: str, groups: list[str], groups_ready: asyncio.Event
+    ) -> bool:
         member_of = {g["path"] for g in await self.admin.get_json(f"{user_path}/groups")}
-        added = False
-        for name in groups:
-            group_path = name if name.startswith("/") else f"/{name}"
-            if group_path in member_of:
-                continue
+        missing = [g if g.startswith("/") else f"/{g}" for g in groups]
+        missing = [g for g in missing if g not in member_of]
+        if missing:
+            await groups_ready.wait()
+        for group_path in missing:
             group = await self._find_group(group_path.lstrip("/"))
             if group is None:
                 msg = f"realm {self.name}: a user joins group {group_path}, which the file lacks"
                 raise ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)
             await self.admin.call("PUT", f"{user_path}/groups/{group['id']}")
-            added = True
-        return added
+        return bool(missing)
