@@ -37,7 +37,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings() -> Settings:
-    return Settings(_env_file=None)  # type: ignore[call-arg]  # pydantic-settings init kwarg
+    return Settings(_env_file=None)
 
 
 def test_ports_default_to_prefix_440() -> None:
@@ -173,7 +173,7 @@ def test_env_development_file_is_read(tmp_path: Path) -> None:
     """Values in a .env.development file reach the settings (prefix and CENTRAL_* alike)."""
     env_file = tmp_path / ".env.development"
     env_file.write_text("TILT_PORT_PREFIX=461\nCENTRAL_POSTGRES_PASSWORD=from-dotenv-file\n")
-    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env_file)
     assert settings.port("postgres") == 46110
     assert settings.postgres_password.get_secret_value() == "from-dotenv-file"
 
@@ -185,7 +185,7 @@ def test_environment_beats_env_development_file(
     env_file = tmp_path / ".env.development"
     env_file.write_text("TILT_PORT_PREFIX=461\n")
     monkeypatch.setenv("TILT_PORT_PREFIX", "462")
-    settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    settings = Settings(_env_file=env_file)
     assert settings.port("front_door") == 46200
 
 
