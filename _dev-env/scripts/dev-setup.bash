@@ -53,7 +53,7 @@ TILT_BIN="$TOOLS_DIR/tilt-$TILT_VERSION/bin/tilt"
 # the cached binary is current (it prints its own found/built line).
 BUILD_TILT="$REPO_ROOT/_dev-env/scripts/build-tilt.bash"
 # Debian packages: the servers run as our own processes, never as system services.
-DEBIAN_PACKAGES=("postgresql-$POSTGRES_MAJOR" redis-server chromium shellcheck unzip iproute2)
+DEBIAN_PACKAGES=("postgresql-$POSTGRES_MAJOR" redis-server chromium shellcheck unzip iproute2 wrk)
 
 # ----- what is missing -------------------------------------------------------------------
 
@@ -309,6 +309,18 @@ if [[ -f $BUILD_TILT ]]; then
 	cat "$LOG_DIR/build-tilt.out" 2>/dev/null || true
 elif [[ " ${need_go[*]} " != *" tilt "* ]]; then
 	say found "tilt $TILT_VERSION $TILT_BIN"
+fi
+
+# The port blocks (44000-46999: the default prefix 440, tests' 45x, e2e's 46x) lie inside
+# Linux's ephemeral range: reserve them so outgoing connections never borrow a service's port
+# while it is still starting (Keycloak takes a while).
+RESERVED_PORTS=44000-46999
+if [[ $(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null) == *"$RESERVED_PORTS"* ]]; then
+	say found "reserved ports $RESERVED_PORTS"
+elif [[ $EUID -eq 0 ]] && sysctl -q -w net.ipv4.ip_local_reserved_ports="$RESERVED_PORTS"; then
+	say set "reserved ports $RESERVED_PORTS (net.ipv4.ip_local_reserved_ports)"
+else
+	say warning "ports $RESERVED_PORTS not reserved (needs root: sysctl -w net.ipv4.ip_local_reserved_ports=$RESERVED_PORTS)"
 fi
 
 ((failed == 0)) || die "set-up incomplete (see the errors above); fix them and re-run"

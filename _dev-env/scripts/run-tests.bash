@@ -41,18 +41,6 @@ while IFS= read -r f; do
 done < <(find tests -name 'test_*.py' | sort)
 (( orphans == 0 )) || exit 2
 
-# Our port blocks (44000-46999) lie inside Linux's ephemeral range: keep outgoing
-# connections from borrowing them while a slow service (Keycloak) is still starting.
-reserved=44000-46999
-if [[ $(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null) != *"$reserved"* ]]; then
-  if [[ $EUID -eq 0 ]]; then
-    sysctl -q -w net.ipv4.ip_local_reserved_ports="$reserved" ||
-      echo "run-tests: could not reserve ports $reserved; a port clash may make a start fail" >&2
-  else
-    echo "run-tests: not root, ports $reserved not reserved; see README, Troubleshooting" >&2
-  fi
-fi
-
 worst=0
 summary=()
 for group in "${groups[@]}"; do

@@ -26,6 +26,7 @@ TOOLS = [
     "shellcheck",
     "unzip",
     "iproute2",
+    "wrk",
     "python-venv",
     "temporal",
     "caddy",
@@ -34,6 +35,7 @@ TOOLS = [
     "minio",
     "mailpit",
     "tilt",
+    "reserved",  # the port blocks, kept out of the ephemeral range
 ]
 
 
