@@ -25,7 +25,7 @@ def _env(scheduled_ago: float = 0.0) -> tuple[ActivityEnvironment, list[Any]]:
 
 async def test_wait_for_retries_until_the_probe_succeeds() -> None:
     """Two refusals, then success: three attempts, each one heartbeated with its count."""
-    outcomes = [OSError("refused"), OSError("refused"), "15.18"]
+    outcomes: list[Exception | str] = [OSError("refused"), OSError("refused"), "15.18"]
 
     async def probe() -> str:
         outcome = outcomes.pop(0)
