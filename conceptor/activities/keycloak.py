@@ -10,7 +10,7 @@ from temporalio import activity
 from conceptor.activities.keycloak_admin import AdminTokens, KeycloakAdmin
 from conceptor.activities.keycloak_realm import RealmReconciler
 from conceptor.activities.realm_file import load_realm
-from conceptor.activities.waiting import heartbeating, wait_for
+from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.platform.settings import Settings
 from conceptor.workflows.provision_models import StepResult, WaitInput
 
@@ -35,7 +35,7 @@ class KeycloakActivities:
                 await KeycloakAdmin(self.settings, http, self.tokens).call("GET", "/realms/master")
             return "admin API answers"
 
-        address = f"{self.settings.host}:{self.settings.port('keycloak')}"
+        address = address_of(self.settings.keycloak_url, 80)
         return await wait_for("keycloak", address, probe, wait)
 
     @activity.defn(name="import_realm")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio import activity
@@ -16,7 +15,7 @@ from conceptor.activities.migration_plan import (
     pending_migrations,
     read_migrations,
 )
-from conceptor.activities.waiting import heartbeating, wait_for
+from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.platform.settings import Settings
 from conceptor.workflows.provision_models import StepResult, WaitInput
 
@@ -41,8 +40,7 @@ class PostgresActivities:
     @property
     def _address(self) -> str:
         """host:port of the DSN (which may be overridden), without user or password."""
-        dsn = urlsplit(self.settings.postgres_dsn)
-        return f"{dsn.hostname}:{dsn.port or 5432}"
+        return address_of(self.settings.postgres_dsn, 5432)
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.settings.postgres_dsn, timeout=5)

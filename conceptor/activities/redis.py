@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from temporalio import activity
 
-from conceptor.activities.waiting import wait_for
+from conceptor.activities.waiting import address_of, wait_for
 from conceptor.platform.settings import Settings
 from conceptor.workflows.provision_models import StepResult, WaitInput
 
@@ -31,5 +31,4 @@ class RedisActivities:
                 await client.aclose()
             return f"redis {info.get('redis_version', '?')}"
 
-        address = f"{self.settings.host}:{self.settings.port('redis')}"
-        return await wait_for("redis", address, probe, wait)
+        return await wait_for("redis", address_of(self.settings.redis_url, 6379), probe, wait)

@@ -12,7 +12,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.bucket_policy import normalize, policy_document
-from conceptor.activities.waiting import heartbeating, wait_for
+from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import BucketPolicy, Settings
 from conceptor.workflows.provision_models import StepResult, WaitInput
@@ -48,8 +48,7 @@ class StorageActivities:
             listed = await (await self._client()).list_buckets()
             return f"{len(listed.get('Buckets', []))} buckets"
 
-        address = f"{self.settings.host}:{self.settings.port('minio')}"
-        return await wait_for("minio", address, probe, wait)
+        return await wait_for("minio", address_of(self.settings.s3_endpoint, 80), probe, wait)
 
     @activity.defn(name="ensure_buckets")
     async def ensure_buckets(self) -> StepResult:

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -24,6 +25,12 @@ def _deadline_left(deadline_seconds: float) -> float:
     started = activity.info().scheduled_time
     elapsed = (datetime.now(UTC) - started).total_seconds()
     return deadline_seconds - elapsed
+
+
+def address_of(url: str, default_port: int) -> str:
+    """host:port of a service URL, never its credentials: what messages name as the target."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or default_port}"
 
 
 async def wait_for(
