@@ -12,28 +12,19 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from conceptor.workers.runtime import worker_identity
 from conceptor.workflows.provision_models import ALL_STEPS
 from tests.api_helpers import ApiStack
+from tests.e2e.chromium import launch_options
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.api_stack"]
 
 SCREENSHOT = Path(__file__).parents[1] / "artifacts" / "panel.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """The machine's Chromium (never a downloaded one), headless, with a throwaway profile."""
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
+        browser = pw.chromium.launch(**launch_options())
         yield browser
         browser.close()
 

@@ -17,6 +17,7 @@ from conceptor.platform.provisioning import start_provision
 from conceptor.platform.temporal import connect
 from conceptor.workers.queues import CORE_QUEUE
 from conceptor.workflows.provision_models import ALL_STEPS, ProvisionResult
+from tests.e2e.chromium import launch_options
 from tests.integration.provision_support import (
     ARTIFACTS,
     core_workers,
@@ -27,23 +28,12 @@ from tests.integration.provision_support import (
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     """The machine's Chromium (never a downloaded one), headless."""
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
+        browser = await pw.chromium.launch(**launch_options())
         yield browser
         await browser.close()
 
