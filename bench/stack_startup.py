@@ -113,19 +113,19 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="conceptor-bench-"))
     root.chmod(0o755)
     samples: dict[str, list[float]] = {"stack cold": [], "stack warm": []}
+    for name in SERVICES:
+        samples[f"{name} alone cold"] = []
+        samples[f"{name} alone warm"] = []
     try:
+        # Interleaved, so that the stack and its baseline see the same machine load.
         for run in range(args.runs):
             localdev = root / f"stack-{run}"
             samples["stack cold"].append(time_tilt_up(settings, localdev, tilt))
             samples["stack warm"].append(time_tilt_up(settings, localdev, tilt))
-        for name in SERVICES:
-            cold, warm = [], []
-            for run in range(args.runs):
+            for name in SERVICES:
                 localdev = root / f"single-{name}-{run}"
-                cold.append(time_single(settings, localdev, name))
-                warm.append(time_single(settings, localdev, name))
-            samples[f"{name} alone cold"] = cold
-            samples[f"{name} alone warm"] = warm
+                samples[f"{name} alone cold"].append(time_single(settings, localdev, name))
+                samples[f"{name} alone warm"].append(time_single(settings, localdev, name))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
 from conceptor.platform.settings import get_settings
 
@@ -14,6 +13,8 @@ panel_app = typer.Typer(
 
 
 def _run(app: str, port: int) -> None:
+    import uvicorn  # deferred: other `conceptor` commands start without the web server
+
     settings = get_settings()
     uvicorn.run(
         app,

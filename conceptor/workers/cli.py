@@ -7,14 +7,16 @@ import asyncio
 import typer
 
 from conceptor.platform.settings import get_settings
-from conceptor.workers.declarations import QUEUES
+from conceptor.workers.queues import ALL_QUEUES
 
 
 def worker_command(
-    queue: str = typer.Argument(..., help=f"task queue to serve: {', '.join(QUEUES)}"),
+    queue: str = typer.Argument(..., help=f"task queue to serve: {', '.join(ALL_QUEUES)}"),
     index: int = typer.Option(0, "--index", "-i", help="worker index: identity and health port"),
 ) -> None:
     """Run one worker of QUEUE: polls until SIGTERM, then drains in-flight activities."""
+    # Deferred: importing the queues' workflows and activities is the slow part of start-up.
+    from conceptor.workers.declarations import QUEUES
     from conceptor.workers.runtime import run_worker
 
     if queue not in QUEUES:

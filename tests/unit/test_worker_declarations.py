@@ -51,3 +51,10 @@ def test_worker_identity_names_queue_index_host() -> None:
     import socket
 
     assert worker_identity("media", 3) == f"worker-media-3@{socket.gethostname()}"
+
+
+def test_queue_constants_match_the_declarations() -> None:
+    """The light-weight queue names (CLI help, API) are exactly the declared queues."""
+    from conceptor.workers.queues import ALL_QUEUES
+
+    assert tuple(QUEUES) == ALL_QUEUES
