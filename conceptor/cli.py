@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import typer
 
 from conceptor.api.cli import api_app, panel_app
@@ -31,7 +35,23 @@ def _configure() -> None:
 
 
 def main() -> None:
-    app()
+    """Run the command, then leave without finalising the interpreter.
+
+    The Temporal SDK's native threads (workers, clients) outlive the event loop; finalising
+    the interpreter under them can abort the process after a clean run ("PyGILState_Release
+    ... finalizing", exit 134). By the time a command returns, its work is flushed and closed.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
