@@ -25,6 +25,7 @@ from conceptor.platform.settings import Settings
 log = get_logger("conceptor.dev")
 _PR_SET_PDEATHSIG = 1
 _RECHECK_SECONDS = 3.0
+_EXIT_GRACE_SECONDS = 10.0
 
 
 class PortInUseError(RuntimeError):
@@ -126,7 +127,7 @@ def serve(settings: Settings, name: str) -> int:
         "starting", data_dir=str(data_dir), ports={p: settings.port(p) for p in service.ports}
     )
     state = ReadinessState(service=name)
-    readiness = serve_readiness(settings.host, settings.launcher_port(name), state)
+    serve_readiness(settings.host, settings.launcher_port(name), state)
     proc = subprocess.Popen(
         argv,
         env=env,
@@ -142,7 +143,7 @@ def serve(settings: Settings, name: str) -> int:
         stopping.set()
         slog.info("stopping", signal=signal.Signals(signum).name)
         _signal_group(proc.pid, signal.SIGTERM)
-        timer = threading.Timer(service.stop_timeout, _signal_group, (proc.pid, signal.SIGKILL))
+        timer = threading.Timer(service.stop_timeout, _kill_and_watch, (proc.pid,))
         timer.daemon = True
         timer.start()
 
@@ -156,7 +157,7 @@ def serve(settings: Settings, name: str) -> int:
     monitor.start()
     code = proc.wait()
     stopping.set()
-    readiness.shutdown()
+    # Not readiness.shutdown(): it could only block here; its socket closes with the process.
     # Children in the group (kc.sh's java) may outlive the leader: take them down too.
     _signal_group(proc.pid, signal.SIGKILL)
     slog.info("exited", code=code)
@@ -239,6 +240,15 @@ async def _retry_post_start(
                 msg = f"{service.name} bootstrap failed: {exc}"
                 raise RuntimeError(msg) from exc
             await asyncio.sleep(0.25)
+
+
+def _kill_and_watch(pid: int) -> None:
+    """The server ignored SIGTERM for too long: kill its group; if even then the launcher does
+    not get to exit (a wedged thread), leave anyway, since Tilt waits for this process."""
+    _signal_group(pid, signal.SIGKILL)
+    watchdog = threading.Timer(_EXIT_GRACE_SECONDS, os._exit, (1,))
+    watchdog.daemon = True
+    watchdog.start()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
