@@ -26,6 +26,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from conceptor.platform.dev_tokens import password_grant_token
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.settings import REPO_ROOT, Settings
@@ -98,22 +99,11 @@ async def _provision(settings: Settings) -> None:
 
 
 def _admin_token(settings: Settings) -> str:
+    """A token of the realm file's platform-admin dev user."""
     realm = json.loads(settings.realm_file.read_text())
     admin = next(u for u in realm["users"] if "platform-admin" in u.get("realmRoles", []))
     password = next(c["value"] for c in admin["credentials"] if c["type"] == "password")
-    resp = httpx.post(
-        f"{settings.keycloak_issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": settings.api_client_id,
-            "client_secret": settings.api_client_secret.get_secret_value(),
-            "username": admin["username"],
-            "password": password,
-        },
-        timeout=10,
-    )
-    resp.raise_for_status()
-    return str(resp.json()["access_token"])
+    return password_grant_token(settings, admin["username"], password)
 
 
 def cpu_seconds(pid: int | None) -> float:

@@ -16,6 +16,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from conceptor.platform.dev_tokens import password_grant_token
 from conceptor.platform.settings import Settings
 
 LOG_DIR = Path(__file__).parent / "artifacts" / "api"
@@ -109,20 +110,7 @@ def dev_user(settings: Settings, *, admin: bool) -> DevUser:
 
 def password_token(settings: Settings, user: DevUser) -> str:
     """An access token for `user` from the realm's token endpoint (password grant)."""
-    resp = httpx.post(
-        f"{settings.keycloak_issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": settings.api_client_id,
-            "client_secret": settings.api_client_secret.get_secret_value(),
-            "username": user.username,
-            "password": user.password,
-            "scope": "openid",
-        },
-        timeout=10,
-    )
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
+    return password_grant_token(settings, user.username, user.password)
 
 
 def forge_token(claims: dict[str, Any], *, kid: str | None = None) -> str:
