@@ -232,6 +232,22 @@ def _pod_env(container: dict[str, Any], secret: dict[str, str]) -> dict[str, str
     return env
 
 
+def _run_pod(
+    container: dict[str, Any], env: dict[str, str], running: list[subprocess.Popen[bytes]]
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Run a container's entrypoint and args as a local process; return it and its probe URL."""
+    proc = subprocess.Popen(
+        ["sh", str(DEV_ENV / "app-entrypoint.sh"), *container["args"]],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    running.append(proc)
+    probe = container["readinessProbe"]["httpGet"]
+    (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == probe["port"]]
+    return proc, f"http://127.0.0.1:{port}{probe['path']}"
+
+
 def test_worker_pod_turns_ready_against_temporal_and_drains_in_its_grace(
     tmp_path: Path, running: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -260,16 +276,7 @@ def test_worker_pod_turns_ready_against_temporal_and_drains_in_its_grace(
         "HOME": str(tmp_path),
         "APP_STATE_DIR": str(tmp_path),
     }
-    worker = subprocess.Popen(
-        ["sh", str(DEV_ENV / "app-entrypoint.sh"), *container["args"]],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    running.append(worker)
-    probe = container["readinessProbe"]["httpGet"]
-    (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == probe["port"]]
-    url = f"http://127.0.0.1:{port}{probe['path']}"
+    worker, url = _run_pod(container, env, running)
 
     def polling() -> bool:
         try:
@@ -299,19 +306,11 @@ def test_app_pod_answers_its_probe(
         "HOME": str(tmp_path),
         "APP_STATE_DIR": str(tmp_path),
     }
-    proc = subprocess.Popen(
-        ["sh", str(DEV_ENV / "app-entrypoint.sh"), *container["args"]],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    running.append(proc)
-    probe = container["readinessProbe"]["httpGet"]
-    (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == probe["port"]]
+    _proc, url = _run_pod(container, env, running)
 
     def answers() -> bool:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}{probe['path']}", timeout=2).is_success
+            return httpx.get(url, timeout=2).is_success
         except httpx.HTTPError:
             return False
 
