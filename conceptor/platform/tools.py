@@ -51,13 +51,19 @@ def venv_tool(name: str) -> Path:
     return Path(found)
 
 
+def postgres_major() -> int:
+    """The PostgreSQL major version every infra mode runs (POSTGRES_MAJOR in versions.env)."""
+    return int(versions()["POSTGRES_MAJOR"])
+
+
+def postgres_home() -> Path:
+    """The pinned PostgreSQL installation (bin/, lib/, share/) that dev-setup unpacked."""
+    return cached_tool("postgres", "POSTGRES_VERSION", "bin/postgres").parent.parent
+
+
 def postgres_bin(program: str) -> Path:
-    """A PostgreSQL server program from the Debian packages (initdb, pg_ctl, postgres)."""
-    path = Path(f"/usr/lib/postgresql/{versions()['POSTGRES_MAJOR']}/bin/{program}")
-    if not path.exists():
-        msg = f"PostgreSQL {program} not found at {path}: {SETUP_HINT}"
-        raise ToolMissingError(msg)
-    return path
+    """A PostgreSQL server program of the pinned installation (initdb, pg_ctl, postgres)."""
+    return cached_tool("postgres", "POSTGRES_VERSION", f"bin/{program}")
 
 
 def system_tool(name: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conceptor.platform.settings import REPO_ROOT
+from conceptor.platform.tools import versions
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +20,9 @@ SCRIPTS = REPO_ROOT / "_dev-env" / "scripts"
 DEV_SETUP = SCRIPTS / "dev-setup.bash"
 # With build-tilt.bash present, Tilt (with its dashboard) is built by that script.
 GO_BUILT = "minio mailpit" if (SCRIPTS / "build-tilt.bash").exists() else "minio mailpit tilt"
+POSTGRES_VERSION = versions()["POSTGRES_VERSION"]
 TOOLS = [
-    "postgresql-15",
+    "postgresql-client",
     "redis-server",
     "chromium",
     "shellcheck",
@@ -31,6 +33,7 @@ TOOLS = [
     "temporal",
     "caddy",
     "kubectl",
+    "postgres",
     "keycloak",
     "minio",
     "mailpit",
@@ -91,6 +94,7 @@ def test_versions_come_from_versions_env() -> None:
     )
     found = {f[1]: f[2] for f in (line.split() for line in run_setup().stdout.splitlines()[1:-1])}
     assert found["keycloak"] == pinned["KEYCLOAK_VERSION"]
+    assert found["postgres"] == pinned["POSTGRES_VERSION"]
     assert found["minio"] == pinned["MINIO_VERSION"]
     assert found["mailpit"] == pinned["MAILPIT_VERSION"]
     assert found["tilt"] == pinned["TILT_VERSION"]
@@ -111,7 +115,10 @@ def test_versions_come_from_versions_env() -> None:
             {"JAVA": "/nonexistent/java"},
             "Java 17+ (runs Keycloak): install openjdk-17-jre-headless",
         ),
-        ({"MVN": "/nonexistent/mvn"}, "Maven (fetches the Keycloak distribution): install maven"),
+        (
+            {"MVN": "/nonexistent/mvn"},
+            f"Maven (fetches Keycloak and PostgreSQL {POSTGRES_VERSION}): install maven",
+        ),
         (
             {"GO": "/nonexistent/go"},
             f"Go (builds {GO_BUILT}): install Go 1.24 or newer and put it on PATH",

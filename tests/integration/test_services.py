@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_postgres_answers_select_version(local_stack: LocalStack) -> None:
-    """The app role connects to its own database and the server reports PostgreSQL 15."""
+    """The app role connects to its own database and the server reports PostgreSQL 16."""
     conn = await asyncpg.connect(local_stack.settings.postgres_dsn)
     try:
         version = await conn.fetchval("SELECT version()")
@@ -32,7 +32,7 @@ async def test_postgres_answers_select_version(local_stack: LocalStack) -> None:
         )
     finally:
         await conn.close()
-    assert version.startswith("PostgreSQL 15.")
+    assert version.startswith("PostgreSQL 16.")
     assert owner == local_stack.settings.postgres_user
 
 

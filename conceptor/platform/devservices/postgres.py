@@ -11,9 +11,15 @@ from pathlib import Path
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
 from conceptor.platform.settings import Settings
-from conceptor.platform.tools import postgres_bin
+from conceptor.platform.tools import postgres_home, postgres_major
 
 SUPERUSER = "postgres"
+# What the server needs at run time; the rest of the installation is for building extensions.
+_NOT_NEEDED_TO_RUN = shutil.ignore_patterns("*.a", "pgxs", "pkgconfig", "include")
+
+
+class ClusterVersionError(RuntimeError):
+    """The data directory holds a cluster of another PostgreSQL major than the pinned one."""
 
 
 def _chown_to(path: Path, user: str) -> None:
@@ -30,6 +36,10 @@ def _chown_to(path: Path, user: str) -> None:
             os.chown(name, entry.pw_uid, entry.pw_gid)
 
 
+def _searchable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in (path.resolve(), *path.resolve().parents))
+
+
 def _check_reachable(data_dir: Path) -> None:
     """The server runs as `postgres`: every parent of its data dir must be searchable by others."""
     if os.geteuid() != 0:
@@ -43,12 +53,77 @@ def _check_reachable(data_dir: Path) -> None:
             raise RuntimeError(msg)
 
 
+def _refuse_other_major(cluster: Path) -> None:
+    """A cluster made by another major cannot be opened: stop before anything touches it."""
+    stamp = cluster / "PG_VERSION"
+    if not stamp.exists():
+        return
+    found, wanted = stamp.read_text().strip(), str(postgres_major())
+    if found == wanted:
+        return
+    msg = (
+        f"{cluster} holds a PostgreSQL {found} cluster, and this stack runs PostgreSQL {wanted}, "
+        "which cannot open it; nothing was changed. To start with an empty database (the "
+        "provision step re-applies the migrations): `conceptor dev reset postgres`, then start "
+        f"again. To keep the data, dump it with PostgreSQL {found} first, then reset and restore "
+        f"(README.md, Troubleshooting, 'A PostgreSQL {found} data directory')"
+    )
+    raise ClusterVersionError(msg)
+
+
+def _server_home(data_dir: Path) -> Path:
+    """The installation the server runs from.
+
+    Started as root, the server runs as the `postgres` user, who often cannot reach the tool
+    cache (a home directory is usually 0700). It then runs from a hard-linked copy next to
+    the data directory, whose parents are checked to be reachable.
+    """
+    home = postgres_home()
+    if os.geteuid() != 0 or _searchable_by_others(home):
+        return home
+    return data_dir.parent / f".{home.name}"
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
+def _ensure_server_home(data_dir: Path) -> Path:
+    home = _server_home(data_dir)
+    source = postgres_home()
+    if home == source or home.exists():
+        return home
+    # Built aside and renamed into place, so a concurrent start never sees half a copy.
+    partial = Path(tempfile.mkdtemp(dir=home.parent, prefix=f"{home.name}.partial-"))
+    try:
+        shutil.copytree(
+            source,
+            partial / "pg",
+            symlinks=True,
+            ignore=_NOT_NEEDED_TO_RUN,
+            copy_function=_link_or_copy,
+        )
+        try:
+            (partial / "pg").rename(home)
+        except OSError:
+            if not home.exists():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return home
+
+
 def prepare(settings: Settings, data_dir: Path) -> None:
     cluster = data_dir / "data"
-    if (cluster / "PG_VERSION").exists():
-        return
+    _refuse_other_major(cluster)
     data_dir.mkdir(parents=True, exist_ok=True)
     _check_reachable(data_dir)
+    home = _ensure_server_home(data_dir)
+    if (cluster / "PG_VERSION").exists():
+        return
     _chown_to(data_dir, SUPERUSER)
     with tempfile.NamedTemporaryFile("w", dir=data_dir, delete=False) as pwfile:
         pwfile.write(settings.postgres_superuser_password.get_secret_value())
@@ -56,7 +131,7 @@ def prepare(settings: Settings, data_dir: Path) -> None:
     _chown_to(pw_path, SUPERUSER)
     try:
         argv = [
-            str(postgres_bin("initdb")),
+            str(home / "bin" / "initdb"),
             "-D",
             str(cluster),
             "-U",
@@ -80,7 +155,7 @@ def prepare(settings: Settings, data_dir: Path) -> None:
 
 def command(settings: Settings, data_dir: Path) -> list[str]:
     return [
-        str(postgres_bin("postgres")),
+        str(_server_home(data_dir) / "bin" / "postgres"),
         "-D",
         str(data_dir / "data"),
         "-p",
