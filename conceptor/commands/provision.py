@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from conceptor.workflows.provision_models import ALL_STEPS, StepName
+from conceptor.contracts import ALL_STEPS, StepName
 
 
 def provision_command(
@@ -22,7 +22,7 @@ def provision_command(
         raise typer.BadParameter(f"unknown step(s) {', '.join(unknown)}", param_hint="--step")
     steps: list[StepName] | None = [s for s in ALL_STEPS if s in step] if step else None
     # Imported here: every other `conceptor` command starts without the Temporal client.
-    from conceptor.platform.provision_follow import provision
+    from conceptor.commands.provision_follow import provision
 
     raise typer.Exit(asyncio.run(provision(steps, wait, timeout)))
 
@@ -31,6 +31,6 @@ def reset_postgres_command(
     wait: bool = typer.Option(False, "--wait", help="Wait for the reset; exit 1 if it fails."),
 ) -> None:
     """Drop every table of the application database and re-apply the migrations."""
-    from conceptor.platform.provision_follow import reset_postgres
+    from conceptor.commands.provision_follow import reset_postgres
 
     raise typer.Exit(asyncio.run(reset_postgres(wait)))

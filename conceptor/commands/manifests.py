@@ -26,7 +26,9 @@ def render_workers(
     image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
 ) -> None:
     """One Deployment per worker: worker-core-0..CORE-1, worker-media-0..MEDIA-1."""
-    from conceptor.platform import manifests  # the kubernetes models are slow to import
+    from conceptor.commands import (
+        k8s_manifests as manifests,  # the kubernetes models are slow to import
+    )
 
     settings = get_settings()
     try:
@@ -44,7 +46,7 @@ def render_app(
     image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
 ) -> None:
     """A Deployment and a Service for each of COMPONENTS (api, panel)."""
-    from conceptor.platform import manifests
+    from conceptor.commands import k8s_manifests as manifests
 
     settings = get_settings()
     try:

@@ -1,4 +1,4 @@
-"""Client-side provisioning helpers shared by the CLI and the API: start, attach, report status."""
+"""Provisioning for the CLI and the API: start or attach by workflow name, report status."""
 
 from __future__ import annotations
 
@@ -16,19 +16,22 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from conceptor.workers.queues import CORE_QUEUE
-from conceptor.workflows.provision import ProvisionWorkflow, ResetPostgresWorkflow
-from conceptor.workflows.provision_models import (
+from conceptor.contracts import (
     ALL_STEPS,
+    CORE_QUEUE,
+    PROGRESS_QUERY,
+    PROVISION_WORKFLOW,
+    PROVISION_WORKFLOW_ID,
+    RESET_POSTGRES_WORKFLOW,
+    RESET_POSTGRES_WORKFLOW_ID,
     ProvisionInput,
+    ProvisionProgress,
     ProvisionResult,
     ResetPostgresResult,
     StepName,
     StepProgress,
 )
 
-PROVISION_WORKFLOW_ID = "provision"
-RESET_POSTGRES_WORKFLOW_ID = "reset-postgres"
 _QUERY_TIMEOUT = timedelta(seconds=3)
 
 ProvisionState = Literal["not_started", "running", "completed", "failed"]
@@ -54,7 +57,7 @@ async def start_provision(
     step_deadline_seconds: float | None = None,
     workflow_id: str = PROVISION_WORKFLOW_ID,
     task_queue: str = CORE_QUEUE,
-) -> WorkflowHandle[ProvisionWorkflow, ProvisionResult]:
+) -> WorkflowHandle[Any, ProvisionResult]:
     """Start ProvisionWorkflow, or attach to the run already open under `workflow_id`."""
     options: dict[str, Any] = {
         "id": workflow_id,
@@ -63,9 +66,13 @@ async def start_provision(
         "static_summary": "Provision the environment: " + ", ".join(steps or ALL_STEPS),
     }
     if steps is None and step_deadline_seconds is None:
-        return await client.start_workflow(ProvisionWorkflow.run, **options)
+        return await client.start_workflow(
+            PROVISION_WORKFLOW, result_type=ProvisionResult, **options
+        )
     arg = ProvisionInput(steps=steps, step_deadline_seconds=step_deadline_seconds)
-    return await client.start_workflow(ProvisionWorkflow.run, arg, **options)
+    return await client.start_workflow(
+        PROVISION_WORKFLOW, arg, result_type=ProvisionResult, **options
+    )
 
 
 async def start_reset_postgres(
@@ -73,10 +80,11 @@ async def start_reset_postgres(
     *,
     workflow_id: str = RESET_POSTGRES_WORKFLOW_ID,
     task_queue: str = CORE_QUEUE,
-) -> WorkflowHandle[ResetPostgresWorkflow, ResetPostgresResult]:
+) -> WorkflowHandle[Any, ResetPostgresResult]:
     """Start ResetPostgresWorkflow (drops every table, re-applies the migrations), or attach."""
     return await client.start_workflow(
-        ResetPostgresWorkflow.run,
+        RESET_POSTGRES_WORKFLOW,
+        result_type=ResetPostgresResult,
         id=workflow_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -126,7 +134,9 @@ async def _steps(
     client: Client, handle: WorkflowHandle[Any, Any], desc: Any, result: ProvisionResult | None
 ) -> list[StepProgress]:
     try:
-        progress = await handle.query(ProvisionWorkflow.progress, rpc_timeout=_QUERY_TIMEOUT)
+        progress = await handle.query(
+            PROGRESS_QUERY, result_type=ProvisionProgress, rpc_timeout=_QUERY_TIMEOUT
+        )
         steps = list(progress.steps)
     except (RPCError, WorkflowQueryFailedError):
         # No worker answers the query (e.g. none is running): fall back to the last result.

@@ -7,11 +7,11 @@ import json
 
 import typer
 
+from conceptor.commands.manifests import manifests_app
+from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
 from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service, launcher
-from conceptor.platform.manifests_cli import manifests_app
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, get_settings
 from conceptor.platform.tools import ToolMissingError
-from conceptor.workers.queues import CORE_QUEUE, MEDIA_QUEUE
 
 dev_app = typer.Typer(
     help="Local infrastructure services (what Tilt runs in local infra mode).", no_args_is_help=True

@@ -1,10 +1,50 @@
-"""Inputs, results and progress of the provisioning workflow and its activities (no secrets)."""
+"""The contracts between sides: queue and workflow names, every workflow and activity model.
+
+Imported by the workflows, the activities, the workers, the API and the CLI alike; it imports
+nothing of the application, so any side can depend on it without pulling in another side's code
+(the API starts a media workflow without loading Pillow or boto3). No secrets in any model:
+everything here travels through Temporal and is shown in its Web UI.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+# ----- task queues -------------------------------------------------------------------------
+
+CORE_QUEUE = "core"
+MEDIA_QUEUE = "media"
+ALL_QUEUES = (CORE_QUEUE, MEDIA_QUEUE)
+
+# ----- workflows: started and queried by these names ---------------------------------------
+
+PROVISION_WORKFLOW = "ProvisionWorkflow"
+RESET_POSTGRES_WORKFLOW = "ResetPostgresWorkflow"
+MEDIA_INGEST_WORKFLOW = "MediaIngestWorkflow"
+PROVISION_WORKFLOW_ID = "provision"
+RESET_POSTGRES_WORKFLOW_ID = "reset-postgres"
+PROGRESS_QUERY = "progress"
+STATUS_QUERY = "status"
+
+
+def media_workflow_id(asset_id: object) -> str:
+    """One media workflow per asset: `media-<asset id>`."""
+    return f"media-{asset_id}"
+
+
+# ----- activities that workflows call by name ---------------------------------------------
+
+CREATE_THUMBNAILS = "create_thumbnails"
+MARK_ASSET_PROCESSING = "mark_asset_processing"
+COMPLETE_ASSET = "complete_asset"
+FAIL_ASSET = "fail_asset"
+SEND_NOTIFICATION = "send_notification"
+PROVISION_DEFAULTS = "provision_defaults"
+RESET_POSTGRES = "reset_postgres"
+
+# ----- provisioning ------------------------------------------------------------------------
 
 StepName = Literal[
     "wait_for_postgres",
@@ -116,3 +156,82 @@ class ResetPostgresResult(BaseModel):
 
     dropped_tables: int
     migrations: StepResult
+
+
+# ----- media -------------------------------------------------------------------------------
+
+MEDIA_BUCKET = "media"
+THUMBNAILS_BUCKET = "thumbnails"
+
+
+def thumbnail_key_for(asset_id: object, size: int) -> str:
+    """Deterministic: a retried or repeated run overwrites, never duplicates."""
+    return f"{asset_id}/{size}.jpg"
+
+
+class MediaIngestInput(BaseModel):
+    asset_id: str
+    filename: str
+    original_key: str
+    sizes: list[int]
+    heartbeat_timeout_seconds: float = 10.0
+
+
+class MediaIngestResult(BaseModel):
+    asset_id: str
+    status: str
+    thumbnail_keys: dict[int, str]
+    notification_id: str
+
+
+class CreateThumbnailsInput(BaseModel):
+    asset_id: str
+    filename: str
+    original_key: str
+    sizes: list[int]
+
+
+class CreateThumbnailsResult(BaseModel):
+    width: int
+    height: int
+    source_format: str
+    thumbnail_keys: dict[int, str]
+
+
+class MarkAssetInput(BaseModel):
+    asset_id: str
+
+
+class CompleteAssetInput(BaseModel):
+    asset_id: str
+    width: int
+    height: int
+    thumbnail_keys: dict[int, str]
+
+
+class FailAssetInput(BaseModel):
+    asset_id: str
+    reason: str
+
+
+class AssetChange(BaseModel):
+    asset_id: str
+    status: str
+    changed: bool  # False when a retry found the row already in this state
+
+
+# ----- notifications -----------------------------------------------------------------------
+
+
+class SendNotificationInput(BaseModel):
+    """What to say; sender and recipient come from settings, never from workflow input."""
+
+    subject: str
+    body: str
+    # Stable per event, so a retried send is recognisable as the same message.
+    message_key: str
+
+
+class SendNotificationResult(BaseModel):
+    message_id: str
+    to: str

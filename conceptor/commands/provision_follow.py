@@ -10,16 +10,15 @@ from rich.live import Live
 from rich.table import Table
 from temporalio.client import Client, WorkflowFailureError
 
-from conceptor.platform.provisioning import (
-    PROVISION_WORKFLOW_ID,
+from conceptor.client.provisioning import (
     ProvisionStatus,
     provision_status,
     start_provision,
     start_reset_postgres,
 )
+from conceptor.contracts import PROVISION_WORKFLOW_ID, StepName
 from conceptor.platform.settings import get_settings
 from conceptor.platform.temporal import connect_with_retry
-from conceptor.workflows.provision_models import StepName
 
 console = Console(stderr=True)
 _STATE_STYLE = {

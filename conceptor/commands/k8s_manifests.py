@@ -30,8 +30,8 @@ from kubernetes.client import (
     V1ServiceSpec,
 )
 
+from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings
-from conceptor.workers.queues import CORE_QUEUE, MEDIA_QUEUE
 
 # The in-cluster addresses of the Kustomize base (_dev-env/k8s/*/service.yaml; a test keeps
 # them equal to the rendered Services).

@@ -1,0 +1,1 @@
+"""Command-line commands that drive the platform and the application by name."""
