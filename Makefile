@@ -39,10 +39,11 @@ down: ## stop Tilt and every service, worker and API of this checkout; nothing l
 test: setup ## the whole test suite (unit, integration, e2e) against real services
 	@bash $(REPO)/_dev-env/scripts/run-tests.bash $(PYTEST_ARGS)
 
-lint: setup ## ruff, ruff format --check, mypy, shellcheck
+lint: setup ## ruff, ruff format --check, mypy, import layers (lint-imports), shellcheck
 	cd $(REPO) && $(VENV)/bin/ruff check conceptor tests bench
 	cd $(REPO) && $(VENV)/bin/ruff format --check conceptor tests bench
 	cd $(REPO) && $(VENV)/bin/mypy
+	cd $(REPO) && $(VENV)/bin/lint-imports
 	shellcheck $(REPO)/_dev-env/scripts/*.bash $(REPO)/.ci/run
 
 bench: setup ## every benchmark in bench/ (tables on stdout, JSON in bench/results/)

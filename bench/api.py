@@ -83,7 +83,7 @@ def _wait_http(url: str, *, timeout: float) -> None:
 
 
 async def _provision(settings: Settings) -> None:
-    from conceptor.platform.provisioning import provision_status, start_provision
+    from conceptor.client.provisioning import provision_status, start_provision
     from conceptor.platform.temporal import connect
 
     client = await connect(settings)

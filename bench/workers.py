@@ -30,9 +30,10 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from conceptor.activities.imaging import render_thumbnails
+from conceptor.client.media import ingest_upload
+from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.media import ingest_upload, workflow_id_for
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 
@@ -202,7 +203,7 @@ async def media_run(
             for i, d in enumerate(images)
         )
     )
-    ids = [workflow_id_for(a.id) for a in assets]
+    ids = [media_workflow_id(a.id) for a in assets]
     await asyncio.gather(*(client.get_workflow_handle(i).result() for i in ids))
     return len(images) / (time.perf_counter() - start), ids
 

@@ -9,9 +9,9 @@ import sys
 import typer
 
 from conceptor.api.cli import api_app, panel_app
-from conceptor.platform.dev_cli import dev_app
+from conceptor.commands.dev import dev_app
+from conceptor.commands.provision import provision_command, reset_postgres_command
 from conceptor.platform.logging import configure_from_settings
-from conceptor.platform.provision_cli import provision_command, reset_postgres_command
 from conceptor.workers.cli import worker_command
 
 app = typer.Typer(

@@ -72,7 +72,7 @@ def workers(local_stack: LocalStack, app_processes: Processes) -> None:
 
 
 async def _provision(settings: Settings) -> Any:
-    from conceptor.platform.provisioning import provision_status, start_provision
+    from conceptor.client.provisioning import provision_status, start_provision
     from conceptor.platform.temporal import connect
 
     client = await connect(settings)
@@ -111,7 +111,7 @@ def user_token(settings: Settings, provisioned: Any) -> str:
 @pytest.fixture(scope="session")
 def expired_token(settings: Settings, provisioned: Any) -> Iterator[str]:
     """A token the realm itself issued with a 1 s lifespan (a throwaway client), now expired."""
-    from conceptor.platform.devservices.keycloak import admin_token as kc_admin_token
+    from conceptor.platform.keycloak_tokens import admin_token as kc_admin_token
 
     client_id = f"test-expiry-{uuid.uuid4()}"
     admin = asyncio.run(_kc_admin(settings, kc_admin_token))

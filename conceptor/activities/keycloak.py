@@ -7,12 +7,13 @@ from pathlib import Path
 import httpx
 from temporalio import activity
 
-from conceptor.activities.keycloak_admin import AdminTokens, KeycloakAdmin
+from conceptor.activities.keycloak_admin import KeycloakAdmin
 from conceptor.activities.keycloak_realm import RealmReconciler
 from conceptor.activities.realm_file import load_realm
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
+from conceptor.contracts import StepResult, WaitInput
+from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import Settings
-from conceptor.workflows.provision_models import StepResult, WaitInput
 
 
 class KeycloakActivities:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
+from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import Settings
 
 REALM_REJECTED = "RealmRejected"
@@ -15,46 +15,6 @@ REALM_REJECTED = "RealmRejected"
 
 class KeycloakError(RuntimeError):
     """A transient or unexpected answer (retryable)."""
-
-
-class AdminTokens:
-    """The master realm admin's token, kept until shortly before it expires.
-
-    A password grant costs Keycloak a password hash (~0.5 s); a warm re-run must not pay it.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._token: str | None = None
-        self._expires = 0.0
-
-    def cached(self) -> str | None:
-        return self._token if time.monotonic() < self._expires else None
-
-    def forget(self) -> None:
-        self._token = None
-        self._expires = 0.0
-
-    async def grant(self, http: httpx.AsyncClient) -> str:
-        resp = await http.post(
-            f"{self.settings.keycloak_url}/realms/master/protocol/openid-connect/token",
-            data={
-                "grant_type": "password",
-                "client_id": "admin-cli",
-                "username": self.settings.keycloak_admin_user,
-                "password": self.settings.keycloak_admin_password.get_secret_value(),
-            },
-        )
-        if resp.status_code != 200:
-            msg = f"admin token refused by {self.settings.keycloak_url}: HTTP {resp.status_code}"
-            raise KeycloakError(msg)
-        body = resp.json()
-        self._token = str(body["access_token"])
-        self._expires = time.monotonic() + float(body.get("expires_in", 60)) - 10
-        return self._token
-
-    async def get(self, http: httpx.AsyncClient) -> str:
-        return self.cached() or await self.grant(http)
 
 
 class KeycloakAdmin:

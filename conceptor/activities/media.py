@@ -11,10 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,45 +20,23 @@ from conceptor.activities.imaging import (
     MediaRejectedError,
     render_thumbnails,
 )
-from conceptor.platform.media import MEDIA_BUCKET, THUMBNAILS_BUCKET, thumbnail_key_for
-from conceptor.platform.s3 import s3_client
+from conceptor.contracts import (
+    COMPLETE_ASSET,
+    CREATE_THUMBNAILS,
+    FAIL_ASSET,
+    MARK_ASSET_PROCESSING,
+    MEDIA_BUCKET,
+    THUMBNAILS_BUCKET,
+    AssetChange,
+    CompleteAssetInput,
+    CreateThumbnailsInput,
+    CreateThumbnailsResult,
+    FailAssetInput,
+    MarkAssetInput,
+    thumbnail_key_for,
+)
+from conceptor.platform.s3 import s3_blocking_client, s3_client
 from conceptor.platform.settings import Settings
-
-
-class CreateThumbnailsInput(BaseModel):
-    asset_id: str
-    filename: str
-    original_key: str
-    sizes: list[int]
-
-
-class CreateThumbnailsResult(BaseModel):
-    width: int
-    height: int
-    source_format: str
-    thumbnail_keys: dict[int, str]
-
-
-class MarkAssetInput(BaseModel):
-    asset_id: str
-
-
-class CompleteAssetInput(BaseModel):
-    asset_id: str
-    width: int
-    height: int
-    thumbnail_keys: dict[int, str]
-
-
-class FailAssetInput(BaseModel):
-    asset_id: str
-    reason: str
-
-
-class AssetChange(BaseModel):
-    asset_id: str
-    status: str
-    changed: bool  # False when a retry found the row already in this state
 
 
 @contextmanager
@@ -104,23 +79,10 @@ class ThumbnailActivities:
 
     def _client(self) -> Any:
         if self._s3 is None:  # lazily: a worker starts without MinIO being up
-            s = self._settings
-            self._s3 = boto3.client(
-                "s3",
-                endpoint_url=s.s3_endpoint,
-                region_name=s.s3_region,
-                aws_access_key_id=s.minio_root_user,
-                aws_secret_access_key=s.minio_root_password.get_secret_value(),
-                config=Config(
-                    s3={"addressing_style": "path"},
-                    connect_timeout=3,
-                    read_timeout=30,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                ),
-            )
+            self._s3 = s3_blocking_client(self._settings)
         return self._s3
 
-    @activity.defn(name="create_thumbnails")
+    @activity.defn(name=CREATE_THUMBNAILS)
     def create_thumbnails(self, data: CreateThumbnailsInput) -> CreateThumbnailsResult:
         s3 = self._client()
         try:
@@ -187,7 +149,7 @@ class AssetActivities:
             return AssetChange(asset_id=asset_id, status=row["status"], changed=False)
         return AssetChange(asset_id=asset_id, status=status, changed=True)
 
-    @activity.defn(name="mark_asset_processing")
+    @activity.defn(name=MARK_ASSET_PROCESSING)
     async def mark_asset_processing(self, data: MarkAssetInput) -> AssetChange:
         return await self._set(
             data.asset_id,
@@ -196,7 +158,7 @@ class AssetActivities:
             " WHERE id = $1 AND status = 'pending'",
         )
 
-    @activity.defn(name="complete_asset")
+    @activity.defn(name=COMPLETE_ASSET)
     async def complete_asset(self, data: CompleteAssetInput) -> AssetChange:
         keys = json.dumps({str(k): v for k, v in sorted(data.thumbnail_keys.items())})
         return await self._set(
@@ -210,7 +172,7 @@ class AssetActivities:
             keys,
         )
 
-    @activity.defn(name="fail_asset")
+    @activity.defn(name=FAIL_ASSET)
     async def fail_asset(self, data: FailAssetInput) -> AssetChange:
         """Remove any thumbnail of the asset, then record the reason on its row."""
         prefix = f"{data.asset_id}/"

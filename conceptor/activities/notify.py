@@ -8,24 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import aiosmtplib
-from pydantic import BaseModel
 from temporalio import activity
 
+from conceptor.contracts import SEND_NOTIFICATION, SendNotificationInput, SendNotificationResult
 from conceptor.platform.settings import Settings
-
-
-class SendNotificationInput(BaseModel):
-    """What to say; sender and recipient come from settings, never from workflow input."""
-
-    subject: str
-    body: str
-    # Stable per event, so a retried send is recognisable as the same message.
-    message_key: str
-
-
-class SendNotificationResult(BaseModel):
-    message_id: str
-    to: str
 
 
 class NotifyActivities:
@@ -34,7 +20,7 @@ class NotifyActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    @activity.defn(name="send_notification")
+    @activity.defn(name=SEND_NOTIFICATION)
     async def send_notification(self, data: SendNotificationInput) -> SendNotificationResult:
         s = self._settings
         message = email.message.EmailMessage()

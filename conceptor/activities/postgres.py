@@ -16,8 +16,8 @@ from conceptor.activities.migration_plan import (
     read_migrations,
 )
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
+from conceptor.contracts import RESET_POSTGRES, StepResult, WaitInput
 from conceptor.platform.settings import Settings
-from conceptor.workflows.provision_models import StepResult, WaitInput
 
 # Any constant shared by every process that migrates this database; "conceptor" in ASCII.
 MIGRATION_LOCK_KEY = 0x636F6E636570746F
@@ -69,7 +69,7 @@ class PostgresActivities:
             finally:
                 await conn.close()
 
-    @activity.defn(name="reset_postgres")
+    @activity.defn(name=RESET_POSTGRES)
     async def reset_postgres(self) -> int:
         """Drop and re-create the public schema (every table, the migrations record too)."""
         async with heartbeating():

@@ -11,8 +11,8 @@ from conceptor.activities.keycloak import KeycloakActivities
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.redis import RedisActivities
 from conceptor.activities.storage import StorageActivities
+from conceptor.contracts import PROVISION_DEFAULTS, ProvisionDefaults
 from conceptor.platform.settings import Settings
-from conceptor.workflows.provision_models import ProvisionDefaults
 
 
 def provisioning_activities(settings: Settings) -> list[Callable[..., Any]]:
@@ -22,7 +22,7 @@ def provisioning_activities(settings: Settings) -> list[Callable[..., Any]]:
     storage = StorageActivities(settings)
     keycloak = KeycloakActivities(settings)
 
-    @activity.defn(name="provision_defaults")
+    @activity.defn(name=PROVISION_DEFAULTS)
     async def provision_defaults() -> ProvisionDefaults:
         """Defaults the workflow takes from this worker's settings (it runs as a local activity)."""
         return ProvisionDefaults(step_deadline_seconds=settings.provision_step_deadline_seconds)

@@ -6,8 +6,8 @@ import redis.asyncio as aioredis
 from temporalio import activity
 
 from conceptor.activities.waiting import address_of, wait_for
+from conceptor.contracts import StepResult, WaitInput
 from conceptor.platform.settings import Settings
-from conceptor.workflows.provision_models import StepResult, WaitInput
 
 
 class RedisActivities:

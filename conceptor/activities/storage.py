@@ -13,9 +13,9 @@ from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
+from conceptor.contracts import StepResult, WaitInput
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import BucketPolicy, Settings
-from conceptor.workflows.provision_models import StepResult, WaitInput
 
 BUCKET_REJECTED = "BucketRejected"
 # Codes that mean "the request, not the server, is wrong": retrying cannot help.

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from conceptor.workflows.provision_models import StepResult, WaitInput
+from conceptor.contracts import StepResult, WaitInput
 
 SERVICE_UNREACHABLE = "ServiceUnreachable"
 _FIRST_DELAY = 0.1

@@ -5,11 +5,11 @@ from __future__ import annotations
 from temporalio.client import Client
 
 from conceptor.api.singleflight import SingleFlight
-from conceptor.platform.provisioning import (
-    PROVISION_WORKFLOW_ID,
+from conceptor.client.provisioning import (
     ProvisionStatus,
     provision_status,
 )
+from conceptor.contracts import PROVISION_WORKFLOW_ID
 
 
 class ProvisionReader:

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     front_door_api_upstream: str | None = None
     front_door_panel_upstream: str | None = None
 
-    # Kubernetes runmode (_dev-env/k8s, conceptor/platform/manifests.py): the in-cluster
+    # Kubernetes runmode (_dev-env/k8s, conceptor/commands/k8s_manifests.py): the in-cluster
     # addresses the app pods get; unset in local mode, where every address derives from the prefix.
     redis_url_override: str | None = Field(
         default=None, validation_alias=AliasChoices("CENTRAL_REDIS_URL")

@@ -6,8 +6,8 @@ import asyncio
 
 import typer
 
+from conceptor.contracts import ALL_QUEUES
 from conceptor.platform.settings import get_settings
-from conceptor.workers.queues import ALL_QUEUES
 
 
 def worker_command(

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
 from conceptor.platform.settings import Settings
-from conceptor.workers.queues import CORE_QUEUE, MEDIA_QUEUE
 
 Blocking = Literal["thread", "process"]
 

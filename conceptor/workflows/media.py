@@ -8,19 +8,29 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-# Passed through, models included: re-creating pydantic classes in every sandbox costs CPU.
+# Passed through: re-creating pydantic classes in every sandbox costs CPU. Activities are
+# called by name with the contract's models, so this module needs no activity code.
 with workflow.unsafe.imports_passed_through():
-    from conceptor.activities.media import (
-        AssetActivities,
+    from conceptor.contracts import (
+        COMPLETE_ASSET,
+        CORE_QUEUE,
+        CREATE_THUMBNAILS,
+        FAIL_ASSET,
+        MARK_ASSET_PROCESSING,
+        MEDIA_INGEST_WORKFLOW,
+        SEND_NOTIFICATION,
+        STATUS_QUERY,
+        AssetChange,
         CompleteAssetInput,
         CreateThumbnailsInput,
+        CreateThumbnailsResult,
         FailAssetInput,
         MarkAssetInput,
-        ThumbnailActivities,
+        MediaIngestInput,
+        MediaIngestResult,
+        SendNotificationInput,
+        SendNotificationResult,
     )
-    from conceptor.activities.notify import NotifyActivities, SendNotificationInput
-    from conceptor.workers.queues import CORE_QUEUE
-    from conceptor.workflows.media_models import MediaIngestInput, MediaIngestResult
 
 _DB_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -41,33 +51,35 @@ def _reason(err: ActivityError) -> tuple[str, str]:
     return str(cause or err), "MediaFailed"
 
 
-@workflow.defn
+@workflow.defn(name=MEDIA_INGEST_WORKFLOW)
 class MediaIngestWorkflow:
     def __init__(self) -> None:
         self._status = "pending"
 
-    @workflow.query
+    @workflow.query(name=STATUS_QUERY)
     def status(self) -> str:
         return self._status
 
     @workflow.run
     async def run(self, data: MediaIngestInput) -> MediaIngestResult:
-        await workflow.execute_activity_method(
-            AssetActivities.mark_asset_processing,
+        await workflow.execute_activity(
+            MARK_ASSET_PROCESSING,
             MarkAssetInput(asset_id=data.asset_id),
+            result_type=AssetChange,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_DB_RETRY,
         )
         self._status = "processing"
         try:
-            thumbs = await workflow.execute_activity_method(
-                ThumbnailActivities.create_thumbnails,
+            thumbs = await workflow.execute_activity(
+                CREATE_THUMBNAILS,
                 CreateThumbnailsInput(
                     asset_id=data.asset_id,
                     filename=data.filename,
                     original_key=data.original_key,
                     sizes=data.sizes,
                 ),
+                result_type=CreateThumbnailsResult,
                 start_to_close_timeout=timedelta(minutes=5),
                 heartbeat_timeout=timedelta(seconds=data.heartbeat_timeout_seconds),
                 retry_policy=_THUMBNAIL_RETRY,
@@ -75,9 +87,10 @@ class MediaIngestWorkflow:
             )
         except ActivityError as err:
             reason, kind = _reason(err)
-            await workflow.execute_activity_method(
-                AssetActivities.fail_asset,
+            await workflow.execute_activity(
+                FAIL_ASSET,
                 FailAssetInput(asset_id=data.asset_id, reason=reason),
+                result_type=AssetChange,
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=_DB_RETRY,
             )
@@ -85,20 +98,21 @@ class MediaIngestWorkflow:
             workflow.logger.warning("media asset failed", extra={"reason": reason})
             msg = f"media asset {data.asset_id} ({data.filename}) failed: {reason}"
             raise ApplicationError(msg, type=kind, non_retryable=True) from err
-        await workflow.execute_activity_method(
-            AssetActivities.complete_asset,
+        await workflow.execute_activity(
+            COMPLETE_ASSET,
             CompleteAssetInput(
                 asset_id=data.asset_id,
                 width=thumbs.width,
                 height=thumbs.height,
                 thumbnail_keys=thumbs.thumbnail_keys,
             ),
+            result_type=AssetChange,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_DB_RETRY,
         )
         self._status = "ready"
-        sent = await workflow.execute_activity_method(
-            NotifyActivities.send_notification,
+        sent = await workflow.execute_activity(
+            SEND_NOTIFICATION,
             SendNotificationInput(
                 subject=f"Media ready: {data.filename}",
                 body=(
@@ -109,6 +123,7 @@ class MediaIngestWorkflow:
                 message_key=f"media-{data.asset_id}",
             ),
             task_queue=CORE_QUEUE,
+            result_type=SendNotificationResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=_DB_RETRY,
         )

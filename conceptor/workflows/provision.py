@@ -11,9 +11,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from conceptor.workflows.provision_models import (
+    from conceptor.contracts import (
         ALL_STEPS,
         CHAINS,
+        PROGRESS_QUERY,
+        PROVISION_DEFAULTS,
+        PROVISION_WORKFLOW,
+        RESET_POSTGRES,
+        RESET_POSTGRES_WORKFLOW,
         ProvisionDefaults,
         ProvisionInput,
         ProvisionProgress,
@@ -85,7 +90,7 @@ def describe_failure(step: StepName, exc: ActivityError, deadline: float) -> str
     return f"{step} failed: {cause or exc}"
 
 
-@workflow.defn(name="ProvisionWorkflow")
+@workflow.defn(name=PROVISION_WORKFLOW)
 class ProvisionWorkflow:
     """Make the environment ready; safe to re-run and to run concurrently."""
 
@@ -102,7 +107,7 @@ class ProvisionWorkflow:
         deadline = input.step_deadline_seconds if input else None
         if deadline is None:
             defaults = await workflow.execute_local_activity(
-                "provision_defaults",
+                PROVISION_DEFAULTS,
                 result_type=ProvisionDefaults,
                 start_to_close_timeout=timedelta(seconds=10),
             )
@@ -121,7 +126,7 @@ class ProvisionWorkflow:
             duration_seconds=round((workflow.now() - started).total_seconds(), 3),
         )
 
-    @workflow.query
+    @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> ProvisionProgress:
         """Every step's state, attempts, duration and result so far."""
         return ProvisionProgress(steps=list(self._progress.values()), finished=self._finished)
@@ -158,14 +163,14 @@ class ProvisionWorkflow:
         workflow.set_current_details("\n".join(rows))
 
 
-@workflow.defn(name="ResetPostgresWorkflow")
+@workflow.defn(name=RESET_POSTGRES_WORKFLOW)
 class ResetPostgresWorkflow:
     """Drop every table of the application database and apply the migrations again."""
 
     @workflow.run
     async def run(self) -> ResetPostgresResult:
         defaults = await workflow.execute_local_activity(
-            "provision_defaults",
+            PROVISION_DEFAULTS,
             result_type=ProvisionDefaults,
             start_to_close_timeout=timedelta(seconds=10),
         )
@@ -174,7 +179,7 @@ class ResetPostgresWorkflow:
         try:
             await run_step("wait_for_postgres", deadline, steps["wait_for_postgres"])
             dropped = await workflow.execute_activity(
-                "reset_postgres",
+                RESET_POSTGRES,
                 result_type=int,
                 start_to_close_timeout=timedelta(seconds=deadline),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from conceptor.contracts import ALL_STEPS
 from conceptor.workers.runtime import worker_identity
-from conceptor.workflows.provision_models import ALL_STEPS
 from tests.api_helpers import ApiStack
 from tests.e2e.chromium import launch_options
 

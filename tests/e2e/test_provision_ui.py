@@ -12,11 +12,10 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from conceptor.client.provisioning import start_provision
+from conceptor.contracts import ALL_STEPS, CORE_QUEUE, ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.provisioning import start_provision
 from conceptor.platform.temporal import connect
-from conceptor.workers.queues import CORE_QUEUE
-from conceptor.workflows.provision_models import ALL_STEPS, ProvisionResult
 from tests.e2e.chromium import launch_options
 from tests.integration.provision_support import (
     ARTIFACTS,

@@ -26,8 +26,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from conceptor.activities.provisioning import provisioning_activities
-from conceptor.platform.devservices.keycloak import admin_token
 from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect

@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from conceptor.api.main import create_app
+from conceptor.contracts import ALL_STEPS
 from conceptor.platform.settings import Settings
 from conceptor.workers.runtime import worker_identity
-from conceptor.workflows.provision_models import ALL_STEPS
 from tests.api_helpers import ApiStack, dev_user, forge_token, password_token
 from tests.helpers import assert_eventually
 

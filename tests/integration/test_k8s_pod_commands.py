@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conceptor.platform.manifests import app_manifests, to_dicts, worker_manifests
+from conceptor.commands.k8s_manifests import app_manifests, to_dicts, worker_manifests
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import venv_tool
 from tests.helpers import wait_until

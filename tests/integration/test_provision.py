@@ -15,12 +15,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conceptor.activities.bucket_policy import normalize, policy_document
-from conceptor.platform.devservices.keycloak import admin_token
+from conceptor.client.provisioning import provision_status, start_provision
+from conceptor.contracts import ALL_STEPS, ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.provisioning import provision_status, start_provision
+from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.temporal import connect
-from conceptor.workflows.provision_models import ALL_STEPS, ProvisionResult
 from tests.integration.provision_support import (
     ProvisionEnv,
     bucket_policies,

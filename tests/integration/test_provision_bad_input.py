@@ -11,10 +11,10 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.migration_plan import checksum
+from conceptor.client.provisioning import ProvisionStatus, provision_status, start_provision
+from conceptor.contracts import ProvisionResult, StepName
 from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.provisioning import ProvisionStatus, provision_status, start_provision
 from conceptor.platform.temporal import connect
-from conceptor.workflows.provision_models import ProvisionResult, StepName
 from tests.integration.provision_support import (
     ProvisionEnv,
     copy_migrations,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from conceptor.client.provisioning import provision_status
+from conceptor.contracts import CORE_QUEUE, PROVISION_WORKFLOW_ID
 from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.provisioning import PROVISION_WORKFLOW_ID, provision_status
 from conceptor.platform.temporal import connect
-from conceptor.workers.queues import CORE_QUEUE
 from tests.integration.provision_support import (
     ARTIFACTS,
     ProvisionEnv,

@@ -13,16 +13,15 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from conceptor.platform.devservices.launcher import port_in_use
-from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.provisioning import (
+from conceptor.client.provisioning import (
     provision_status,
     start_provision,
     start_reset_postgres,
 )
+from conceptor.contracts import ALL_STEPS, CORE_QUEUE, StepProgress
+from conceptor.platform.devservices.launcher import port_in_use
+from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.temporal import connect
-from conceptor.workers.queues import CORE_QUEUE
-from conceptor.workflows.provision_models import ALL_STEPS, StepProgress
 from tests.helpers import assert_eventually
 from tests.integration.provision_support import (
     ARTIFACTS,

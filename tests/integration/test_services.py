@@ -15,8 +15,8 @@ from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from conceptor.platform.devservices.keycloak import admin_token
 from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.s3 import s3_client
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from conceptor.platform.manifests import IN_CLUSTER_ENV, POSTGRES_SECRET
+from conceptor.commands.k8s_manifests import IN_CLUSTER_ENV, POSTGRES_SECRET
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import versions
 from tests.unit.k8s_support import (

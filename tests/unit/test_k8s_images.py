@@ -14,8 +14,8 @@ import pytest
 import typer
 
 from conceptor.cli import app
+from conceptor.commands.k8s_manifests import APP_COMMANDS, worker_command
 from conceptor.platform.devservices import temporal as local_temporal
-from conceptor.platform.manifests import APP_COMMANDS, worker_command
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import venv_tool
 from conceptor.workers.declarations import QUEUES

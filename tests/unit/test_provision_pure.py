@@ -11,8 +11,8 @@ from temporalio.exceptions import ApplicationError
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.activities.keycloak_realm import matches
 from conceptor.activities.realm_file import load_realm
+from conceptor.contracts import StepResult
 from conceptor.platform.settings import REPO_ROOT, Settings
-from conceptor.workflows.provision_models import StepResult
 
 
 def test_policy_normalize_ignores_server_reformatting() -> None:

@@ -17,14 +17,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from conceptor.platform.provisioning import provision_status, start_provision
-from conceptor.workflows.provision import PROVISIONING_WORKFLOWS, ProvisionWorkflow
-from conceptor.workflows.provision_models import (
+from conceptor.client.provisioning import provision_status, start_provision
+from conceptor.contracts import (
     ALL_STEPS,
     ProvisionDefaults,
     StepResult,
     WaitInput,
 )
+from conceptor.workflows.provision import PROVISIONING_WORKFLOWS, ProvisionWorkflow
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 Behaviour = Callable[[], Any]

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from conceptor.activities.waiting import wait_for
-from conceptor.workflows.provision_models import WaitInput
+from conceptor.contracts import WaitInput
 
 
 def _env(scheduled_ago: float = 0.0) -> tuple[ActivityEnvironment, list[Any]]:

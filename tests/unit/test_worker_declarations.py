@@ -55,6 +55,6 @@ def test_worker_identity_names_queue_index_host() -> None:
 
 def test_queue_constants_match_the_declarations() -> None:
     """The light-weight queue names (CLI help, API) are exactly the declared queues."""
-    from conceptor.workers.queues import ALL_QUEUES
+    from conceptor.contracts import ALL_QUEUES
 
     assert tuple(QUEUES) == ALL_QUEUES

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from conceptor.cli import app
-from conceptor.platform.manifests import APP_SERVICE_PORT, DRAIN_MARGIN_SECONDS
+from conceptor.commands.k8s_manifests import APP_SERVICE_PORT, DRAIN_MARGIN_SECONDS
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings, get_settings
 from tests.unit.k8s_support import K8S_VERSIONS, containers
 

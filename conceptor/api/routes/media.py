@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from conceptor.api.deps import CurrentUser, SettingsDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ErrorDetail
-from conceptor.platform.media import MediaAsset, get_asset, ingest_upload, list_assets
+from conceptor.client.media import MediaAsset, get_asset, ingest_upload, list_assets
 
 router = APIRouter(prefix="/media", tags=["media"], responses=ERROR_RESPONSES)
 

@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict
 
 from conceptor.api.deps import AdminUser, CurrentUser, ResourcesDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES
-from conceptor.platform.provisioning import ProvisionStatus, provision_status, start_provision
-from conceptor.workflows.provision_models import StepName
+from conceptor.client.provisioning import ProvisionStatus, provision_status, start_provision
+from conceptor.contracts import StepName
 
 router = APIRouter(prefix="/provision", tags=["provision"], responses=ERROR_RESPONSES)
 

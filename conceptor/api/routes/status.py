@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from conceptor.api.deps import ResourcesDep
 from conceptor.api.pollers import QueuePollers, all_queue_pollers
+from conceptor.client.media import list_assets
 from conceptor.platform.logging import get_logger
-from conceptor.platform.media import list_assets
 
 router = APIRouter(prefix="/status", tags=["panel"])
 log = get_logger("conceptor.api.status")

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.keycloak_tokens import AdminTokenRefusedError, admin_token
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import cached_tool
 
@@ -41,22 +42,6 @@ def prepare(_settings: Settings, data_dir: Path) -> None:
     (data_dir / "tmp").mkdir(parents=True, exist_ok=True)
 
 
-async def admin_token(settings: Settings, client: httpx.AsyncClient) -> str:
-    resp = await client.post(
-        f"{settings.keycloak_url}/realms/master/protocol/openid-connect/token",
-        data={
-            "grant_type": "password",
-            "client_id": "admin-cli",
-            "username": settings.keycloak_admin_user,
-            "password": settings.keycloak_admin_password.get_secret_value(),
-        },
-    )
-    if resp.status_code != 200:
-        msg = f"admin token refused: HTTP {resp.status_code} {resp.text[:200]}"
-        raise NotReadyError(msg)
-    return str(resp.json()["access_token"])
-
-
 async def probe(settings: Settings) -> str:
     # A port answering is not readiness: the admin user may not exist yet (401 on first calls).
     try:
@@ -64,6 +49,8 @@ async def probe(settings: Settings) -> str:
             await admin_token(settings, client)
             info = await client.get(f"{settings.keycloak_url}/realms/master")
             info.raise_for_status()
+    except AdminTokenRefusedError as exc:
+        raise NotReadyError(str(exc)) from exc
     except httpx.HTTPError as exc:
         raise NotReadyError(f"Keycloak not answering: {exc}") from exc
     return "admin token issued by realm master"

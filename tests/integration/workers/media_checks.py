@@ -11,13 +11,13 @@ import httpx
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
-from conceptor.platform.media import THUMBNAILS_BUCKET, workflow_id_for
+from conceptor.contracts import THUMBNAILS_BUCKET, media_workflow_id
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import Settings
 
 
 async def result_of(client: Client, asset_id: uuid.UUID, timeout: float = 90) -> Any:
-    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id_for(asset_id))
+    handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(media_workflow_id(asset_id))
     return await asyncio.wait_for(handle.result(), timeout=timeout)
 
 
@@ -25,7 +25,7 @@ async def activity_attempts(
     client: Client, asset_id: uuid.UUID, activity_type: str
 ) -> list[tuple[int, str, str]]:
     """(attempt, identity that started it, how it ended) per recorded attempt of an activity."""
-    handle = client.get_workflow_handle(workflow_id_for(asset_id))
+    handle = client.get_workflow_handle(media_workflow_id(asset_id))
     scheduled: dict[int, str] = {}
     started: dict[int, tuple[int, str]] = {}
     attempts: list[tuple[int, str, str]] = []
@@ -51,7 +51,7 @@ async def activity_attempts(
 
 async def running_on(client: Client, asset_id: uuid.UUID, activity_type: str) -> str:
     """Identity of the worker currently running `activity_type` (AssertionError until one is)."""
-    desc = await client.get_workflow_handle(workflow_id_for(asset_id)).describe()
+    desc = await client.get_workflow_handle(media_workflow_id(asset_id)).describe()
     for pending in desc.raw_description.pending_activities:
         started = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         if pending.activity_type.name == activity_type and started:

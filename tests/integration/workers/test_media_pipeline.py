@@ -13,7 +13,8 @@ from PIL import Image
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from conceptor.platform.media import get_asset, ingest_upload, workflow_id_for
+from conceptor.client.media import get_asset, ingest_upload
+from conceptor.contracts import media_workflow_id
 from conceptor.platform.settings import Settings
 from tests.helpers import assert_eventually
 from tests.integration.workers.conftest import make_image
@@ -202,7 +203,7 @@ async def test_worker_logs_carry_bindings(
     )
     await result_of(temporal, asset.id)
     ((_, identity, _),) = await activity_attempts(temporal, asset.id, "create_thumbnails")
-    wf_id = workflow_id_for(asset.id)
+    wf_id = media_workflow_id(asset.id)
 
     async def lines() -> tuple[dict[str, object], dict[str, object]]:
         logs = [line for proc in media_workers for line in proc.logs()]

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
+from conceptor.client.media import get_asset, ingest_upload
 from conceptor.platform.devservices.launcher import port_in_use
-from conceptor.platform.media import get_asset, ingest_upload
 from conceptor.platform.settings import Settings
 from tests.helpers import assert_eventually
 from tests.integration.workers.media_checks import activity_attempts, result_of, running_on
@@ -38,7 +39,13 @@ async def test_health_and_metrics_while_polling(
     async with httpx.AsyncClient(timeout=10) as http:
         metrics = await http.get(f"http://127.0.0.1:{worker.port}/metrics")
     assert metrics.status_code == 200
-    assert 'conceptor_worker_polling{queue="core",index="1"} 1\n' in metrics.text
+    polling = [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(metrics.text)
+        if family.name == "conceptor_worker_polling"
+        for sample in family.samples
+    ]
+    assert polling == [({"queue": "core", "index": "1"}, 1.0)]
     assert "temporal_long_request" in metrics.text  # the SDK runtime's own Prometheus export
 
 
