@@ -1,8 +1,13 @@
-"""API throughput: GET /api/health and authenticated GET /api/provision, front-door vs direct.
+"""API throughput: GET /api/health and authenticated GET /api/provision, front-door vs direct;
+then GET /api/status (the panel's poll) with the API's PostgreSQL pool vs a connection per request.
 
 Runs wrk (Debian package `wrk`) against the same uvicorn process twice per round — once
 through the Caddy front-door, once straight to uvicorn — alternating, and reports medians.
 Target: front-door throughput >= 0.7 x direct, with 0 errors.
+
+The pool comparison restarts the API with CENTRAL_API_POSTGRES_POOL_SIZE=0 (the baseline: a
+password login per request, as before the pool existed) and with the default pool, alternating,
+and reports medians of both; target: the pool is faster, with 0 errors.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.settings import REPO_ROOT, Settings
 
 PREFIX = "468"
+POOL_SIZES = {"connection per request": 0, "pool (default)": Settings().api_postgres_pool_size}
 RESULTS = REPO_ROOT / "bench" / "results" / "api.json"
 TARGET_RATIO = 0.7
 SERVICES = ("postgres", "redis", "temporal", "keycloak", "minio", "front-door")
@@ -140,6 +146,57 @@ def wrk(
     return result
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL of the process group after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _pool_report(
+    pool_samples: dict[str, list[dict[str, Any]]], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Medians per setting, the pool's speed-up over the baseline, and a table."""
+    if not all(pool_samples.values()):
+        return {"meets_target": False, "error": "the pool comparison did not run"}
+    entry: dict[str, Any] = {}
+    table = Table(
+        title=f"GET /api/status straight to uvicorn: median of {args.runs} x {args.seconds}s, "
+        f"{args.connections} connections (target: pool rps > connection-per-request rps)"
+    )
+    for col in ("API database access", "rps", "p50 ms", "p99 ms", "errors", "API CPU µs/req"):
+        table.add_column(col, justify="left" if col.startswith("API d") else "right")
+    for label, runs in pool_samples.items():
+        entry[label] = {
+            "pool_size": POOL_SIZES[label],
+            "rps": statistics.median(r["rps"] for r in runs),
+            "p50_ms": statistics.median(r["p50_us"] for r in runs) / 1000,
+            "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
+            "errors": sum(r["non_2xx"] + r["socket_errors"] for r in runs),
+            "api_cpu_us": statistics.median(r["api_cpu_us"] for r in runs),
+            "runs": runs,
+        }
+        m = entry[label]
+        table.add_row(
+            label,
+            f"{m['rps']:.0f}",
+            f"{m['p50_ms']:.2f}",
+            f"{m['p99_ms']:.2f}",
+            str(m["errors"]),
+            f"{m['api_cpu_us']:.0f}",
+        )
+    base, pool = (entry[label] for label in POOL_SIZES)
+    entry["speedup"] = pool["rps"] / base["rps"]
+    entry["meets_target"] = entry["speedup"] > 1 and base["errors"] == pool["errors"] == 0
+    Console(width=160).print(table)
+    print(f"pool / connection-per-request throughput: {entry['speedup']:.2f}x")
+    return entry
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
@@ -162,6 +219,7 @@ def main() -> None:
     log_dir.mkdir()
     stack = LocalStack(settings, env=env, log_dir=log_dir, services=SERVICES)
     procs: list[subprocess.Popen[bytes]] = []
+    pool_samples: dict[str, list[dict[str, Any]]] = {label: [] for label in POOL_SIZES}
     script = root / "report.lua"
     script.write_text(WRK_REPORT)
     try:
@@ -207,15 +265,37 @@ def main() -> None:
                         used = cpu_seconds(pid) - before[name]
                         result[f"{name}_cpu_us"] = used * 1e6 / max(result["requests"], 1)
                     samples[case][route].append(result)
+
+        # The panel's poll, with and without the pool: restart the API with each setting.
+        direct_status = f"{direct}/api/status"
+        for _ in range(args.runs):
+            for label, size in POOL_SIZES.items():
+                _stop(procs[0])
+                procs[0] = _spawn(
+                    {**env, "CENTRAL_API_POSTGRES_POOL_SIZE": str(size)},
+                    log_dir,
+                    "api",
+                    "api",
+                    "serve",
+                )
+                _wait_http(f"{direct}/api/health", timeout=60)
+                wrk(direct_status, token=None, seconds=1, connections=4, script=script)
+                api_pid = listener_pid(settings.port("api"))
+                before_cpu = cpu_seconds(api_pid)
+                result = wrk(
+                    direct_status,
+                    token=None,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    script=script,
+                )
+                result["api_cpu_us"] = (
+                    (cpu_seconds(api_pid) - before_cpu) * 1e6 / max(result["requests"], 1)
+                )
+                pool_samples[label].append(result)
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            _stop(proc)
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -265,10 +345,13 @@ def main() -> None:
                 f"{entry['ratio']:.2f}" if route == "front-door" else "",
             )
     Console(width=160).print(table)
+    report["status_pool"] = _pool_report(pool_samples, args)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
     print(f"results: {RESULTS}")
     if not all(c["meets_target"] for c in report["cases"].values()):
+        sys.exit(1)
+    if not report["status_pool"]["meets_target"]:
         sys.exit(1)
 
 

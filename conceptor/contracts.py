@@ -74,6 +74,72 @@ class WaitInput(BaseModel):
     deadline_seconds: float = 180.0
 
 
+# ----- the reconcile model: desired state -> live state -> typed diff -> apply -> verify -----
+
+ChangeAction = Literal["create", "update", "delete", "unchanged", "drift"]
+# What a change means for the step's counts (and for the `changed` list's sign).
+_COUNTED_AS: dict[str, str] = {
+    "create": "created",
+    "update": "updated",
+    "delete": "deleted",
+    "unchanged": "unchanged",
+    "drift": "drift",
+}
+_SIGN = {"create": "+", "update": "~", "delete": "-", "drift": "!"}
+
+
+class Change(BaseModel):
+    """One managed object: how its live state differs from the desired one.
+
+    `create`, `update` and `delete` are what applying does; `unchanged` was compared and found
+    equal; `drift` is reported and never touched (e.g. a table no migration created).
+    """
+
+    kind: str  # e.g. "client", "client-role", "group", "bucket-policy", "migration", "table"
+    name: str  # its identity within the kind, e.g. "conceptor-api", "/platform-admins/ops"
+    action: ChangeAction
+    fields: list[str] = Field(default_factory=list)  # what differs (JSON paths), for updates
+    source: str = ""  # where the desired object is in its file (JSON path), when it has one
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class Diff(BaseModel):
+    """Desired vs live state of one step's target: a pure value, computed apart from applying.
+
+    The digests identify the states it was computed from, so a plan can be refused when the
+    files or the live state have moved on since.
+    """
+
+    target: str  # e.g. "realm technova", "buckets", "database app"
+    changes: list[Change] = Field(default_factory=list)
+    desired_digest: str = ""
+    live_digest: str = ""
+
+    @property
+    def pending(self) -> list[Change]:
+        """What applying would write."""
+        return [c for c in self.changes if c.action in ("create", "update", "delete")]
+
+    @property
+    def drift(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "drift"]
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to write (drift that is only reported does not count)."""
+        return not self.pending
+
+    def counts(self) -> dict[str, int]:
+        counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
+        for change in self.changes:
+            key = _COUNTED_AS[change.action]
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
 class StepResult(BaseModel):
     """What one step changed: an outcome, counts per kind of change, and the names involved."""
 
@@ -82,6 +148,33 @@ class StepResult(BaseModel):
     changed: list[str] = Field(default_factory=list)
     attempts: int = 1
     detail: str = ""
+    # Reconciling steps: the diff they applied (or, for a plan, would apply), every object.
+    diff: Diff | None = None
+    planned: bool = False  # True: a dry run, nothing was written
+
+    @classmethod
+    def from_diff(
+        cls, diff: Diff, *, planned: bool = False, attempts: int = 1, detail: str = ""
+    ) -> StepResult:
+        """The result of applying (or planning) `diff`: outcome, counts and names from it."""
+        counts = diff.counts()
+        changes = [c for c in diff.changes if c.action != "unchanged"]
+        writes = counts["created"] + counts["updated"] + counts["deleted"]
+        if writes and counts["created"] == writes and not counts["unchanged"]:
+            outcome: Outcome = "created"
+        elif writes:
+            outcome = "updated"
+        else:
+            outcome = "unchanged"
+        return cls(
+            outcome=outcome,
+            counts=counts,
+            changed=[f"{_SIGN[c.action]}{c.label}" for c in changes],
+            attempts=attempts,
+            detail=detail,
+            diff=diff,
+            planned=planned,
+        )
 
     @classmethod
     def from_counts(
@@ -114,6 +207,12 @@ class ProvisionInput(BaseModel):
 
     steps: list[StepName] | None = None
     step_deadline_seconds: float | None = None
+
+
+class ReconcileInput(BaseModel):
+    """How a reconciling step runs: apply the diff (default), or only compute it (a plan)."""
+
+    plan: bool = False
 
 
 class ProvisionDefaults(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -29,6 +29,8 @@ class Resources:
     redis: aioredis.Redis
     verifier: TokenVerifier
     temporal: asyncio.Task[Client]
+    # asyncpg.Pool, or None when CENTRAL_API_POSTGRES_POOL_SIZE=0 (a connection per call).
+    db: Any | None = None
     provision: ProvisionReader = field(default_factory=ProvisionReader)
 
     def temporal_client(self) -> Client | None:
@@ -65,6 +67,13 @@ def get_temporal_client(resources: ResourcesDep) -> Client:
 
 
 TemporalClientDep = Annotated[Client, Depends(get_temporal_client)]
+
+
+def get_db(resources: ResourcesDep) -> Any | None:
+    return resources.db
+
+
+DatabaseDep = Annotated[Any | None, Depends(get_db)]
 
 _bearer = HTTPBearer(
     auto_error=False,

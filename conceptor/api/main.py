@@ -40,12 +40,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     temporal = asyncio.create_task(
         connect_with_retry(settings, identity=f"api@{socket.gethostname()}")
     )
+    # min_size=0: the pool logs in on first use, so the API starts while PostgreSQL does not.
+    db = (
+        await asyncpg.create_pool(
+            settings.postgres_dsn,
+            min_size=0,
+            max_size=settings.api_postgres_pool_size,
+            timeout=5,
+            command_timeout=30,
+            max_inactive_connection_lifetime=60,
+        )
+        if settings.api_postgres_pool_size > 0
+        else None
+    )
     app.state.resources = Resources(
         settings=settings,
         http=http,
         redis=redis,
         verifier=TokenVerifier(settings, http),
         temporal=temporal,
+        db=db,
     )
     try:
         yield
@@ -53,6 +67,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await temporal
+        if db is not None:
+            try:
+                await asyncio.wait_for(db.close(), timeout=5)
+            except TimeoutError:  # a request still holds a connection: do not hang the exit
+                db.terminate()
         await redis.aclose()
         await http.aclose()
 

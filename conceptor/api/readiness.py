@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -35,7 +35,11 @@ async def check_temporal(client: Client | None) -> str:
     return f"server {info.server_version or 'answering'}"
 
 
-async def check_postgres(settings: Settings) -> str:
+async def check_postgres(settings: Settings, db: Any | None = None) -> str:
+    """SELECT 1 through the API's pool (what requests use), or a fresh connection without one."""
+    if db is not None:
+        await db.fetchval("SELECT 1")
+        return "SELECT 1 ok (pool)"
     conn = await asyncpg.connect(settings.postgres_dsn, timeout=2)
     try:
         await conn.fetchval("SELECT 1")

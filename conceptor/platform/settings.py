@@ -39,6 +39,7 @@ PORT_OFFSETS: dict[str, int] = {
     "launcher_minio": 84,
     "launcher_mailpit": 85,
     "launcher_front_door": 86,
+    "launcher_db_tools": 87,
 }
 # Worker health/metrics ports: one slot per (queue, index), starting at these offsets.
 WORKER_PORT_BASE: dict[str, int] = {"core": 30, "media": 50}
@@ -170,6 +171,9 @@ class Settings(BaseSettings):
     api_jwks_min_refresh_seconds: float = 10.0  # unknown-kid refetches are at most this often
     api_extra_issuers: tuple[str, ...] = ()  # accepted `iss` besides the realm's own URLs
     api_dependency_timeout_seconds: float = 3.0  # per dependency, for /api/ready
+    # The API's PostgreSQL pool: a request costs a checkout, not a login. 0 opens a connection
+    # per request instead (the baseline bench/api_status.py measures the pool against).
+    api_postgres_pool_size: int = Field(default=10, ge=0, le=100)
     tilt_ui_url: str = "http://localhost:10350"
 
     @field_validator("port_prefix")

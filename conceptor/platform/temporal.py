@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_never,
+    wait_incrementing,
+)
 
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings
@@ -38,20 +43,29 @@ async def connect_with_retry(
     interval: float = 1.0,
 ) -> Client:
     """Connect, waiting (and saying so) while Temporal is unreachable; timeout=None waits on."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await connect(settings, identity=identity)
-        except Exception as exc:  # RuntimeError from the core SDK when the server is down
-            if deadline is not None and time.monotonic() >= deadline:
-                msg = f"Temporal at {settings.temporal_address} unreachable after {timeout}s: {exc}"
-                raise ConnectionError(msg) from exc
-            log.warning(
-                "waiting for Temporal",
-                address=settings.temporal_address,
-                attempt=attempt,
-                reason=str(exc).splitlines()[0][:200],
-            )
-            await asyncio.sleep(min(interval * attempt, 5.0))
+
+    def say_waiting(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "waiting for Temporal",
+            address=settings.temporal_address,
+            attempt=state.attempt_number,
+            reason=str(exc).splitlines()[0][:200] if exc else "",
+        )
+
+    retrying = AsyncRetrying(
+        # RuntimeError from the core SDK when the server is down; anything else alike.
+        retry=retry_if_exception_type(Exception),
+        wait=wait_incrementing(start=interval, increment=interval, max=5.0),
+        stop=stop_never if timeout is None else stop_after_delay(timeout),
+        before_sleep=say_waiting,
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await connect(settings, identity=identity)
+    except Exception as exc:
+        msg = f"Temporal at {settings.temporal_address} unreachable after {timeout}s: {exc}"
+        raise ConnectionError(msg) from exc
+    raise AssertionError("unreachable: tenacity either returns or raises")

@@ -43,7 +43,7 @@ async def get_ready(resources: ResourcesDep, response: Response) -> Readiness:
     settings = resources.settings
     checks = {
         "temporal": lambda: readiness.check_temporal(resources.temporal_client()),
-        "postgres": lambda: readiness.check_postgres(settings),
+        "postgres": lambda: readiness.check_postgres(settings, resources.db),
         "redis": lambda: readiness.check_redis(resources.redis),
         "minio": lambda: readiness.check_minio(settings, resources.http),
     }

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
 from pydantic import BaseModel
 
-from conceptor.api.deps import CurrentUser, SettingsDep, TemporalClientDep
+from conceptor.api.deps import CurrentUser, DatabaseDep, SettingsDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ErrorDetail
 from conceptor.client.media import MediaAsset, get_asset, ingest_upload, list_assets
 
@@ -29,6 +29,7 @@ async def upload_media(
     file: Annotated[UploadFile, File(description="the image (JPEG, PNG or WebP)")],
     settings: SettingsDep,
     client: TemporalClientDep,
+    db: DatabaseDep,
     _user: CurrentUser,
 ) -> MediaAsset:
     """Store the upload in MinIO and start its MediaIngestWorkflow; the asset starts `pending`."""
@@ -49,13 +50,16 @@ async def upload_media(
         filename=file.filename or "upload",
         content_type=content_type,
         data=data,
+        db=db,
     )
 
 
 @router.get("/{asset_id}", responses={404: {"model": ErrorDetail, "description": "no such asset"}})
-async def get_media(asset_id: uuid.UUID, settings: SettingsDep, _user: CurrentUser) -> MediaAsset:
+async def get_media(
+    asset_id: uuid.UUID, settings: SettingsDep, db: DatabaseDep, _user: CurrentUser
+) -> MediaAsset:
     """One asset: its status and, once `ready`, its thumbnail URLs."""
-    asset = await get_asset(settings, asset_id)
+    asset = await get_asset(settings, asset_id, db=db)
     if asset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"media asset {asset_id} not found")
     return asset
@@ -64,13 +68,14 @@ async def get_media(asset_id: uuid.UUID, settings: SettingsDep, _user: CurrentUs
 @router.get("")
 async def list_media(
     settings: SettingsDep,
+    db: DatabaseDep,
     _user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> MediaPage:
     """Assets, newest first, `limit` per page from `offset`."""
     # One extra row tells whether another page exists without a COUNT(*).
-    rows = await list_assets(settings, limit=limit + 1, offset=offset)
+    rows = await list_assets(settings, limit=limit + 1, offset=offset, db=db)
     more = len(rows) > limit
     return MediaPage(
         items=rows[:limit], limit=limit, offset=offset, next_offset=offset + limit if more else None

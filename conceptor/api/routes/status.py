@@ -95,7 +95,7 @@ async def _queues(resources: ResourcesDep) -> list[QueuePollers] | None:
 
 
 async def _media(resources: ResourcesDep) -> list[MediaSummary]:
-    assets = await list_assets(resources.settings, limit=RECENT_MEDIA)
+    assets = await list_assets(resources.settings, limit=RECENT_MEDIA, db=resources.db)
     return [
         MediaSummary(
             id=a.id,
