@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from conceptor.platform.health_server import HealthServer, Response
 from conceptor.platform.logging import get_logger
 
 State = Literal["starting", "waiting-for-temporal", "polling", "draining", "stopped"]
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 502: "Bad Gateway"}
-_REASONS[503] = "Service Unavailable"
 
 log = get_logger("conceptor.worker.health")
 
@@ -23,8 +22,9 @@ log = get_logger("conceptor.worker.health")
 class WorkerHealth:
     """The state a worker reports; `metrics_url` is the SDK runtime's own Prometheus endpoint.
 
-    The Temporal runtime binds its exporter on a private loopback port; /metrics here proxies
-    it so each worker exposes exactly one port (health + metrics), as probes and scrapers expect.
+    The Temporal runtime binds its exporter on a private loopback port; /metrics here appends
+    its text to our own registry's, so each worker exposes exactly one port (health + metrics),
+    as probes and scrapers expect.
     """
 
     queue: str
@@ -33,6 +33,18 @@ class WorkerHealth:
     metrics_url: str | None = None
     state: State = "starting"
     pid: int = field(default_factory=os.getpid)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry, repr=False)
+
+    def __post_init__(self) -> None:
+        polling = Gauge(
+            "conceptor_worker_polling",
+            "1 while the worker polls its task queue.",
+            ["queue", "index"],
+            registry=self.registry,
+        )
+        polling.labels(self.queue, str(self.index)).set_function(
+            lambda: 1.0 if self.state == "polling" else 0.0
+        )
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -43,61 +55,34 @@ class WorkerHealth:
             "pid": self.pid,
         }
 
-    async def serve(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self._handle, host, port, reuse_address=True)
+    def server(self, host: str, port: int) -> HealthServer:
+        """The endpoint, bound (OSError when the port is taken) but not yet serving."""
+        routes = {
+            "/healthz": self.healthz,
+            "/readyz": self.healthz,
+            "/": self.healthz,
+            "/livez": self.livez,
+            "/metrics": self.metrics,
+        }
+        return HealthServer(host, port, routes, name=f"health-{self.queue}-{self.index}")
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (
-                b"\r\n",
-                b"\n",
-                b"",
-            ):
-                pass  # headers are irrelevant to both routes
-            parts = request_line.decode("latin-1").split()
-            method, path = (parts[0], parts[1].split("?")[0]) if len(parts) >= 2 else ("", "")
-            status, ctype, body = await self._route(method, path)
-            head = (
-                f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\n"
-                f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode("latin-1") + (b"" if method == "HEAD" else body))
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    def healthz(self) -> Response:
+        return Response.json(200 if self.state == "polling" else 503, self.snapshot())
 
-    async def _route(self, method: str, path: str) -> tuple[int, str, bytes]:
-        if method not in ("GET", "HEAD"):
-            return 405, "text/plain", b"method not allowed\n"
-        body = json.dumps(self.snapshot()).encode() + b"\n"
-        if path in ("/healthz", "/readyz", "/"):
-            return (200 if self.state == "polling" else 503), "application/json", body
-        if path == "/livez":
-            # Alive while the loop answers, also when waiting for Temporal or draining: a
-            # liveness probe must not kill a worker that is only waiting or finishing work.
-            return 200, "application/json", body
-        if path == "/metrics":
-            return await self._metrics()
-        return 404, "text/plain", b"not found: try /healthz, /livez or /metrics\n"
+    def livez(self) -> Response:
+        # Alive while the process answers, also when waiting for Temporal or draining: a
+        # liveness probe must not kill a worker that is only waiting or finishing work.
+        return Response.json(200, self.snapshot())
 
-    async def _metrics(self) -> tuple[int, str, bytes]:
-        polling = 1 if self.state == "polling" else 0
-        labels = f'queue="{self.queue}",index="{self.index}"'
-        own = (
-            "# HELP conceptor_worker_polling 1 while the worker polls its task queue.\n"
-            "# TYPE conceptor_worker_polling gauge\n"
-            f"conceptor_worker_polling{{{labels}}} {polling}\n"
-        ).encode()
+    def metrics(self) -> Response:
+        own = generate_latest(self.registry)
         if self.metrics_url is None:
-            return 200, "text/plain; version=0.0.4", own
+            return Response(200, own, CONTENT_TYPE_PLAIN_0_0_4)
         try:
-            async with httpx.AsyncClient(timeout=5) as http:
-                upstream = await http.get(self.metrics_url)
+            upstream = httpx.get(self.metrics_url, timeout=5)
+            upstream.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("Temporal runtime metrics unavailable", reason=str(exc))
-            return 502, "text/plain", own + f"# runtime metrics unavailable: {exc}\n".encode()
-        return 200, "text/plain; version=0.0.4", own + upstream.content
+            note = f"# runtime metrics unavailable: {exc}\n".encode()
+            return Response(502, own + note, CONTENT_TYPE_PLAIN_0_0_4)
+        return Response(200, own + upstream.content, CONTENT_TYPE_PLAIN_0_0_4)

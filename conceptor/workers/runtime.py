@@ -84,7 +84,7 @@ async def run_worker(settings: Settings, queue: str, index: int) -> int:
     health.metrics_url = _install_metrics_runtime()
     host = settings.worker_health_host or settings.host
     try:
-        server = await health.serve(host, port)
+        server = health.server(host, port).start()
     except OSError as exc:
         name = identity.split("@")[0]
         log.error(
@@ -119,8 +119,7 @@ async def run_worker(settings: Settings, queue: str, index: int) -> int:
     finally:
         health.state = "stopped"
         stop_task.cancel()
-        server.close()
-        await server.wait_closed()
+        await asyncio.to_thread(server.close)
 
 
 async def _serve(

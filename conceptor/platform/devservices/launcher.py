@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import pwd
 import shutil
 import signal
 import socket
-import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 from conceptor.platform.devservices import DevService, NotReadyError, get_service
-from conceptor.platform.devservices.readiness import ReadinessState, serve_readiness
+from conceptor.platform.devservices.readiness import ReadinessState, readiness_server
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings
 
 log = get_logger("conceptor.dev")
-_PR_SET_PDEATHSIG = 1
 _RECHECK_SECONDS = 3.0
-_EXIT_GRACE_SECONDS = 10.0
+_NOT_READY = "not ready"
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# An exit after our SIGTERM is a clean stop, whichever way the server reports it.
+_CLEAN_EXITS = (0, -signal.SIGTERM, 128 + signal.SIGTERM)
 
 
 class PortInUseError(RuntimeError):
@@ -56,22 +55,6 @@ def check_ports_free(settings: Settings, service: DevService) -> None:
                 "or choose another TILT_PORT_PREFIX"
             )
             raise PortInUseError(msg)
-
-
-def _child_setup(run_as: str | None) -> Callable[[], None]:
-    """preexec_fn: drop to `run_as` when root, and die with the launcher (PDEATHSIG)."""
-    entry = pwd.getpwnam(run_as) if run_as and os.geteuid() == 0 else None
-
-    def setup() -> None:
-        if entry is not None:
-            os.setgroups([])
-            os.setgid(entry.pw_gid)
-            os.setuid(entry.pw_uid)
-        # Set after setuid: a credential change clears the parent-death signal.
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return setup
 
 
 async def probe_until_ready(
@@ -122,46 +105,80 @@ def serve(settings: Settings, name: str) -> int:
     service.prepare(settings, data_dir)
     argv = service.command(settings, data_dir)
     env = {**os.environ, **service.environ(settings, data_dir)}
-    slog = log.bind(service=name)
-    slog.info(
-        "starting", data_dir=str(data_dir), ports={p: settings.port(p) for p in service.ports}
+    log.info(
+        "starting",
+        service=name,
+        data_dir=str(data_dir),
+        ports={p: settings.port(p) for p in service.ports},
     )
     state = ReadinessState(service=name)
-    serve_readiness(settings.host, settings.launcher_port(name), state)
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=data_dir,
-        start_new_session=True,
-        preexec_fn=_child_setup(service.run_as),
-    )
-    stopping = threading.Event()
+    with readiness_server(settings.host, settings.launcher_port(name), state):
+        return asyncio.run(_supervise(settings, service, argv, env, data_dir, state))
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        if stopping.is_set():
-            return
-        stopping.set()
-        slog.info("stopping", signal=signal.Signals(signum).name)
+
+def _spawn_options(run_as: str | None) -> dict[str, Any]:
+    """Popen options: the server leads its own process group, as `run_as` when we are root."""
+    options: dict[str, Any] = {"process_group": 0}
+    if run_as and os.geteuid() == 0:
+        entry = pwd.getpwnam(run_as)
+        options.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+    return options
+
+
+def _die_with_launcher(argv: list[str]) -> list[str]:
+    """Prefix argv so the server gets SIGTERM if the launcher is killed outright (SIGKILL).
+
+    `setpriv` sets the parent-death signal after Popen has switched user (a credential change
+    would clear it) and then execs the server: the server keeps its pid and process group.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
+
+
+async def _supervise(
+    settings: Settings,
+    service: DevService,
+    argv: list[str],
+    env: dict[str, str],
+    data_dir: Path,
+    state: ReadinessState,
+) -> int:
+    """Start the server, stop it on a signal (or when it never gets ready); its exit code."""
+    slog = log.bind(service=service.name)
+    stop = asyncio.Event()
+    reasons: list[str] = []
+
+    def request_stop(reason: str) -> None:
+        if not stop.is_set():
+            reasons.append(reason)
+            stop.set()
+
+    loop = asyncio.get_running_loop()
+    # Installed before the spawn: a signal from here on always stops the server too.
+    for sig in _STOP_SIGNALS:
+        loop.add_signal_handler(sig, request_stop, sig.name)
+    proc = await asyncio.create_subprocess_exec(
+        *_die_with_launcher(argv), env=env, cwd=data_dir, **_spawn_options(service.run_as)
+    )
+    exited = asyncio.create_task(proc.wait())
+    monitor = asyncio.create_task(_monitor(settings, service, exited, state, request_stop))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set() and not exited.done():
+        why = reasons[0]
+        slog.info("stopping", **({"reason": why} if why == _NOT_READY else {"signal": why}))
         _signal_group(proc.pid, signal.SIGTERM)
-        timer = threading.Timer(service.stop_timeout, _kill_and_watch, (proc.pid,))
-        timer.daemon = True
-        timer.start()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, stop)
-    monitor = threading.Thread(
-        target=lambda: asyncio.run(_monitor(settings, service, proc, stopping, state, stop)),
-        name="monitor",
-        daemon=True,
-    )
-    monitor.start()
-    code = proc.wait()
-    stopping.set()
-    # Not readiness.shutdown(): it could only block here; its socket closes with the process.
+        done, _ = await asyncio.wait({exited}, timeout=service.stop_timeout)
+        if not done:
+            slog.warning("did not stop in time: killing it", seconds=service.stop_timeout)
+            _signal_group(proc.pid, signal.SIGKILL)
+    code = await exited
+    monitor.cancel()
+    stopping.cancel()
     # Children in the group (kc.sh's java) may outlive the leader: take them down too.
     _signal_group(proc.pid, signal.SIGKILL)
     slog.info("exited", code=code)
-    if stopping.is_set() and code in (0, -signal.SIGTERM, 143):
+    if stop.is_set() and reasons[0] != _NOT_READY and code in _CLEAN_EXITS:
         return 0
     return code or 1
 
@@ -169,17 +186,16 @@ def serve(settings: Settings, name: str) -> int:
 async def _monitor(
     settings: Settings,
     service: DevService,
-    proc: subprocess.Popen[bytes],
-    stopping: threading.Event,
+    exited: asyncio.Task[int],
     state: ReadinessState,
-    stop: Callable[[int, FrameType | None], None],
+    request_stop: Callable[[str], None],
 ) -> None:
     """Become ready (bootstrap included), then keep probing so /ready tracks the real service."""
     slog = log.bind(service=service.name)
     started = time.monotonic()
 
     def alive() -> bool:
-        return proc.poll() is None and not stopping.is_set()
+        return not exited.done()
 
     try:
         if service.post_start is not None:
@@ -193,7 +209,7 @@ async def _monitor(
         if alive():
             slog.error("not ready", reason=str(exc))
             state.update(ready=False, detail=str(exc))
-            stop(signal.SIGTERM, None)
+            request_stop(_NOT_READY)
         return
     state.update(ready=True, detail=detail)
     slog.info(
@@ -242,17 +258,8 @@ async def _retry_post_start(
             await asyncio.sleep(0.25)
 
 
-def _kill_and_watch(pid: int) -> None:
-    """The server ignored SIGTERM for too long: kill its group; if even then the launcher does
-    not get to exit (a wedged thread), leave anyway, since Tilt waits for this process."""
-    _signal_group(pid, signal.SIGKILL)
-    watchdog = threading.Timer(_EXIT_GRACE_SECONDS, os._exit, (1,))
-    watchdog.daemon = True
-    watchdog.start()
-
-
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 
 

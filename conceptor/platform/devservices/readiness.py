@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from conceptor.platform.health_server import HealthServer, Response
 
 
 @dataclass
 class ReadinessState:
-    """What the launcher last learned about its service; shared between threads."""
+    """What the launcher last learned about its service; read by the server's threads."""
 
     service: str
     ready: bool = False
@@ -34,27 +34,12 @@ class ReadinessState:
                 "since": self.since,
             }
 
+    def response(self) -> Response:
+        snap = self.snapshot()
+        return Response.json(200 if snap["ready"] else 503, snap)
 
-def serve_readiness(host: str, port: int, state: ReadinessState) -> ThreadingHTTPServer:
-    """Start the endpoint in a daemon thread; cheap for Tilt to poll every second."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path not in ("/ready", "/"):
-                self.send_error(404, "only /ready is served here")
-                return
-            snap = state.snapshot()
-            body = json.dumps(snap).encode()
-            self.send_response(200 if snap["ready"] else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return  # probes every second would flood the service log
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="readiness", daemon=True).start()
-    return server
+def readiness_server(host: str, port: int, state: ReadinessState) -> HealthServer:
+    """The endpoint Tilt polls every second (bound, not yet started)."""
+    routes = {"/ready": state.response, "/": state.response}
+    return HealthServer(host, port, routes, name=f"readiness-{state.service}")
