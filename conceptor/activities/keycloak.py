@@ -1,4 +1,4 @@
-"""Keycloak activities: wait for an admin token, import (create or reconcile) the realm."""
+"""Keycloak activities: wait for an admin token, import (plan, create or reconcile) the realm."""
 
 from __future__ import annotations
 
@@ -6,14 +6,30 @@ from pathlib import Path
 
 import httpx
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.keycloak_admin import KeycloakAdmin
-from conceptor.activities.keycloak_realm import RealmReconciler
-from conceptor.activities.realm_file import load_realm
+from conceptor.activities.realm.items import DELETABLE
+from conceptor.activities.realm.reconciler import RealmReconciler
+from conceptor.activities.realm_file import REALM_FILE_INVALID, load_realm
+from conceptor.activities.reconcile import check_plan
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
-from conceptor.contracts import StepResult, WaitInput
+from conceptor.contracts import ReconcileInput, StepResult, WaitInput
 from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import Settings
+
+
+def managed_kinds(settings: Settings) -> set[str]:
+    """CENTRAL_REALM_MANAGED as a set of words; an unknown word is a configuration error."""
+    words = {w.strip() for w in settings.realm_managed.split(",") if w.strip()}
+    unknown = sorted(words - set(DELETABLE))
+    if unknown:
+        msg = (
+            f"CENTRAL_REALM_MANAGED names {', '.join(unknown)}, which provisioning cannot "
+            f"delete; known: {', '.join(sorted(DELETABLE))}"
+        )
+        raise ApplicationError(msg, type=REALM_FILE_INVALID, non_retryable=True)
+    return words
 
 
 class KeycloakActivities:
@@ -22,6 +38,9 @@ class KeycloakActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tokens = AdminTokens(settings)
+        # The admin calls that wrote something in the last import (method and path), so a
+        # re-run can be shown to write nothing.
+        self.last_writes: list[str] = []
 
     @activity.defn(name="wait_for_keycloak")
     async def wait_for_keycloak(self, wait: WaitInput) -> StepResult:
@@ -40,17 +59,25 @@ class KeycloakActivities:
         return await wait_for("keycloak", address, probe, wait)
 
     @activity.defn(name="import_realm")
-    async def import_realm(self) -> StepResult:
-        """Create the realm from its file, or bring an existing one up to the file."""
+    async def import_realm(self, data: ReconcileInput | None = None) -> StepResult:
+        """Bring the realm to its file (create it when absent); with `plan`, only say what."""
+        plan = bool(data and data.plan)
         path = Path(self.settings.realm_file)
         realm = load_realm(path, self.settings)
-        async with heartbeating(), httpx.AsyncClient(timeout=30) as http:
+        managed = managed_kinds(self.settings)
+        async with heartbeating(), httpx.AsyncClient(timeout=60) as http:
             admin = KeycloakAdmin(self.settings, http, self.tokens)
-            changes = await RealmReconciler(admin, realm).run()
-        return StepResult.from_counts(
-            created=sorted(changes.created),
-            updated=sorted(changes.updated),
-            unchanged=sorted(changes.unchanged),
+            try:
+                reconciler = RealmReconciler(admin, realm, managed=managed)
+                diff = await reconciler.run(
+                    plan=plan, before_writes=lambda diff: check_plan(diff, data)
+                )
+            finally:
+                self.last_writes = list(admin.writes)
+        writes = len(admin.writes)
+        return StepResult.from_diff(
+            diff,
+            planned=plan,
             attempts=activity.info().attempt,
-            detail=f"realm {realm['realm']} from {path.name}",
+            detail=f"realm {realm['realm']} from {path.name}: {writes} admin writes",
         )

@@ -1,4 +1,4 @@
-"""A minimal Keycloak admin REST client: an admin token, JSON calls, precise errors."""
+"""A small Keycloak admin REST client: admin token, JSON calls, precise errors, counted writes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import Settings
 
 REALM_REJECTED = "RealmRejected"
+# Answers that say "the server or the way to it is not ready": retried, never final.
+_TRANSIENT = (401, 408, 425, 429)
 
 
 class KeycloakError(RuntimeError):
@@ -18,18 +20,32 @@ class KeycloakError(RuntimeError):
 
 
 class KeycloakAdmin:
-    """Calls `/admin/realms/...` with a token of the master realm's admin user."""
+    """Calls `/admin/realms/...` with a token of the master realm's admin user.
+
+    Every call that may change something is recorded in `writes` (method and path), so a
+    re-run can prove that it wrote nothing.
+    """
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient, tokens: AdminTokens) -> None:
         self.settings = settings
         self.http = http
         self.tokens = tokens
+        self.writes: list[str] = []
 
     async def call(
-        self, method: str, path: str, *, json: Any = None, ok: tuple[int, ...] = (200, 201, 204)
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+        where: str = "",
+        read_only: bool = False,
     ) -> httpx.Response:
-        """One admin call; 400-class answers other than `ok` (and 401) are non-retryable."""
+        """One admin call; 400-class answers other than `ok` are non-retryable, naming `where`."""
         url = f"{self.settings.keycloak_url}/admin{path}"
+        if method != "GET" and not read_only:
+            self.writes.append(f"{method} {path}")
         token = await self.tokens.get(self.http)
         resp = await self.http.request(method, url, json=json, headers=_bearer(token))
         if resp.status_code == 401:  # expired or revoked (Keycloak restarted): grant once more
@@ -39,9 +55,15 @@ class KeycloakAdmin:
             return resp
         detail = resp.text[:500]
         msg = f"Keycloak answered {method} {path} with HTTP {resp.status_code}: {detail}"
-        if 400 <= resp.status_code < 500 and resp.status_code not in (401, 408, 429):
+        if where:
+            msg = f"{where}: {msg}"
+        if 400 <= resp.status_code < 500 and resp.status_code not in _TRANSIENT:
             raise ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)
         raise KeycloakError(msg)
+
+    async def read(self, method: str, path: str) -> httpx.Response:
+        """A call that changes nothing although it is not a GET (e.g. the partial export)."""
+        return await self.call(method, path, read_only=True)
 
     async def get_json(self, path: str) -> Any:
         return (await self.call("GET", path)).json()
@@ -51,10 +73,13 @@ class KeycloakAdmin:
         resp = await self.call("GET", path, ok=(200, 404))
         return None if resp.status_code == 404 else resp.json()
 
-    async def create(self, path: str, body: Any) -> bool:
-        """POST; True if created, False on 409 (someone else created it meanwhile)."""
-        resp = await self.call("POST", path, json=body, ok=(200, 201, 204, 409))
-        return resp.status_code != 409
+    async def create(self, path: str, body: Any, *, where: str = "") -> str | None:
+        """POST; the new object's id (from Location), "" if none, None on 409 (exists already)."""
+        resp = await self.call("POST", path, json=body, ok=(200, 201, 204, 409), where=where)
+        if resp.status_code == 409:
+            return None
+        location: str = resp.headers.get("Location", "")
+        return location.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _bearer(token: str) -> dict[str, str]:

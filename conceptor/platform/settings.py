@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     realm_file: Path = REPO_ROOT / "_dev-env" / "realms" / "technova.json"
     api_client_id: str = "conceptor-api"
     api_client_secret: SecretStr = SecretStr("conceptor-dev-api-secret")
+    # Realm element kinds whose objects provisioning deletes once the file no longer lists them
+    # (only those it created itself): comma-separated, e.g. "clients,roles,groups,users".
+    realm_managed: str = ""
 
     # Mail
     mail_from: str = "conceptor@lvh.me"

@@ -71,7 +71,13 @@ async def test_first_run_creates_everything(env: ProvisionEnv) -> None:
         "unchanged": 0,
     }
     assert result.steps["ensure_buckets"].counts == {"created": 2, "updated": 0, "unchanged": 0}
-    assert result.steps["import_realm"].counts == {"created": 9, "updated": 0, "unchanged": 0}
+    # realm settings, 2 clients and their 2 audience mappers, 2 roles, 2 groups, 2 users
+    assert result.steps["import_realm"].counts == {
+        "created": 11,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": 0,
+    }
 
     db = await database_snapshot(env)
     assert [m[0] for m in db["migrations"]] == files
@@ -122,7 +128,12 @@ async def test_second_run_changes_nothing(env: ProvisionEnv) -> None:
         "updated": 0,
         "unchanged": len(migration_names()),
     }
-    assert result.steps["import_realm"].counts == {"created": 0, "updated": 0, "unchanged": 9}
+    assert result.steps["import_realm"].counts == {
+        "created": 0,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": 11,
+    }
     assert after[0] == before[0]
     assert after[1] == before[1]
     assert diff_paths(before[2], after[2]) == []
@@ -155,8 +166,8 @@ async def test_drift_is_repaired(env: ProvisionEnv) -> None:
     # The role came back, and with it the grants to both users and both groups.
     assert result.steps["import_realm"].changed == [
         "+role:user",
-        "~group:developers",
-        "~group:platform-admins",
+        "~group:/developers",
+        "~group:/platform-admins",
         "~user:alice",
         "~user:bob",
     ]
@@ -205,7 +216,7 @@ async def test_concurrent_runs_under_other_ids_apply_nothing_twice(env: Provisio
     assert sorted(applied) == [0, 0, len(migration_names())]
     assert sum(r.steps["ensure_buckets"].counts["created"] for r in results) == 2
     realm_created = [r.steps["import_realm"].counts["created"] for r in results]
-    assert sorted(realm_created)[-1] == 9  # exactly one run created the realm whole
+    assert sorted(realm_created)[-1] == 11  # exactly one run created the realm whole
     assert sorted(realm_created)[:2] == [0, 0]
     export = await realm_export(env)
     assert sorted(u["username"] for u in export["users"]) == ["alice", "bob"]

@@ -1,0 +1,97 @@
+"""The pure comparison of a desired realm with the live one: a typed `Diff` and what is refused."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.exceptions import ApplicationError
+
+from conceptor.activities.realm.items import MASK, ORDER, Item, ref_label
+from conceptor.activities.reconcile import canonical, differing_fields, digest, refuse
+from conceptor.contracts import Change, Diff
+
+Items = dict[tuple[str, str], Item]
+
+
+@dataclass
+class RealmDiff:
+    """The diff, plus the refusals that must stop any write (unmanaged elements that differ)."""
+
+    diff: Diff
+    refusals: list[ApplicationError] = field(default_factory=list)
+
+
+def unmask(want: Any, have: Any) -> Any:
+    """`want` with the values Keycloak hides (`**********`) taken from `have`: not comparable."""
+    if have == MASK:
+        return have
+    if isinstance(want, dict) and isinstance(have, dict):
+        return {k: unmask(v, have[k]) if k in have else v for k, v in want.items()}
+    return want
+
+
+def _keys(path: str) -> str | None:
+    return "alias" if path.endswith("authenticationExecutions") else None
+
+
+def fields_of(want: Item, have: Item) -> list[str]:
+    """JSON paths of what differs: body fields, and members the live element lacks."""
+    fields = differing_fields(unmask(want.body, have.body), have.body, keys=_keys)
+    for name, refs in sorted(want.members.items()):
+        lacking = refs - have.members.get(name, frozenset())
+        fields.extend(f"{name}[{ref_label(r)}]" for r in sorted(lacking))
+    return fields
+
+
+def compare(
+    target: str,
+    desired: Items,
+    live: Items | None,
+    *,
+    deletable: frozenset[str] = frozenset(),
+    owned: dict[str, set[str]] | None = None,
+) -> RealmDiff:
+    """Per desired element: create, update (fields) or unchanged; owned leftovers: delete."""
+    changes: list[Change] = []
+    refusals: list[ApplicationError] = []
+    for key in sorted(desired, key=lambda k: (ORDER[k[0]], k[1])):
+        want = desired[key]
+        have = None if live is None else live.get(key)
+        if have is None:
+            change = Change(kind=want.kind, name=want.name, action="create", source=want.source)
+        else:
+            fields = fields_of(want, have)
+            action = "update" if fields else "unchanged"
+            change = Change(
+                kind=want.kind, name=want.name, action=action, fields=fields, source=want.source
+            )
+        if not want.managed and live is not None and change.action != "unchanged":
+            what = (
+                "absent from" if have is None else f"different in ({', '.join(change.fields[:5])})"
+            )
+            refusals.append(
+                refuse(
+                    want.source,
+                    f"{want.kind} {want.name!r} is {what} the live realm, and provisioning only "
+                    "compares this kind of element",
+                    "make the change in the admin console (or export the realm again), or "
+                    "create the realm anew from the file",
+                )
+            )
+        changes.append(change)
+    for kind, names in sorted((owned or {}).items()):
+        if kind not in deletable or live is None:
+            continue
+        for name in sorted(names):
+            if (kind, name) not in desired and (kind, name) in live:
+                changes.append(Change(kind=kind, name=name, action="delete"))
+    return RealmDiff(
+        Diff(
+            target=target,
+            changes=changes,
+            desired_digest=digest(sorted(canonical(i.state()) for i in desired.values())),
+            live_digest=digest(sorted(canonical(i.state()) for i in (live or {}).values())),
+        ),
+        refusals,
+    )

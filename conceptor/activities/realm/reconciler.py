@@ -1,0 +1,118 @@
+"""One realm import: desired → live → diff → (plan | apply → read again → verify)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from conceptor.activities.keycloak_admin import KeycloakAdmin, KeycloakError
+from conceptor.activities.realm import ownership
+from conceptor.activities.realm.apply import Applier
+from conceptor.activities.realm.create import create_realm
+from conceptor.activities.realm.desired import refusals
+from conceptor.activities.realm.diff import RealmDiff, compare
+from conceptor.activities.realm.normalise import items_of
+from conceptor.activities.realm.refs import dangling
+from conceptor.activities.realm.snapshot import q, read_live
+from conceptor.activities.reconcile import UNMANAGED, verify
+from conceptor.contracts import Diff
+
+_VISIBLE_POLLS = 120
+
+
+def _nothing(_: Diff) -> None:
+    """No check before writing."""
+
+
+_VISIBLE_INTERVAL = 0.25
+
+
+class RealmReconciler:
+    """Brings one realm to its representation, or (plan) says what that would write."""
+
+    def __init__(self, admin: KeycloakAdmin, rep: dict[str, Any], *, managed: set[str]) -> None:
+        self.admin = admin
+        self.rep = rep
+        self.name = str(rep["realm"])
+        self.target = f"realm {self.name}"
+        self.deletable = ownership.deletable_kinds(managed)
+        self.desired = items_of(rep)
+        self.secrets_of = {c["clientId"] for c in rep.get("clients", []) if c.get("secret")}
+
+    async def _read(self) -> tuple[dict[str, Any] | None, RealmDiff]:
+        live_rep = await read_live(self.admin, self.name, secrets_of=self.secrets_of)
+        live = items_of(live_rep) if live_rep is not None else None
+        owned = ownership.owned_of(live_rep)
+        result = compare(self.target, self.desired, live, deletable=self.deletable, owned=owned)
+        result.refusals[:0] = refusals(self.rep, realm_exists=live_rep is not None)
+        if live is not None:
+            result.refusals.extend(dangling(self.desired, live))
+        return live_rep, result
+
+    def _refuse(self, result: RealmDiff) -> None:
+        if not result.refusals:
+            return
+        first = result.refusals[0]
+        more = len(result.refusals) - 1
+        msg = first.message + (
+            f" (and {more} more refused: {'; '.join(r.message for r in result.refusals[1:4])})"
+            if more
+            else ""
+        )
+        raise ApplicationError(msg, type=UNMANAGED, non_retryable=True)
+
+    async def run(self, *, plan: bool, before_writes: Callable[[Diff], None] = _nothing) -> Diff:
+        """The diff applied (or, for a plan, to apply); `before_writes` may refuse it first."""
+        live_rep, result = await self._read()
+        self._refuse(result)
+        if plan:
+            return result.diff
+        before_writes(result.diff)
+        if live_rep is None:
+            owned = ownership.after({}, list(self.desired.values()), [])
+            attributes = {**(self.rep.get("attributes") or {}), **ownership.attributes_for(owned)}
+            if await create_realm(self.admin, {**self.rep, "attributes": attributes}):
+                await self._check()
+                return result.diff
+            await self._visible()  # a concurrent run created it: reconcile against that
+            live_rep, result = await self._read()
+            self._refuse(result)
+        if not result.diff.is_empty:
+            assert live_rep is not None
+            live = items_of(live_rep)
+            await Applier(self.admin, self.name, self.desired, live).run(result.diff)
+            await self._record_ownership(live_rep, result.diff)
+            await self._check()
+        return result.diff
+
+    async def _check(self) -> None:
+        """Read the live state again: nothing may be left to do."""
+        _, after = await self._read()
+        verify(after.diff)
+
+    async def _record_ownership(self, live_rep: dict[str, Any], diff: Diff) -> None:
+        created = [self.desired[(c.kind, c.name)] for c in diff.changes if c.action == "create"]
+        deleted = [(c.kind, c.name) for c in diff.changes if c.action == "delete"]
+        before = ownership.owned_of(live_rep)
+        now = ownership.after(before, created, deleted)
+        if now == before:
+            return
+        attributes = {**(live_rep.get("attributes") or {}), **ownership.attributes_for(now)}
+        base = f"/realms/{q(self.name)}"
+        await self.admin.call(
+            "PUT", base, json={"realm": self.name, "attributes": attributes}, where="attributes"
+        )
+
+    async def _visible(self) -> None:
+        """A realm another run is creating: Keycloak takes seconds to commit it."""
+        for _ in range(_VISIBLE_POLLS):
+            if await self.admin.find(f"/realms/{q(self.name)}") is not None:
+                return
+            activity.heartbeat()
+            await asyncio.sleep(_VISIBLE_INTERVAL)
+        msg = f"realm {self.name} still not visible {_VISIBLE_POLLS * _VISIBLE_INTERVAL:g}s after a 409"  # noqa: E501
+        raise KeycloakError(msg)  # retryable: the activity starts over
