@@ -1,4 +1,4 @@
-"""Pure migration logic: read the SQL files, checksum them, decide what is still to apply."""
+"""Pure migration logic: read the SQL files, checksum them, diff them with the live database."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.reconcile import digest
+from conceptor.contracts import Change, Diff
+
 MIGRATION_EDITED = "MigrationEdited"
 MIGRATION_FAILED = "MigrationFailed"
 MIGRATIONS_MISSING = "MigrationsMissing"
 _NAME = re.compile(r"^\d{4}_[A-Za-z0-9_]+\.sql$")
+
+# A database's tables and their columns: {"<schema>.<table>": ["<column>", ...]}.
+Schema = dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -66,3 +72,59 @@ def line_of(sql: str, position: str | int | None) -> int | None:
     if offset <= 0:
         return None
     return sql.count("\n", 0, offset - 1) + 1
+
+
+def migration_changes(files: list[MigrationFile], applied: dict[str, str]) -> list[Change]:
+    """`create` per pending file, `unchanged` per applied one, `drift` per recorded file that is
+    gone from the directory; an edited applied file is refused (see pending_migrations)."""
+    pending = {m.name for m in pending_migrations(files, applied)}
+    names = {m.name for m in files}
+    return [
+        *(
+            Change(
+                kind="migration",
+                name=m.name,
+                action="create" if m.name in pending else "unchanged",
+                source=m.name,
+            )
+            for m in files
+        ),
+        *(
+            Change(kind="migration", name=name, action="drift", fields=["file missing"])
+            for name in sorted(set(applied) - names)
+        ),
+    ]
+
+
+def schema_drift(live: Schema, expected: Schema) -> list[Change]:
+    """Tables, and columns of expected tables, that the live database has and no applied
+    migration created: reported (`drift`), never touched. What is missing is not drift here:
+    a pending migration may be about to create it."""
+    changes: list[Change] = []
+    for table in sorted(live):
+        if table not in expected:
+            changes.append(Change(kind="table", name=table, action="drift"))
+            continue
+        extra = sorted(set(live[table]) - set(expected[table]))
+        changes.extend(Change(kind="column", name=f"{table}.{c}", action="drift") for c in extra)
+    return changes
+
+
+def migrations_diff(
+    target: str,
+    files: list[MigrationFile],
+    applied: dict[str, str],
+    live: Schema,
+    expected: Schema | None,
+) -> Diff:
+    """The database's diff: migrations to apply, and (when `expected`, the schema the applied
+    migrations create, is known) the tables and columns none of them created."""
+    changes = migration_changes(files, applied)
+    if expected is not None:
+        changes.extend(schema_drift(live, expected))
+    return Diff(
+        target=target,
+        changes=changes,
+        desired_digest=digest([(m.name, m.checksum) for m in files]),
+        live_digest=digest({"applied": applied, "schema": live}),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio import activity
@@ -12,11 +13,13 @@ from conceptor.activities.migration_plan import (
     MIGRATION_FAILED,
     MigrationFile,
     line_of,
-    pending_migrations,
+    migrations_diff,
     read_migrations,
 )
+from conceptor.activities.reconcile import check_plan, verify
+from conceptor.activities.schema_shadow import expected_schema, read_schema
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
-from conceptor.contracts import RESET_POSTGRES, StepResult, WaitInput
+from conceptor.contracts import RESET_POSTGRES, Diff, ReconcileInput, StepResult, WaitInput
 from conceptor.platform.settings import Settings
 
 # Any constant shared by every process that migrates this database; "conceptor" in ASCII.
@@ -59,15 +62,69 @@ class PostgresActivities:
         return await wait_for("postgres", self._address, probe, wait)
 
     @activity.defn(name="migrate_postgres")
-    async def migrate_postgres(self) -> StepResult:
-        """Apply every pending migration in order, each in its own transaction, under a lock."""
+    async def migrate_postgres(self, data: ReconcileInput | None = None) -> StepResult:
+        """Apply every pending migration in order, each in its own transaction, under a lock;
+        report tables and columns no migration created. `plan`: compute, write nothing."""
         files = read_migrations(self.settings.migrations_dir)
+        attempt = activity.info().attempt
         async with heartbeating():
             conn = await self._connect()
             try:
-                return await _migrate_locked(conn, files, attempt=activity.info().attempt)
+                if data is not None and data.plan:
+                    diff = await self._diff(conn, files, with_drift=True)
+                    return StepResult.from_diff(diff, planned=True, attempts=attempt)
+                return await self._migrate_locked(conn, files, data, attempt)
             finally:
                 await conn.close()
+
+    async def _diff(
+        self, conn: asyncpg.Connection, files: list[MigrationFile], *, with_drift: bool
+    ) -> Diff:
+        """Read the live state (recorded migrations, tables and columns) and diff the files."""
+        applied = await _applied(conn)
+        live = await read_schema(conn)
+        expected = None
+        if with_drift:
+            replayed = [m for m in files if m.name in applied]
+            expected = await expected_schema(self.settings, replayed)
+        return migrations_diff(_target(self.settings), files, applied, live, expected)
+
+    async def _migrate_locked(
+        self,
+        conn: asyncpg.Connection,
+        files: list[MigrationFile],
+        data: ReconcileInput | None,
+        attempt: int,
+    ) -> StepResult:
+        # A session lock: concurrent runs (another workflow id, another worker) queue up here,
+        # then find the files already recorded and apply nothing twice.
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        try:
+            before = await self._diff(conn, files, with_drift=False)
+            check_plan(before, data)
+            pending = {c.name for c in before.pending}
+            if pending:
+                await conn.execute(_CREATE_TABLE)
+            for migration in files:
+                if migration.name in pending:
+                    await _apply(conn, migration)
+            # Drift is judged after applying: the schema every recorded migration creates,
+            # replayed into a throwaway database, against the live one.
+            after = await self._diff(conn, files, with_drift=True)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        verify(after)
+        applied = Diff(
+            target=before.target,
+            changes=[*(c for c in before.changes if c.action != "drift"), *after.drift],
+            desired_digest=before.desired_digest,
+            live_digest=before.live_digest,
+        )
+        done = len(pending)
+        detail = f"{done} applied, {len(files) - done} already applied"
+        if after.drift:
+            detail += f"; {len(after.drift)} not created by any migration (left alone)"
+        return StepResult.from_diff(applied, attempts=attempt, detail=detail)
 
     @activity.defn(name=RESET_POSTGRES)
     async def reset_postgres(self) -> int:
@@ -91,30 +148,6 @@ class PostgresActivities:
         return int(tables)
 
 
-async def _migrate_locked(
-    conn: asyncpg.Connection, files: list[MigrationFile], *, attempt: int
-) -> StepResult:
-    # A session lock: concurrent runs (another workflow id, another worker) queue up here,
-    # then find the files already recorded and apply nothing twice.
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-    try:
-        await conn.execute(_CREATE_TABLE)
-        rows = await conn.fetch(f"SELECT filename, checksum FROM {MIGRATIONS_TABLE}")
-        applied = {row["filename"]: row["checksum"] for row in rows}
-        pending = pending_migrations(files, applied)
-        for migration in pending:
-            await _apply(conn, migration)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
-    return StepResult.from_counts(
-        created=[m.name for m in pending],
-        updated=[],
-        unchanged=[m.name for m in files if m.name in applied],
-        attempts=attempt,
-        detail=f"{len(pending)} applied, {len(files) - len(pending)} already applied",
-    )
-
-
 async def _apply(conn: asyncpg.Connection, migration: MigrationFile) -> None:
     started = time.monotonic()
     try:
@@ -136,3 +169,16 @@ async def _apply(conn: asyncpg.Connection, migration: MigrationFile) -> None:
         )
         raise ApplicationError(msg, type=MIGRATION_FAILED, non_retryable=True) from None
     activity.logger.info("applied migration %s", migration.name)
+
+
+async def _applied(conn: asyncpg.Connection) -> dict[str, str]:
+    """filename -> checksum of recorded migrations; none before the record table exists."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", MIGRATIONS_TABLE)
+    if not exists:
+        return {}
+    rows = await conn.fetch(f"SELECT filename, checksum FROM {MIGRATIONS_TABLE}")
+    return {row["filename"]: row["checksum"] for row in rows}
+
+
+def _target(settings: Settings) -> str:
+    return f"database {urlsplit(settings.postgres_dsn).path.lstrip('/')}"

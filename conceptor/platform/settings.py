@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     minio_root_user: str = "minioadmin"
     minio_root_password: SecretStr = SecretStr("conceptor-dev-minio")
     buckets: dict[str, BucketPolicy] = {"media": "private", "thumbnails": "public-read"}
+    # Versioning, lifecycle rules (and more) per bucket; `buckets` above adds names and policies.
+    buckets_file: Path = REPO_ROOT / "_dev-env" / "buckets.json"
     s3_region: str = "us-east-1"
 
     # Keycloak

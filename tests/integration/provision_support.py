@@ -62,6 +62,7 @@ class ProvisionEnv:
         return {
             "CENTRAL_POSTGRES_DSN": s.postgres_dsn,
             "CENTRAL_BUCKETS": json.dumps(s.buckets),
+            "CENTRAL_BUCKETS_FILE": str(s.buckets_file),
             "CENTRAL_REALM_NAME": s.realm_name,
             "CENTRAL_REALM_FILE": str(s.realm_file),
             "CENTRAL_MIGRATIONS_DIR": str(s.migrations_dir),
@@ -100,11 +101,15 @@ async def isolated_env(
     text = (REPO_ROOT / "_dev-env" / "realms" / "technova.json").read_text()
     realm_file.write_text(text.replace('"realm": "technova"', f'"realm": "{realm}"', 1))
     buckets = {f"media-{tag}": "private", f"thumbs-{tag}": "public-read"}
+    # No file declarations: the shipped file names the shared `media` and `thumbnails`.
+    buckets_file = tmp_path / "buckets.json"
+    buckets_file.write_text('{"buckets": {}}')
     dsn = base.postgres_dsn.rsplit("/", 1)[0] + f"/{database}"
     settings = base.model_copy(
         update={
             "postgres_dsn_override": SecretStr(dsn),
             "buckets": buckets,
+            "buckets_file": buckets_file,
             "realm_name": realm,
             "realm_file": realm_file,
             "provision_step_deadline_seconds": deadline,

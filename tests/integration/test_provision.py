@@ -68,9 +68,15 @@ async def test_first_run_creates_everything(env: ProvisionEnv) -> None:
     assert result.steps["migrate_postgres"].counts == {
         "created": len(files),
         "updated": 0,
+        "deleted": 0,
         "unchanged": 0,
     }
-    assert result.steps["ensure_buckets"].counts == {"created": 2, "updated": 0, "unchanged": 0}
+    assert result.steps["ensure_buckets"].counts == {
+        "created": 2,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": 0,
+    }
     # realm settings, 2 clients and their 2 audience mappers, 2 roles, 2 groups, 2 users
     assert result.steps["import_realm"].counts == {
         "created": 11,
@@ -126,6 +132,7 @@ async def test_second_run_changes_nothing(env: ProvisionEnv) -> None:
     assert result.steps["migrate_postgres"].counts == {
         "created": 0,
         "updated": 0,
+        "deleted": 0,
         "unchanged": len(migration_names()),
     }
     assert result.steps["import_realm"].counts == {
@@ -162,7 +169,10 @@ async def test_drift_is_repaired(env: ProvisionEnv) -> None:
     assert result.outcomes["import_realm"] == "updated"
     assert result.outcomes["ensure_buckets"] == "updated"
     assert result.outcomes["migrate_postgres"] == "unchanged"
-    assert result.steps["ensure_buckets"].changed == [f"~{env.private_bucket}:private"]
+    assert result.steps["ensure_buckets"].changed == [f"~bucket:{env.private_bucket}"]
+    diff = result.steps["ensure_buckets"].diff
+    assert diff is not None
+    assert [c.fields for c in diff.changes if c.action == "update"] == [["policy"]]
     # The role came back, and with it the grants to both users and both groups.
     assert result.steps["import_realm"].changed == [
         "+role:user",

@@ -1,0 +1,128 @@
+"""The schema migrations create: replayed into a throwaway database and read back (cached)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from urllib.parse import quote, urlsplit
+
+import asyncpg
+from temporalio.exceptions import ApplicationError
+
+from conceptor.activities.migration_plan import (
+    MIGRATION_FAILED,
+    MigrationFile,
+    Schema,
+    line_of,
+)
+from conceptor.activities.reconcile import digest
+from conceptor.platform.settings import Settings
+
+SHADOW_UNAVAILABLE = "ShadowDatabaseUnavailable"
+# Tables provisioning itself keeps: never drift.
+OWN_TABLES = frozenset({"public.schema_migrations"})
+
+# pg_catalog, not information_schema: the latter hides tables the application role has no
+# privilege on, and a table someone created as another role is exactly what must be seen.
+_SCHEMA_QUERY = r"""
+SELECT n.nspname AS schema_name, c.relname AS table_name, a.attname AS column_name
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%'
+  AND n.nspname NOT LIKE 'pg\_temp\_%'
+"""
+
+# Expected schemas by (server, replayed files): a pure function of both, so one worker builds
+# each once; the lock keeps concurrent steps in one process from building it twice.
+_CACHE: dict[str, Schema] = {}
+_LOCK = asyncio.Lock()
+
+
+async def read_schema(conn: asyncpg.Connection) -> Schema:
+    """Every table of every user schema with its columns (sorted), provisioning's own aside."""
+    schema: Schema = {}
+    for row in await conn.fetch(_SCHEMA_QUERY):
+        table = f"{row['schema_name']}.{row['table_name']}"
+        if table in OWN_TABLES:
+            continue
+        columns = schema.setdefault(table, [])
+        if row["column_name"] is not None:
+            columns.append(str(row["column_name"]))
+    return {table: sorted(columns) for table, columns in sorted(schema.items())}
+
+
+def _superuser_dsn(settings: Settings) -> str:
+    """The application's server and port, as the superuser, on the maintenance database."""
+    parts = urlsplit(settings.postgres_dsn)
+    password = quote(settings.postgres_superuser_password.get_secret_value(), safe="")
+    port = f":{parts.port}" if parts.port else ""
+    return f"postgresql://postgres:{password}@{parts.hostname}{port}/postgres"
+
+
+def _app_dsn(settings: Settings, database: str) -> str:
+    return urlsplit(settings.postgres_dsn)._replace(path=f"/{database}").geturl()
+
+
+async def expected_schema(settings: Settings, files: list[MigrationFile]) -> Schema:
+    """The tables and columns `files` create, replayed in order into a fresh database owned by
+    the application role (so they run with its privileges, and `public.` in a file means that
+    database's public), read back, and the database dropped.
+
+    A throwaway database rather than a throwaway schema: a migration naming `public`
+    explicitly would otherwise write into the live schema. Replaying rather than parsing the
+    SQL: DO blocks, functions, CREATE TABLE AS and ALTERs are understood by PostgreSQL alone.
+    """
+    if not files:
+        return {}
+    parts = urlsplit(settings.postgres_dsn)
+    key = digest([parts.hostname, parts.port, [(m.name, m.checksum) for m in files]])
+    async with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = await _replay(settings, files)
+        return _CACHE[key]
+
+
+async def _replay(settings: Settings, files: list[MigrationFile]) -> Schema:
+    live_db = urlsplit(settings.postgres_dsn).path.lstrip("/")
+    shadow = f"{live_db[:40]}__shadow_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(_superuser_dsn(settings), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        msg = (
+            f"cannot build the throwaway database that tells which tables the migrations "
+            f"create (as the postgres superuser, CENTRAL_POSTGRES_SUPERUSER_PASSWORD): {exc}"
+        )
+        raise ApplicationError(msg, type=SHADOW_UNAVAILABLE, non_retryable=True) from None
+    try:
+        owner = urlsplit(settings.postgres_dsn).username or settings.postgres_user
+        await admin.execute(f'CREATE DATABASE "{shadow}" OWNER "{owner}"')
+        try:
+            conn = await asyncpg.connect(_app_dsn(settings, shadow), timeout=5)
+            try:
+                for migration in files:
+                    await _replay_one(conn, migration)
+                return await read_schema(conn)
+            finally:
+                await conn.close()
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{shadow}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _replay_one(conn: asyncpg.Connection, migration: MigrationFile) -> None:
+    try:
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+    except asyncpg.PostgresError as exc:
+        line = line_of(migration.sql, getattr(exc, "position", None))
+        where = f" at line {line}" if line else ""
+        msg = (
+            f"migration {migration.name} is recorded as applied but fails when replayed into "
+            f"a fresh database{where}: {exc.sqlstate} {exc}; reset-postgres would fail the "
+            "same way: fix it in a new migration"
+        )
+        raise ApplicationError(msg, type=MIGRATION_FAILED, non_retryable=True) from None
