@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import subprocess
 import threading
@@ -21,6 +22,7 @@ from temporalio.worker import Worker
 
 from conceptor.platform.devservices import SERVICES
 from conceptor.platform.settings import PORT_OFFSETS
+from tests.helpers import wait_until
 from tests.integration.serve_helpers import (
     DevEnv,
     children_of,
@@ -212,6 +214,16 @@ def test_temporal_history_survives_restart(dev: DevEnv) -> None:
     assert listed == [workflow_id]
     assert status == WorkflowExecutionStatus.COMPLETED
     assert result == "noted: kept"
+
+
+def test_a_killed_launcher_takes_its_server_down(dev: DevEnv) -> None:
+    """Even a launcher killed outright (SIGKILL, no clean-up) leaves no server behind."""
+    proc = dev.start("redis")
+    (server,) = children_of(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    wait_until(lambda: group_members(server) == [], timeout=10, message="redis outlived it")
+    assert dev.listening("redis") == []
 
 
 def test_serve_exits_when_the_server_dies(dev: DevEnv) -> None:
