@@ -15,7 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.activities.storage import StorageActivities
-from conceptor.contracts import ReconcileInput, StepResult
+from conceptor.contracts import PlanDigests, ReconcileInput, StepResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.s3 import s3_client
 from tests.integration.provision_support import ProvisionEnv, isolated_env
@@ -35,7 +35,7 @@ class Storage:
         self.calls: list[str] = []
         self._recording = False
 
-    async def run(self, *, plan: bool = False) -> StepResult:
+    async def run(self, *, plan: bool = False, data: ReconcileInput | None = None) -> StepResult:
         if not self._recording:
             # botocore's own event hook on the client the activity uses: every request it sends.
             s3 = await self.activities._client()
@@ -45,7 +45,7 @@ class Storage:
 
             s3.meta.events.register("before-call.s3.*", record)
             self._recording = True
-        data = ReconcileInput(plan=True) if plan else None
+        data = ReconcileInput(plan=True) if plan else data
         result: StepResult = await ActivityEnvironment().run(self.activities.ensure_buckets, data)
         return result
 
@@ -284,6 +284,34 @@ async def test_plan_writes_nothing(env: ProvisionEnv) -> None:
     assert planned.changed == [f"~bucket:{media(env)}"]
     assert storage.writes == []
     assert await live_state(env) == before
+
+
+async def test_a_plan_is_applied_only_while_nothing_moved(env: ProvisionEnv) -> None:
+    """Applying a saved plan: refused before any write once the live state moved; applied when
+    it did not."""
+    declare(env, full_declaration(env))
+    storage = Storage(env)
+    planned = await storage.run(plan=True)
+    assert planned.diff is not None
+    saw = PlanDigests(
+        desired_digest=planned.diff.desired_digest, live_digest=planned.diff.live_digest
+    )
+    async with s3_client(env.settings) as s3:
+        await s3.create_bucket(Bucket=media(env))
+    storage.calls.clear()
+
+    with pytest.raises(ApplicationError) as info:
+        await storage.run(data=ReconcileInput(expected=saw))
+
+    assert info.value.type == "StalePlan" and info.value.non_retryable
+    assert storage.writes == []
+    planned = await storage.run(plan=True)
+    assert planned.diff is not None
+    saw = PlanDigests(
+        desired_digest=planned.diff.desired_digest, live_digest=planned.diff.live_digest
+    )
+    applied = await storage.run(data=ReconcileInput(expected=saw))
+    assert applied.changed == [f"~bucket:{media(env)}", f"+bucket:{thumbs(env)}"]
 
 
 async def test_minio_has_no_per_bucket_cors(env: ProvisionEnv) -> None:

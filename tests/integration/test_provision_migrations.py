@@ -11,10 +11,11 @@ from typing import Any
 
 import asyncpg
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from conceptor.activities.postgres import PostgresActivities
-from conceptor.contracts import ReconcileInput, StepResult
+from conceptor.contracts import PlanDigests, ReconcileInput, StepResult
 from conceptor.platform.devservices.stack import LocalStack
 from tests.integration.provision_support import (
     ProvisionEnv,
@@ -33,8 +34,10 @@ async def env(local_stack: LocalStack, tmp_path: Path) -> AsyncIterator[Provisio
         yield e
 
 
-async def migrate(env: ProvisionEnv, *, plan: bool = False) -> StepResult:
-    data = ReconcileInput(plan=True) if plan else None
+async def migrate(
+    env: ProvisionEnv, *, plan: bool = False, data: ReconcileInput | None = None
+) -> StepResult:
+    data = ReconcileInput(plan=True) if plan else data
     activities = PostgresActivities(env.settings)
     result: StepResult = await ActivityEnvironment().run(activities.migrate_postgres, data)
     return result
@@ -215,3 +218,32 @@ async def test_migrations_naming_public_are_replayed_apart(env: ProvisionEnv) ->
 def test_shipped_migrations_are_listed() -> None:
     """Guard for the tests above: they need at least two shipped files."""
     assert len(migration_names()) >= 2
+
+
+async def test_a_plan_is_applied_only_while_nothing_moved(env: ProvisionEnv) -> None:
+    """A saved plan whose database moved since is refused before any write."""
+    planned = await migrate(env, plan=True)
+    assert planned.diff is not None
+    saw = PlanDigests(
+        desired_digest=planned.diff.desired_digest, live_digest=planned.diff.live_digest
+    )
+    app = await asyncpg.connect(env.settings.postgres_dsn)
+    try:
+        await app.execute("CREATE TABLE made_meanwhile (id int)")
+    finally:
+        await app.close()
+    before = await snapshot(env)
+
+    with pytest.raises(ApplicationError) as info:
+        await migrate(env, data=ReconcileInput(expected=saw))
+
+    assert info.value.type == "StalePlan" and info.value.non_retryable
+    assert await snapshot(env) == before
+    planned = await migrate(env, plan=True)
+    assert planned.changed[-1] == "!table:public.made_meanwhile"
+    assert planned.diff is not None
+    saw = PlanDigests(
+        desired_digest=planned.diff.desired_digest, live_digest=planned.diff.live_digest
+    )
+    applied = await migrate(env, data=ReconcileInput(expected=saw))
+    assert applied.changed == [*labels(migration_names()), "!table:public.made_meanwhile"]
