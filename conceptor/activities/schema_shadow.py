@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -38,7 +39,10 @@ WHERE c.relkind IN ('r', 'p')
 # Expected schemas by (server, replayed files): a pure function of both, so one worker builds
 # each once; the lock keeps concurrent steps in one process from building it twice.
 _CACHE: dict[str, Schema] = {}
-_LOCK = asyncio.Lock()
+# One lock per event loop: an asyncio lock may only be awaited in the loop it first waited in.
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def read_schema(conn: asyncpg.Connection) -> Schema:
@@ -79,7 +83,8 @@ async def expected_schema(settings: Settings, files: list[MigrationFile]) -> Sch
         return {}
     parts = urlsplit(settings.postgres_dsn)
     key = digest([parts.hostname, parts.port, [(m.name, m.checksum) for m in files]])
-    async with _LOCK:
+    lock = _LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with lock:
         if key not in _CACHE:
             _CACHE[key] = await _replay(settings, files)
         return _CACHE[key]
