@@ -15,7 +15,7 @@ import httpx
 from temporalio.testing import ActivityEnvironment
 
 from conceptor.activities.keycloak import KeycloakActivities
-from conceptor.contracts import ReconcileInput, StepResult
+from conceptor.contracts import PlanDigests, ReconcileInput, StepResult
 from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.settings import Settings
 from tests.integration.provision_support import ProvisionEnv, isolated_env
@@ -33,10 +33,17 @@ class Run:
     writes: list[str]
 
 
-async def import_realm(env: ProvisionEnv, *, plan: bool = False, **settings: Any) -> Run:
+async def import_realm(
+    env: ProvisionEnv,
+    *,
+    plan: bool = False,
+    expected: PlanDigests | None = None,
+    **settings: Any,
+) -> Run:
     """The activity itself (as a worker runs it), on this environment's realm and file."""
     acts = KeycloakActivities(env.settings.model_copy(update=settings))
-    result = await ActivityEnvironment().run(acts.import_realm, ReconcileInput(plan=plan))
+    data = ReconcileInput(plan=plan, expected=expected)
+    result = await ActivityEnvironment().run(acts.import_realm, data)
     return Run(result, acts.last_writes)
 
 

@@ -56,6 +56,7 @@ class Applier:
             "group": self._group,
             "user": self._user,
             "service-account": self._service_account,
+            "scope-mapping": self._service_account,
         }
         for change in pending:
             await writers[change.kind](change, self.desired[(change.kind, change.name)])
@@ -175,7 +176,7 @@ class Applier:
             )
 
     async def _service_account(self, change: Change, item: Item) -> None:
-        """Roles only: handled with the other members."""
+        """Roles only (service accounts, scope mappings): handled with the other members."""
 
     async def _members(self, item: Item) -> None:
         """Add what the live element lacks of its composites, grants, groups and scopes."""
@@ -232,24 +233,26 @@ class Applier:
 
     async def _grant(self, item: Item, refs: list[Ref], where: str) -> None:
         if item.kind == "group":
-            owner = f"{self.base}/groups/{self.ids.ids[item.key]}"
+            owner = f"{self.base}/groups/{self.ids.ids[item.key]}/role-mappings"
         elif item.kind == "user":
-            owner = f"{self.base}/users/{self.ids.ids[item.key]}"
+            owner = f"{self.base}/users/{self.ids.ids[item.key]}/role-mappings"
+        elif item.kind == "scope-mapping":
+            what, _, name = item.name.partition(":")
+            if what == "client":
+                owner = f"{self.base}/clients/{await self.ids.client(name)}/scope-mappings"
+            else:
+                owner = f"{self.base}/client-scopes/{await self.ids.scope(name)}/scope-mappings"
         else:
             cid = await self.ids.client(item.name)
             user = await self.admin.get_json(f"{self.base}/clients/{cid}/service-account-user")
-            owner = f"{self.base}/users/{user['id']}"
+            owner = f"{self.base}/users/{user['id']}/role-mappings"
         realm_roles = [await self.ids.role(r) for r in refs if r[0] == "realm"]
         if realm_roles:
-            await self.admin.call(
-                "POST", f"{owner}/role-mappings/realm", json=realm_roles, where=where
-            )
+            await self.admin.call("POST", f"{owner}/realm", json=realm_roles, where=where)
         for client_id in sorted({r[1] for r in refs if r[0] == "client"}):
             reps = [await self.ids.role(r) for r in refs if r[0] == "client" and r[1] == client_id]
             cid = await self.ids.client(client_id)
-            await self.admin.call(
-                "POST", f"{owner}/role-mappings/clients/{cid}", json=reps, where=where
-            )
+            await self.admin.call("POST", f"{owner}/clients/{cid}", json=reps, where=where)
 
     async def _delete(self, change: Change) -> None:
         item = self.live[(change.kind, change.name)]

@@ -23,21 +23,21 @@ class RealmDiff:
 
 
 def unmask(want: Any, have: Any) -> Any:
-    """`want` with the values Keycloak hides (`**********`) taken from `have`: not comparable."""
-    if have == MASK:
+    """`want` where either side hides a value (`**********`) taken from `have`: a hidden secret
+    cannot be compared."""
+    if have == MASK or want == MASK:
         return have
     if isinstance(want, dict) and isinstance(have, dict):
         return {k: unmask(v, have[k]) if k in have else v for k, v in want.items()}
+    masked = isinstance(want, list) and isinstance(have, list) and MASK in have + want
+    if masked and len(want) == len(have):
+        return [unmask(w, h) for w, h in zip(want, have, strict=True)]
     return want
-
-
-def _keys(path: str) -> str | None:
-    return "alias" if path.endswith("authenticationExecutions") else None
 
 
 def fields_of(want: Item, have: Item) -> list[str]:
     """JSON paths of what differs: body fields, and members the live element lacks."""
-    fields = differing_fields(unmask(want.body, have.body), have.body, keys=_keys)
+    fields = differing_fields(unmask(want.body, have.body), have.body)
     for name, refs in sorted(want.members.items()):
         lacking = refs - have.members.get(name, frozenset())
         fields.extend(f"{name}[{ref_label(r)}]" for r in sorted(lacking))
@@ -80,7 +80,7 @@ def compare(
                 )
             )
         changes.append(change)
-    for kind, names in sorted((owned or {}).items()):
+    for kind, names in sorted((owned or {}).items(), key=lambda kv: ORDER[kv[0]]):
         if kind not in deletable or live is None:
             continue
         for name in sorted(names):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ MANAGED_KINDS: tuple[str, ...] = (
     "client-mapper",
     "role",
     "client-role",
+    "scope-mapping",
     "group",
     "user",
     "service-account",
@@ -33,9 +35,7 @@ COMPARED_KINDS: tuple[str, ...] = (
     "authentication-flow",
     "authenticator-config",
     "required-action",
-    "components",
-    "scope-mappings",
-    "client-scope-mappings",
+    "component",
 )
 ORDER = {kind: i for i, kind in enumerate(MANAGED_KINDS + COMPARED_KINDS)}
 
@@ -74,7 +74,18 @@ class Item:
     def state(self) -> dict[str, Any]:
         """What a digest is taken of."""
         members = {k: sorted("/".join(r) for r in v) for k, v in self.members.items()}
-        return {"kind": self.kind, "name": self.name, "body": self.body, "members": members}
+        body = _unordered(self.body)
+        return {"kind": self.kind, "name": self.name, "body": body, "members": members}
+
+
+def _unordered(value: Any) -> Any:
+    """Lists in a fixed order: the order of a file's lists means nothing to Keycloak."""
+    if isinstance(value, dict):
+        return {k: _unordered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_unordered(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    return value
 
 
 def ref_label(ref: Ref) -> str:

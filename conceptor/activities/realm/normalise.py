@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conceptor.activities.realm.items import MASK, Item, Ref
+from conceptor.activities.realm.items import Item, Ref
 
 # Keys of a realm representation that are elements of their own; every other key is a realm
 # setting (compared with, and written by, the realm PUT).
@@ -19,6 +19,9 @@ ELEMENT_KEYS = frozenset(
 )  # fmt: skip
 # Server-assigned or informational: never compared, never written.
 _IGNORED = frozenset({"id", "containerId", "internalId", "keycloakVersion", "notBefore"})
+# Key providers' material and use: Keycloak's partial export leaves them out (only its full
+# export, `kc.sh export`, has them), so they cannot be compared.
+_KEY_MATERIAL = frozenset({"privateKey", "certificate", "secret", "kid", "keyUse"})
 _ROLE_OWN = frozenset({"composite", "composites", "clientRole"})
 _CLIENT_OWN = frozenset(
     {"protocolMappers", "defaultClientScopes", "optionalClientScopes", "authorizationSettings",
@@ -32,9 +35,9 @@ _USER_OWN = frozenset(
 
 
 def strip(value: Any) -> Any:
-    """Without server-assigned ids and hidden secrets (`**********`: unknown), at any depth."""
+    """Without server-assigned ids, at any depth."""
     if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if k not in _IGNORED and v != MASK}
+        return {k: strip(v) for k, v in value.items() if k not in _IGNORED}
     if isinstance(value, list):
         return [strip(v) for v in value]
     return value
@@ -183,6 +186,17 @@ def _users(rep: dict[str, Any], add: Any) -> None:
         )
 
 
+def _component(component: dict[str, Any]) -> dict[str, Any]:
+    """A component without the key material Keycloak never shows (not comparable)."""
+    body: dict[str, Any] = strip(component)
+    config = body.get("config")
+    if isinstance(config, dict):
+        body["config"] = {k: v for k, v in config.items() if k not in _KEY_MATERIAL}
+    subs = body.get("subComponents") or {}
+    body["subComponents"] = {t: [_component(c) for c in cs] for t, cs in subs.items()}
+    return body
+
+
 def _compared(rep: dict[str, Any], add: Any) -> None:
     """Elements that are compared only (see items.COMPARED_KINDS)."""
     keyed = (
@@ -205,17 +219,38 @@ def _compared(rep: dict[str, Any], add: Any) -> None:
             )
         )
     for provider_type, components in (rep.get("components") or {}).items():
-        body = {"components": strip(components)}
-        add(Item("components", provider_type, body, source=f"components.{provider_type}"))
-    if rep.get("scopeMappings"):
-        add(
-            Item(
-                "scope-mappings",
-                "realm",
-                {"mappings": rep["scopeMappings"]},
-                source="scopeMappings",
+        for i, component in enumerate(components):
+            name = f"{provider_type}/{component.get('name')}"
+            if component.get("subType"):
+                name += f" ({component['subType']})"
+            add(
+                Item(
+                    "component",
+                    name,
+                    _component(component),
+                    source=f"components.{provider_type}[{i}]",
+                )
             )
+    _scope_mappings(rep, add)
+
+
+def _scope_mappings(rep: dict[str, Any], add: Any) -> None:
+    """Roles a client or client scope may put in tokens: one item per client or scope."""
+    found: dict[str, tuple[str, set[Ref]]] = {}
+
+    def note(entry: dict[str, Any], refs: set[Ref], src: str) -> None:
+        target = (
+            f"client:{entry['client']}"
+            if entry.get("client")
+            else f"scope:{entry.get('clientScope')}"
         )
-    for client_id, mappings in (rep.get("clientScopeMappings") or {}).items():
-        src = f"clientScopeMappings.{client_id}"
-        add(Item("client-scope-mappings", client_id, {"mappings": mappings}, source=src))
+        found.setdefault(target, (src, set()))[1].update(refs)
+
+    for i, entry in enumerate(rep.get("scopeMappings") or []):
+        note(entry, {("realm", r) for r in entry.get("roles", [])}, f"scopeMappings[{i}]")
+    for owner, entries in (rep.get("clientScopeMappings") or {}).items():
+        for j, entry in enumerate(entries):
+            refs: set[Ref] = {("client", owner, r) for r in entry.get("roles", [])}
+            note(entry, refs, f"clientScopeMappings.{owner}[{j}]")
+    for target, (src, refs) in found.items():
+        add(Item("scope-mapping", target, {}, {"roles": frozenset(refs)}, source=src))

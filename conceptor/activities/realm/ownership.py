@@ -21,7 +21,8 @@ def owned_of(realm_body: dict[str, Any] | None) -> dict[str, set[str]]:
             names = json.loads(raw) if isinstance(raw, str) else []
         except ValueError:
             names = []  # edited by hand into something else: own nothing rather than guess
-        out[kind] = {n for n in names if isinstance(n, str)}
+        if names := {n for n in names if isinstance(n, str)}:
+            out[kind] = names
     return out
 
 

@@ -1,0 +1,157 @@
+"""The generated realm fixtures (Keycloak's own exports, every element type) through the
+reconciler: create, unchanged re-run with zero writes, drift repair, file edits, shuffling."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.settings import REPO_ROOT
+from tests.integration.provision_realm_support import (
+    edit_file,
+    import_realm,
+    q,
+    realm_env,
+    shuffled,
+    sorted_lists,
+)
+from tests.integration.provision_support import ProvisionEnv, diff_paths
+
+pytestmark = pytest.mark.integration
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "realms"
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def install_fixture(env: ProvisionEnv, name: str) -> dict[str, Any]:
+    """The fixture as this environment's realm file: its realm renamed, every id replaced by a
+    fresh one consistently (two realms of one file collide on ids in one Keycloak)."""
+    text = (FIXTURES / name).read_text()
+    realm = json.loads(text)["realm"]
+    fresh: dict[str, str] = {}
+    text = _UUID.sub(lambda m: fresh.setdefault(m.group(0), str(uuid.uuid4())), text)
+    text = text.replace(realm, env.realm)
+    env.settings.realm_file.write_text(text)
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@pytest.mark.parametrize("fixture", ["generated-small.json", "generated-large.json"])
+async def test_fixture_created_then_unchanged(
+    local_stack: LocalStack, tmp_path: Path, fixture: str
+) -> None:
+    """Created with one write; the re-run and a run of the shuffled file write nothing and say
+    `unchanged`; the partial export is identical before and after."""
+    async with realm_env(local_stack.settings, tmp_path) as (env, admin):
+        data = install_fixture(env, fixture)
+        first = await import_realm(env)
+        assert (first.result.outcome, first.writes) == ("created", ["POST /realms"])
+        total = first.result.counts["created"]
+        assert total > 150
+        before = await admin.partial_export()
+
+        again = await import_realm(env)
+        assert again.writes == []
+        assert again.result.outcome == "unchanged"
+        assert again.result.counts["unchanged"] == total
+        after = await admin.partial_export()
+        assert diff_paths(sorted_lists(before), sorted_lists(after)) == []
+
+        rng = random.Random(17)
+        edit_file(env, lambda r: r.update(shuffled(data, rng)))
+        mixed = await import_realm(env)
+        assert (mixed.result.outcome, mixed.writes) == ("unchanged", [])
+
+
+async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Path) -> None:
+    """One object of every managed kind deleted or changed in Keycloak: each is named, restored,
+    and the next run writes nothing."""
+    async with realm_env(local_stack.settings, tmp_path) as (env, admin):
+        install_fixture(env, "generated-small.json")
+        await import_realm(env)
+        app0, app1 = await admin.client_id("app-00"), await admin.client_id("app-01")
+        await admin.ok("DELETE", f"/clients/{app0}/roles/audit")
+        mappers = await admin.json(f"/clients/{app0}/protocol-mappers/models")
+        audience = next(m for m in mappers if m["name"] == "audience propre")
+        await admin.ok("DELETE", f"/clients/{app0}/protocol-mappers/models/{audience['id']}")
+        scopes = {s["name"]: s for s in await admin.json("/client-scopes")}
+        await admin.ok("DELETE", f"/client-scopes/{scopes['tenant']['id']}")
+        team = scopes["equipe+lecture"]
+        scope_mapper = (await admin.json(f"/client-scopes/{team['id']}/protocol-mappers/models"))[0]
+        await admin.ok(
+            "DELETE", f"/client-scopes/{team['id']}/protocol-mappers/models/{scope_mapper['id']}"
+        )
+        deepest = "/Équipe Nord/Dév + Ops/Niveau 3 profond/Niveau 4 très profond"
+        await admin.ok("DELETE", f"/groups/{await admin.group_id(deepest)}")
+        await admin.ok("DELETE", f"/roles/{q('ops+sre')}")
+        await admin.ok("DELETE", f"/users/{await admin.user_id('josé.müller+01')}")
+        client = await admin.json(f"/clients/{app1}")
+        flipped = not client["standardFlowEnabled"]
+        await admin.ok("PUT", f"/clients/{app1}", {**client, "standardFlowEnabled": flipped})
+        user_id = await admin.user_id("josé.müller+00")
+        user = await admin.json(f"/users/{user_id}")
+        await admin.ok("PUT", f"/users/{user_id}", {**user, "firstName": "Changé"})
+        default_role = f"default-roles-{env.realm}"
+        reader = await admin.json(f"/roles/{q('lecteur')}")
+        await admin.ok("DELETE", f"/roles/{q(default_role)}/composites", [reader])
+        account = await admin.json(f"/clients/{app0}/service-account-user")
+        granted = await admin.json(f"/users/{account['id']}/role-mappings/realm")
+        await admin.ok("DELETE", f"/users/{account['id']}/role-mappings/realm", granted[:1])
+
+        repaired = await import_realm(env)
+
+        changed = set(repaired.result.changed)
+        expected = {
+            "+client-role:app-00/audit",
+            "+client-mapper:app-00/audience propre",
+            "+client-scope:tenant",
+            f"+client-scope-mapper:equipe+lecture/{scope_mapper['name']}",
+            f"+group:{deepest}",
+            "+role:ops+sre",
+            "+user:josé.müller+01",
+            "~client:app-01",
+            "~user:josé.müller+00",
+            f"~role:{default_role}",
+            "~service-account:app-00",
+        }
+        assert expected <= changed, sorted(expected - changed)
+        again = await import_realm(env)
+        assert (again.result.outcome, again.writes) == ("unchanged", [])
+
+
+def _additions(realm: dict[str, Any]) -> None:
+    realm["roles"]["client"]["app-00"].append({"name": "nouveau rôle", "description": "ajouté"})
+    realm["clientScopes"].append({"name": "portee-ajoutee", "protocol": "openid-connect"})
+    nord = next(g for g in realm["groups"] if g["name"] == "Équipe Nord")
+    nord["subGroups"].append({"name": "Sous-groupe + ajouté", "realmRoles": ["lecteur"]})
+    realm["users"].append(
+        {
+            "username": "ajouté+02",
+            "enabled": True,
+            "groups": ["/Équipe Nord/Sous-groupe + ajouté"],
+            "clientRoles": {"app-00": ["nouveau rôle"]},
+        }
+    )
+
+
+async def test_fixture_file_edits_are_created(local_stack: LocalStack, tmp_path: Path) -> None:
+    """A client role, a client scope, a subgroup and a user added to an export: each created."""
+    async with realm_env(local_stack.settings, tmp_path) as (env, _):
+        install_fixture(env, "generated-small.json")
+        await import_realm(env)
+        edit_file(env, _additions)
+        edited = await import_realm(env)
+        assert edited.result.changed == [
+            "+client-scope:portee-ajoutee",
+            "+client-role:app-00/nouveau rôle",
+            "+group:/Équipe Nord/Sous-groupe + ajouté",
+            "+user:ajouté+02",
+        ]
+        again = await import_realm(env)
+        assert (again.result.outcome, again.writes) == ("unchanged", [])
