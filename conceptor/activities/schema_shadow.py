@@ -20,6 +20,8 @@ from conceptor.activities.reconcile import digest
 from conceptor.platform.settings import Settings
 
 SHADOW_UNAVAILABLE = "ShadowDatabaseUnavailable"
+# Advisory lock class of replays, taken on the maintenance database ("shad" in ASCII).
+SHADOW_LOCK_KEY = 0x73686164
 # Tables provisioning itself keeps: never drift.
 OWN_TABLES = frozenset({"public.schema_migrations"})
 
@@ -92,16 +94,25 @@ async def expected_schema(settings: Settings, files: list[MigrationFile]) -> Sch
 
 async def _replay(settings: Settings, files: list[MigrationFile]) -> Schema:
     live_db = urlsplit(settings.postgres_dsn).path.lstrip("/")
-    shadow = f"{live_db[:40]}__shadow_{uuid.uuid4().hex[:8]}"
+    prefix = f"{live_db[:40]}__shadow_"
+    shadow = f"{prefix}{uuid.uuid4().hex[:8]}"
     try:
         admin = await asyncpg.connect(_superuser_dsn(settings), timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except asyncpg.PostgresError as exc:  # refused login: retrying cannot help (OSError can)
         msg = (
             f"cannot build the throwaway database that tells which tables the migrations "
             f"create (as the postgres superuser, CENTRAL_POSTGRES_SUPERUSER_PASSWORD): {exc}"
         )
         raise ApplicationError(msg, type=SHADOW_UNAVAILABLE, non_retryable=True) from None
     try:
+        # Replays of one database take turns, across workers: whoever holds the lock and finds
+        # a throwaway database of it knows its builder died mid-way, and drops it.
+        await admin.execute("SELECT pg_advisory_lock($1, hashtext($2))", SHADOW_LOCK_KEY, live_db)
+        stale = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE left(datname, $1) = $2", len(prefix), prefix
+        )
+        for row in stale:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
         owner = urlsplit(settings.postgres_dsn).username or settings.postgres_user
         await admin.execute(f'CREATE DATABASE "{shadow}" OWNER "{owner}"')
         try:
@@ -115,7 +126,7 @@ async def _replay(settings: Settings, files: list[MigrationFile]) -> Schema:
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{shadow}" WITH (FORCE)')
     finally:
-        await admin.close()
+        await admin.close()  # also releases the advisory lock
 
 
 async def _replay_one(conn: asyncpg.Connection, migration: MigrationFile) -> None:

@@ -247,3 +247,25 @@ async def test_a_plan_is_applied_only_while_nothing_moved(env: ProvisionEnv) -> 
     )
     applied = await migrate(env, data=ReconcileInput(expected=saw))
     assert applied.changed == [*labels(migration_names()), "!table:public.made_meanwhile"]
+
+
+async def test_a_throwaway_database_left_by_a_dead_worker_is_dropped(env: ProvisionEnv) -> None:
+    admin = await superuser(env, "postgres")
+    leftover = f"{env.database}__shadow_deadbeef"
+    try:
+        await admin.execute(f'CREATE DATABASE "{leftover}" OWNER "{env.settings.postgres_user}"')
+        # A file set no replay has seen yet, so this run replays rather than reuses.
+        (env.settings.migrations_dir / "9002_fresh.sql").write_text(
+            "CREATE TABLE fresh (id int);\n"
+        )
+        result = await migrate(env)
+        left = await admin.fetch(
+            "SELECT datname FROM pg_database WHERE left(datname, $1) = $2",
+            len(env.database) + 9,
+            f"{env.database}__shadow_",
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{leftover}"')
+        await admin.close()
+    assert result.outcome == "created"
+    assert left == []
