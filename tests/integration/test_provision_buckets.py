@@ -4,10 +4,12 @@ drift repaired and named, plan without writes, CORS and bad declarations refused
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from botocore.exceptions import ClientError
 from temporalio.exceptions import ApplicationError
@@ -15,10 +17,17 @@ from temporalio.testing import ActivityEnvironment
 
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.activities.storage import StorageActivities
+from conceptor.client.provisioning import start_provision
 from conceptor.contracts import PlanDigests, ReconcileInput, StepResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.s3 import s3_client
-from tests.integration.provision_support import ProvisionEnv, isolated_env
+from conceptor.platform.temporal import connect
+from tests.integration.provision_support import (
+    ProvisionEnv,
+    in_process_worker,
+    isolated_env,
+    migration_names,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -395,3 +404,33 @@ async def test_policy_stated_twice_must_agree(env: ProvisionEnv) -> None:
         f"{env.settings.buckets_file}: buckets.{media(env)}.policy is 'public-read' but "
         f"CENTRAL_BUCKETS gives {media(env)} 'private'; state the policy in one place"
     )
+
+
+async def test_plan_through_the_workflow_writes_nothing(env: ProvisionEnv) -> None:
+    """ProvisionPlanWorkflow hands `plan` to both steps across Temporal: the buckets and the
+    migrations it would create are listed, and neither exists afterwards."""
+    declare(env, full_declaration(env))
+    client = await connect(env.settings)
+    async with in_process_worker(client, env):
+        handle = await start_provision(
+            client,
+            plan=True,
+            steps=["wait_for_postgres", "migrate_postgres", "wait_for_minio", "ensure_buckets"],
+            workflow_id=f"plan-{uuid.uuid4()}",
+            task_queue=env.queue,
+        )
+        result = await handle.result()
+    buckets, migrations = result.steps["ensure_buckets"], result.steps["migrate_postgres"]
+    assert buckets.planned and migrations.planned
+    assert sorted(buckets.changed) == sorted([f"+bucket:{media(env)}", f"+bucket:{thumbs(env)}"])
+    assert migrations.changed == [f"+migration:{n}" for n in migration_names()]
+    assert await live_state(env) == {media(env): None, thumbs(env): None}
+    conn = await asyncpg.connect(env.settings.postgres_dsn)
+    try:
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', "
+            "'information_schema')"
+        )
+    finally:
+        await conn.close()
+    assert tables == 0
