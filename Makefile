@@ -31,6 +31,7 @@ setup: ## install every pinned tool and the venv (skips what is already there)
 	@bash $(REPO)/_dev-env/scripts/dev-setup.bash
 
 up: setup ## start the whole stack under Tilt (dashboard: http://localhost:10350)
+	@bash $(REPO)/_dev-env/scripts/reserve-ports.bash
 	cd $(REPO) && $(TILT) up $(TILT_ARGS)
 
 down: ## stop Tilt and every service, worker and API of this checkout; nothing left listening
