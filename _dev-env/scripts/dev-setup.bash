@@ -40,6 +40,7 @@ POSTGRES_MAJOR="$(pin POSTGRES_MAJOR)"
 POSTGRES_VERSION="$(pin POSTGRES_VERSION)"
 [[ $POSTGRES_VERSION == "$POSTGRES_MAJOR".* ]] ||
 	die "POSTGRES_VERSION $POSTGRES_VERSION is not a release of POSTGRES_MAJOR $POSTGRES_MAJOR in $VERSIONS_FILE"
+ADMINER_VERSION="$(pin ADMINER_VERSION)"
 KEYCLOAK_VERSION="$(pin KEYCLOAK_VERSION)"
 MINIO_VERSION="$(pin MINIO_VERSION)"
 MAILPIT_VERSION="$(pin MAILPIT_VERSION)"
@@ -61,7 +62,8 @@ TILT_BIN="$TOOLS_DIR/tilt-$TILT_VERSION/bin/tilt"
 BUILD_TILT="$REPO_ROOT/_dev-env/scripts/build-tilt.bash"
 # Debian packages: the servers run as our own processes, never as system services.
 # psql (a 15 client speaks to the 16 server) for the tests that run the pod scripts.
-DEBIAN_PACKAGES=(postgresql-client redis-server chromium shellcheck unzip iproute2 wrk)
+# php-cgi before adminer: it satisfies adminer's "a PHP runtime" without pulling in Apache.
+DEBIAN_PACKAGES=(postgresql-client php-cli php-cgi php-pgsql adminer redis-server chromium shellcheck unzip iproute2 wrk)
 
 # ----- what is missing -------------------------------------------------------------------
 
@@ -293,6 +295,14 @@ for pkg in "${DEBIAN_PACKAGES[@]}"; do
 	version="$(dpkg-query -W -f='${Version}' "$pkg")"
 	case $pkg in
 	postgresql-client) where="$(command -v psql)" ;;
+	php-cli) where="$(command -v php)" ;;
+	php-pgsql) where="$(php -r 'echo ini_get("extension_dir");')/pgsql.so" ;;
+	adminer)
+		where=/usr/share/adminer/adminer.php
+		# The cluster runs the adminer image of the same release (_dev-env/k8s/db-tools).
+		[[ $version == "$ADMINER_VERSION"-* ]] ||
+			die "Debian's adminer is $version, not ADMINER_VERSION $ADMINER_VERSION of $VERSIONS_FILE"
+		;;
 	redis-server) where="$(command -v redis-server)" ;;
 	chromium) where="$(command -v chromium)" ;;
 	iproute2) where="$(command -v ss)" ;;

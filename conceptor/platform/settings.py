@@ -40,6 +40,7 @@ PORT_OFFSETS: dict[str, int] = {
     "launcher_mailpit": 85,
     "launcher_front_door": 86,
     "launcher_db_tools": 87,
+    "launcher_db_tools": 87,
 }
 # Worker health/metrics ports: one slot per (queue, index), starting at these offsets.
 WORKER_PORT_BASE: dict[str, int] = {"core": 30, "media": 50}

@@ -66,6 +66,15 @@ def postgres_bin(program: str) -> Path:
     return cached_tool("postgres", "POSTGRES_VERSION", f"bin/{program}")
 
 
+def adminer_php() -> Path:
+    """Adminer, the single PHP file of Debian's `adminer` package (run by db-tools)."""
+    path = Path("/usr/share/adminer/adminer.php")
+    if not path.exists():
+        msg = f"Adminer is not installed (expected {path}): {SETUP_HINT}"
+        raise ToolMissingError(msg)
+    return path
+
+
 def system_tool(name: str) -> Path:
     found = shutil.which(name) or (
         f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None

@@ -51,7 +51,7 @@ def test_panel_shows_every_step_done_and_each_queue(
         expect(block.locator(".poller", has_text=worker_identity(queue, 0))).to_have_count(1)
 
     links = page.get_by_test_id("links").locator("a")
-    expect(links).to_have_count(6)
+    expect(links).to_have_count(7)
     names = [n.split("\n")[0] for n in links.all_inner_texts()]
     assert names == [
         "Temporal UI",
@@ -59,6 +59,7 @@ def test_panel_shows_every_step_done_and_each_queue(
         "Mailpit",
         "MinIO console",
         "Keycloak admin",
+        "Database tools",
         "API docs",
     ]
     expect(page.get_by_role("link", name="Tilt")).to_have_attribute(

@@ -294,6 +294,7 @@ def test_links_point_at_the_tools_of_this_prefix(api_stack: ApiStack) -> None:
         "Mailpit": f"http://localhost:{s.port('mailpit_ui')}",
         "MinIO console": f"http://localhost:{s.port('minio_console')}",
         "Keycloak admin": f"http://localhost:{s.port('keycloak')}/admin/master/console/#/technova",
+        "Database tools": f"http://localhost:{s.port('db_tools')}",
         "API docs": "/api/docs",
     }
 

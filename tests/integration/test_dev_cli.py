@@ -34,7 +34,7 @@ from tests.integration.serve_helpers import (
 
 pytestmark = pytest.mark.integration
 
-VALID = "postgres, redis, temporal, keycloak, minio, mailpit, front-door"
+VALID = "postgres, redis, temporal, keycloak, minio, mailpit, front-door, db-tools"
 
 
 @pytest.fixture

@@ -23,6 +23,10 @@ GO_BUILT = "minio mailpit" if (SCRIPTS / "build-tilt.bash").exists() else "minio
 POSTGRES_VERSION = versions()["POSTGRES_VERSION"]
 TOOLS = [
     "postgresql-client",
+    "php-cli",
+    "php-cgi",
+    "php-pgsql",
+    "adminer",
     "redis-server",
     "chromium",
     "shellcheck",

@@ -134,11 +134,13 @@ def test_every_local_port_is_forwarded_in_k8s_mode(
             expected = {settings.worker_port(queue, int(index))}
         elif name in ("api", "panel"):
             expected = {settings.port(name)}
+        elif name == "db-tools":
+            expected = {settings.port(p) for p in get_service(name).ports}
         else:
             assert "portForwardTemplateSpec" not in k8s[name]["DeployTarget"], name
             continue
         assert _forwarded(k8s[name]) == expected, name
-        if not name.startswith("localdev-"):
+        if name.startswith("worker-") or name in ("api", "panel"):
             # Workers and apps: local mode's readiness probe asks the port the pod forwards.
             probe = manifest["DeployTarget"]["ReadinessProbe"]["httpGet"]
             assert {probe["port"]} == expected, name

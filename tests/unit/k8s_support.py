@@ -19,7 +19,16 @@ DEV_ENV = REPO_ROOT / "_dev-env"
 APP_DOCKERFILE = DEV_ENV / "Dockerfile"
 TEMPORAL_DOCKERFILE = DEV_ENV / "k8s" / "temporal" / "Dockerfile"
 K8S_VERSIONS = ("1.31.0", "1.37.0")
-SERVICES = ("front-door", "redis", "mailpit", "temporal", "minio", "postgres", "keycloak")
+SERVICES = (
+    "front-door",
+    "redis",
+    "mailpit",
+    "temporal",
+    "minio",
+    "postgres",
+    "keycloak",
+    "db-tools",
+)
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 
 

@@ -25,7 +25,7 @@ class Links(BaseModel):
 
 @router.get("")
 async def list_links(settings: SettingsDep) -> Links:
-    """Temporal UI, Tilt, Mailpit, MinIO console, Keycloak admin and the API docs."""
+    """Temporal UI, Tilt, Mailpit, MinIO console, Keycloak admin, database tools, API docs."""
     port = settings.port
     return Links(
         links=[
@@ -37,6 +37,7 @@ async def list_links(settings: SettingsDep) -> Links:
                 name="Keycloak admin",
                 url=f"http://localhost:{port('keycloak')}/admin/master/console/#/{settings.realm_name}",
             ),
+            Link(name="Database tools", url=f"http://localhost:{port('db_tools')}"),
             Link(name="API docs", url="/api/docs"),
         ]
     )

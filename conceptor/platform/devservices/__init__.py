@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conceptor.platform.devservices import (
+    db_tools,
     front_door,
     keycloak,
     mailpit,
@@ -23,6 +24,7 @@ SERVICES: dict[str, DevService] = {
         minio.SERVICE,
         mailpit.SERVICE,
         front_door.SERVICE,
+        db_tools.SERVICE,
     )
 }
 
