@@ -10,7 +10,11 @@ import typer
 
 from conceptor.api.cli import api_app, panel_app
 from conceptor.commands.dev import dev_app
-from conceptor.commands.provision import provision_command, reset_postgres_command
+from conceptor.commands.provision import (
+    drift_command,
+    provision_command,
+    reset_postgres_command,
+)
 from conceptor.platform.logging import configure_from_settings
 from conceptor.workers.cli import worker_command
 
@@ -26,6 +30,7 @@ app.add_typer(panel_app, name="panel")
 app.command("worker")(worker_command)
 app.command("provision")(provision_command)
 app.command("reset-postgres")(reset_postgres_command)
+app.command("drift")(drift_command)
 
 
 @app.callback()

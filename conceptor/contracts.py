@@ -8,6 +8,7 @@ everything here travels through Temporal and is shown in its Web UI.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -21,10 +22,14 @@ ALL_QUEUES = (CORE_QUEUE, MEDIA_QUEUE)
 # ----- workflows: started and queried by these names ---------------------------------------
 
 PROVISION_WORKFLOW = "ProvisionWorkflow"
+PROVISION_PLAN_WORKFLOW = "ProvisionPlanWorkflow"
+DRIFT_WATCH_WORKFLOW = "DriftWatchWorkflow"
 RESET_POSTGRES_WORKFLOW = "ResetPostgresWorkflow"
 MEDIA_INGEST_WORKFLOW = "MediaIngestWorkflow"
 PROVISION_WORKFLOW_ID = "provision"
 RESET_POSTGRES_WORKFLOW_ID = "reset-postgres"
+PROVISION_PLAN_WORKFLOW_ID = "provision-plan"
+DRIFT_WATCH_SCHEDULE_ID = "drift-watch"
 PROGRESS_QUERY = "progress"
 STATUS_QUERY = "status"
 
@@ -42,6 +47,7 @@ COMPLETE_ASSET = "complete_asset"
 FAIL_ASSET = "fail_asset"
 SEND_NOTIFICATION = "send_notification"
 PROVISION_DEFAULTS = "provision_defaults"
+REGISTER_DRIFT_WATCH = "register_drift_watch"
 RESET_POSTGRES = "reset_postgres"
 
 # ----- provisioning ------------------------------------------------------------------------
@@ -63,6 +69,20 @@ CHAINS: tuple[tuple[StepName, ...], ...] = (
     ("wait_for_keycloak", "import_realm"),
 )
 ALL_STEPS: tuple[StepName, ...] = tuple(step for chain in CHAINS for step in chain)
+# The steps that change something: each reads desired and live state and applies a Diff.
+RECONCILING_STEPS: tuple[StepName, ...] = ("migrate_postgres", "ensure_buckets", "import_realm")
+# Which service's data each reconciling step manages (for data-loss healing and the UI).
+STEP_SERVICE: dict[str, str] = {
+    "migrate_postgres": "postgres",
+    "ensure_buckets": "minio",
+    "import_realm": "keycloak",
+}
+
+
+def chain_of(step: StepName) -> tuple[StepName, ...]:
+    """The chain a step belongs to (its wait step first)."""
+    return next(chain for chain in CHAINS if step in chain)
+
 
 Outcome = Literal["created", "updated", "unchanged"]
 StepState = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -207,18 +227,35 @@ class ProvisionInput(BaseModel):
 
     steps: list[StepName] | None = None
     step_deadline_seconds: float | None = None
+    plan: bool = False  # compute every selected step's diff, write nothing
+    # Apply exactly a saved plan: per reconciling step, the digests that plan saw.
+    expected: dict[str, PlanDigests] | None = None
+    reason: str | None = None  # why this run happens (drift repair, data loss), for its history
+
+
+class PlanDigests(BaseModel):
+    """The desired and live state a plan saw for one step."""
+
+    desired_digest: str
+    live_digest: str
 
 
 class ReconcileInput(BaseModel):
-    """How a reconciling step runs: apply the diff (default), or only compute it (a plan)."""
+    """How a reconciling step runs: apply the diff (default), or only compute it (a plan).
+
+    With `expected` set (applying a saved plan), a step whose files or live state moved since
+    the plan refuses before writing anything (failure type `StalePlan`).
+    """
 
     plan: bool = False
+    expected: PlanDigests | None = None
 
 
 class ProvisionDefaults(BaseModel):
     """Values the workflow reads from the worker's settings (through a local activity)."""
 
     step_deadline_seconds: float
+    drift_repair: bool = False
 
 
 class StepProgress(BaseModel):
@@ -248,6 +285,37 @@ class ProvisionResult(BaseModel):
     @property
     def outcomes(self) -> dict[str, Outcome]:
         return {name: step.outcome for name, step in self.steps.items()}
+
+
+class DriftItem(BaseModel):
+    """One object whose live state differs from the files (or that is not managed: `drift`)."""
+
+    step: str
+    kind: str
+    name: str
+    action: ChangeAction
+    fields: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.step} {self.kind}:{self.name}"
+
+
+class DriftReport(BaseModel):
+    """What one drift check found, and what it did about it."""
+
+    checked_at: datetime
+    items: list[DriftItem] = Field(default_factory=list)
+    # Services whose state was entirely missing (wiped data): healed whatever the settings.
+    data_loss: list[str] = Field(default_factory=list)
+    # Steps that could not be compared (service down, a refused file), with the reason.
+    unchecked: dict[str, str] = Field(default_factory=dict)
+    repair_workflow_id: str | None = None
+    repaired: bool = False
+
+    @property
+    def has_drift(self) -> bool:
+        return bool(self.items or self.data_loss)
 
 
 class ResetPostgresResult(BaseModel):

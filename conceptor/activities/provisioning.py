@@ -7,6 +7,7 @@ from typing import Any
 
 from temporalio import activity
 
+from conceptor.activities.drift_watch import DriftWatchActivities
 from conceptor.activities.keycloak import KeycloakActivities
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.redis import RedisActivities
@@ -25,7 +26,10 @@ def provisioning_activities(settings: Settings) -> list[Callable[..., Any]]:
     @activity.defn(name=PROVISION_DEFAULTS)
     async def provision_defaults() -> ProvisionDefaults:
         """Defaults the workflow takes from this worker's settings (it runs as a local activity)."""
-        return ProvisionDefaults(step_deadline_seconds=settings.provision_step_deadline_seconds)
+        return ProvisionDefaults(
+            step_deadline_seconds=settings.provision_step_deadline_seconds,
+            drift_repair=settings.drift_repair,
+        )
 
     return [
         provision_defaults,
@@ -37,4 +41,5 @@ def provisioning_activities(settings: Settings) -> list[Callable[..., Any]]:
         storage.ensure_buckets,
         keycloak.wait_for_keycloak,
         keycloak.import_realm,
+        DriftWatchActivities(settings).register_drift_watch,
     ]

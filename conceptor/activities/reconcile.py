@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from conceptor.contracts import Change, Diff
+from conceptor.contracts import Change, Diff, ReconcileInput
 
 # The failure types a reconciling step raises; none of them is retried.
 UNMANAGED = "Unmanaged"  # the desired state holds something the reconciler cannot manage
@@ -148,3 +148,24 @@ def merge(target: str, diffs: Iterable[Diff]) -> Diff:
         desired_digest=digest([d.desired_digest for d in parts]),
         live_digest=digest([d.live_digest for d in parts]),
     )
+
+
+def check_plan(diff: Diff, data: ReconcileInput | None) -> None:
+    """When applying a saved plan: refuse, before any write, if the state moved since it."""
+    expected = data.expected if data else None
+    if expected is None:
+        return
+    moved = [
+        what
+        for what, saw, now in (
+            ("the desired state (files, settings)", expected.desired_digest, diff.desired_digest),
+            ("the live state", expected.live_digest, diff.live_digest),
+        )
+        if saw != now
+    ]
+    if moved:
+        msg = (
+            f"{diff.target}: the plan is stale: {' and '.join(moved)} changed since it was made; "
+            "make a new plan (conceptor provision --plan) and apply that one"
+        )
+        raise ApplicationError(msg, type=STALE_PLAN, non_retryable=True)

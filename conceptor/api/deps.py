@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from conceptor.api.auth import InvalidTokenError, JWKSUnavailableError, TokenVerifier, User
+from conceptor.api.drift_reads import DriftReader
 from conceptor.api.provision_reads import ProvisionReader
 from conceptor.platform.settings import Settings
 
@@ -32,6 +33,7 @@ class Resources:
     # asyncpg.Pool, or None when CENTRAL_API_POSTGRES_POOL_SIZE=0 (a connection per call).
     db: Any | None = None
     provision: ProvisionReader = field(default_factory=ProvisionReader)
+    drift: DriftReader = field(default_factory=DriftReader)
 
     def temporal_client(self) -> Client | None:
         """The client once connected, else None (the connection retries in the background)."""

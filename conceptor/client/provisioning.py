@@ -20,10 +20,13 @@ from conceptor.contracts import (
     ALL_STEPS,
     CORE_QUEUE,
     PROGRESS_QUERY,
+    PROVISION_PLAN_WORKFLOW,
+    PROVISION_PLAN_WORKFLOW_ID,
     PROVISION_WORKFLOW,
     PROVISION_WORKFLOW_ID,
     RESET_POSTGRES_WORKFLOW,
     RESET_POSTGRES_WORKFLOW_ID,
+    PlanDigests,
     ProvisionInput,
     ProvisionProgress,
     ProvisionResult,
@@ -55,24 +58,39 @@ async def start_provision(
     *,
     steps: list[StepName] | None = None,
     step_deadline_seconds: float | None = None,
-    workflow_id: str = PROVISION_WORKFLOW_ID,
+    plan: bool = False,
+    expected: dict[str, PlanDigests] | None = None,
+    reason: str | None = None,
+    workflow_id: str | None = None,
     task_queue: str = CORE_QUEUE,
 ) -> WorkflowHandle[Any, ProvisionResult]:
-    """Start ProvisionWorkflow, or attach to the run already open under `workflow_id`."""
+    """Start provisioning, or attach to the run already open under the same id.
+
+    `plan=True` starts ProvisionPlanWorkflow (id `provision-plan`): every diff, no write.
+    `expected` applies exactly a saved plan: it never attaches to another open run, since
+    that run would not check the plan's digests.
+    """
+    kind = PROVISION_PLAN_WORKFLOW if plan else PROVISION_WORKFLOW
+    verb = "Plan" if plan else "Apply a saved plan" if expected else "Provision"
     options: dict[str, Any] = {
-        "id": workflow_id,
+        "id": workflow_id or (PROVISION_PLAN_WORKFLOW_ID if plan else PROVISION_WORKFLOW_ID),
         "task_queue": task_queue,
-        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
-        "static_summary": "Provision the environment: " + ", ".join(steps or ALL_STEPS),
+        "id_conflict_policy": (
+            WorkflowIDConflictPolicy.FAIL if expected else WorkflowIDConflictPolicy.USE_EXISTING
+        ),
+        "static_summary": f"{verb} the environment: " + ", ".join(steps or ALL_STEPS),
     }
-    if steps is None and step_deadline_seconds is None:
-        return await client.start_workflow(
-            PROVISION_WORKFLOW, result_type=ProvisionResult, **options
-        )
-    arg = ProvisionInput(steps=steps, step_deadline_seconds=step_deadline_seconds)
-    return await client.start_workflow(
-        PROVISION_WORKFLOW, arg, result_type=ProvisionResult, **options
+    plain = not (plan or expected or reason)
+    if plain and steps is None and step_deadline_seconds is None:
+        return await client.start_workflow(kind, result_type=ProvisionResult, **options)
+    arg = ProvisionInput(
+        steps=steps,
+        step_deadline_seconds=step_deadline_seconds,
+        plan=plan,
+        expected=expected,
+        reason=reason,
     )
+    return await client.start_workflow(kind, arg, result_type=ProvisionResult, **options)
 
 
 async def start_reset_postgres(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import typer
 
@@ -15,16 +16,60 @@ def provision_command(
         None, "--step", help=f"Run only these steps (repeatable): {', '.join(ALL_STEPS)}."
     ),
     timeout: float = typer.Option(600.0, help="With --wait: give up following after this long."),
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help="Dry run: print what would change, write nothing. "
+        "Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="With --plan: also save the plan as JSON (for --apply)."
+    ),
+    apply: Path | None = typer.Option(
+        None,
+        "--apply",
+        help="Apply exactly this saved plan; refused if the files or the live state moved since.",
+    ),
 ) -> None:
-    """Start ProvisionWorkflow (or attach to the open run) on the core queue."""
+    """Start ProvisionWorkflow (or attach to the open run) on the core queue; or plan; or apply."""
     unknown = [s for s in step or [] if s not in ALL_STEPS]
     if unknown:
         raise typer.BadParameter(f"unknown step(s) {', '.join(unknown)}", param_hint="--step")
+    if plan and apply is not None:
+        raise typer.BadParameter("give either --plan or --apply", param_hint="--apply")
+    if out is not None and not plan:
+        raise typer.BadParameter("--out saves a plan: use it with --plan", param_hint="--out")
     steps: list[StepName] | None = [s for s in ALL_STEPS if s in step] if step else None
     # Imported here: every other `conceptor` command starts without the Temporal client.
-    from conceptor.commands.provision_follow import provision
+    from conceptor.commands import provision_follow
 
-    raise typer.Exit(asyncio.run(provision(steps, wait, timeout)))
+    if plan:
+        raise typer.Exit(asyncio.run(provision_follow.plan(steps, out)))
+    if apply is not None:
+        if steps is not None:
+            raise typer.BadParameter("a saved plan says its own steps", param_hint="--step")
+        raise typer.Exit(asyncio.run(provision_follow.apply_plan(apply, timeout)))
+    raise typer.Exit(asyncio.run(provision_follow.provision(steps, wait, timeout)))
+
+
+def drift_command(
+    check: bool = typer.Option(
+        False, "--check", help="Exit 2 when the latest check found drift, 0 when none."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Keep following the drift watch; exit 2 as soon as a check finds drift (for Tilt).",
+    ),
+    every: float = typer.Option(10.0, "--every", min=1.0, help="With --watch: poll interval."),
+) -> None:
+    """The drift watch: its latest check, and since when each object has drifted."""
+    from conceptor.commands import provision_follow
+
+    if watch:
+        raise typer.Exit(asyncio.run(provision_follow.watch_drift(every)))
+    raise typer.Exit(asyncio.run(provision_follow.drift(check=check, as_json=as_json)))
 
 
 def reset_postgres_command(

@@ -40,7 +40,6 @@ PORT_OFFSETS: dict[str, int] = {
     "launcher_mailpit": 85,
     "launcher_front_door": 86,
     "launcher_db_tools": 87,
-    "launcher_db_tools": 87,
 }
 # Worker health/metrics ports: one slot per (queue, index), starting at these offsets.
 WORKER_PORT_BASE: dict[str, int] = {"core": 30, "media": 50}
@@ -154,6 +153,11 @@ class Settings(BaseSettings):
 
     # Provisioning
     provision_step_deadline_seconds: float = 180.0
+    # The drift watch (a Temporal Schedule, id drift-watch): how often it compares the files
+    # with the live state (0 turns it off), and whether it repairs drift or only reports it.
+    # Data loss (a service back with none of its state) is always healed.
+    drift_interval_seconds: float = Field(default=300.0, ge=0)
+    drift_repair: bool = False
 
     # Workers and the media pipeline (conceptor/workers, conceptor/activities/media.py)
     worker_grace_period_seconds: float = 30.0  # SIGTERM: in-flight activities get this long

@@ -31,9 +31,10 @@ class QueueDeclaration:
 
 
 def _core_workflows() -> Sequence[type]:
+    from conceptor.workflows.drift import DRIFT_WORKFLOWS
     from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
 
-    return list(PROVISIONING_WORKFLOWS)
+    return [*PROVISIONING_WORKFLOWS, *DRIFT_WORKFLOWS]
 
 
 def _core_activities(settings: Settings) -> list[Callable[..., Any]]:

@@ -16,13 +16,18 @@ with workflow.unsafe.imports_passed_through():
         CHAINS,
         PROGRESS_QUERY,
         PROVISION_DEFAULTS,
+        PROVISION_PLAN_WORKFLOW,
         PROVISION_WORKFLOW,
+        RECONCILING_STEPS,
+        REGISTER_DRIFT_WATCH,
         RESET_POSTGRES,
         RESET_POSTGRES_WORKFLOW,
+        PlanDigests,
         ProvisionDefaults,
         ProvisionInput,
         ProvisionProgress,
         ProvisionResult,
+        ReconcileInput,
         ResetPostgresResult,
         StepName,
         StepProgress,
@@ -47,16 +52,26 @@ class StepFailedError(Exception):
     """A step failed; its progress entry holds the message."""
 
 
-async def run_step(step: StepName, deadline: float, progress: StepProgress) -> StepResult:
+async def run_step(
+    step: StepName,
+    deadline: float,
+    progress: StepProgress,
+    reconcile: ReconcileInput | None = None,
+) -> StepResult:
     """Execute one step's activity by name, recording its state, attempts and duration."""
     waits = step.startswith("wait_for_")
+    args: list[object] = []
+    if waits:
+        args = [WaitInput(deadline_seconds=deadline)]
+    elif reconcile is not None:
+        args = [reconcile]
     limit = timedelta(seconds=deadline + (WAIT_GRACE_SECONDS if waits else 0.0))
     started = workflow.now()
     progress.state = "running"
     try:
         result = await workflow.execute_activity(
             step,
-            args=[WaitInput(deadline_seconds=deadline)] if waits else [],
+            args=args,
             result_type=StepResult,
             schedule_to_close_timeout=limit,
             start_to_close_timeout=limit,
@@ -90,21 +105,24 @@ def describe_failure(step: StepName, exc: ActivityError, deadline: float) -> str
     return f"{step} failed: {cause or exc}"
 
 
-@workflow.defn(name=PROVISION_WORKFLOW)
-class ProvisionWorkflow:
-    """Make the environment ready; safe to re-run and to run concurrently."""
+class Provisioner:
+    """One provisioning pass over the chains: progress per step, applied or only planned."""
 
-    def __init__(self) -> None:
-        self._progress = {step: StepProgress(step=step) for step in ALL_STEPS}
-        self._finished = False
+    def __init__(self, plan: bool = False) -> None:
+        self.plan = plan
+        self.reason: str | None = None
+        self.progress = {s: StepProgress(step=s) for s in ALL_STEPS}
+        self.finished = False
 
-    @workflow.run
-    async def run(self, input: ProvisionInput | None = None) -> ProvisionResult:
-        selected: set[StepName] = set(input.steps) if input and input.steps else set(ALL_STEPS)
+    async def run(self, input: ProvisionInput | None) -> ProvisionResult:
+        input = input or ProvisionInput()
+        self.plan = self.plan or input.plan
+        self.reason = input.reason
+        selected: set[StepName] = set(input.steps) if input.steps else set(ALL_STEPS)
         for step in ALL_STEPS:
             if step not in selected:
-                self._progress[step].state = "skipped"
-        deadline = input.step_deadline_seconds if input else None
+                self.progress[step].state = "skipped"
+        deadline = input.step_deadline_seconds
         if deadline is None:
             defaults = await workflow.execute_local_activity(
                 PROVISION_DEFAULTS,
@@ -113,54 +131,153 @@ class ProvisionWorkflow:
             )
             deadline = defaults.step_deadline_seconds
         started = workflow.now()
-        self._publish()
-        await asyncio.gather(*(self._chain(chain, selected, deadline) for chain in CHAINS))
-        self._finished = True
-        self._publish()
-        failed = [p for p in self._progress.values() if p.state == "failed"]
+        self.publish()
+        expected = input.expected or {}
+        await asyncio.gather(
+            *(self._chain(chain, selected, deadline, expected) for chain in CHAINS)
+        )
+        self.finished = True
+        self.publish()
+        failed = [p for p in self.progress.values() if p.state == "failed"]
         if failed:
-            msg = "provisioning failed: " + "; ".join(f"{p.step}: {p.error}" for p in failed)
+            what = "planning" if self.plan else "provisioning"
+            msg = f"{what} failed: " + "; ".join(f"{p.step}: {p.error}" for p in failed)
             raise ApplicationError(msg, type=PROVISION_FAILED, non_retryable=True)
         return ProvisionResult(
-            steps={p.step: p.result for p in self._progress.values() if p.result is not None},
+            steps={p.step: p.result for p in self.progress.values() if p.result is not None},
             duration_seconds=round((workflow.now() - started).total_seconds(), 3),
         )
 
-    @workflow.query(name=PROGRESS_QUERY)
-    def progress(self) -> ProvisionProgress:
-        """Every step's state, attempts, duration and result so far."""
-        return ProvisionProgress(steps=list(self._progress.values()), finished=self._finished)
+    def reconcile_input(
+        self, step: StepName, expected: dict[str, PlanDigests]
+    ) -> ReconcileInput | None:
+        """What a reconciling step is told: plan, or apply a saved plan; None for a plain apply."""
+        if step not in RECONCILING_STEPS:
+            return None
+        if self.plan:
+            return ReconcileInput(plan=True)
+        if step in expected:
+            return ReconcileInput(expected=expected[step])
+        return None
 
     async def _chain(
-        self, chain: tuple[StepName, ...], selected: set[StepName], deadline: float
+        self,
+        chain: tuple[StepName, ...],
+        selected: set[StepName],
+        deadline: float,
+        expected: dict[str, PlanDigests],
     ) -> None:
         for index, step in enumerate(chain):
             if step not in selected:
                 continue
-            self._publish()
+            self.publish()
             try:
-                await run_step(step, deadline, self._progress[step])
+                await run_step(
+                    step, deadline, self.progress[step], self.reconcile_input(step, expected)
+                )
             except StepFailedError:
                 for later in chain[index + 1 :]:
                     if later in selected:
-                        self._progress[later].state = "skipped"
-                        self._progress[later].error = f"not run: {step} failed"
-                self._publish()
+                        self.progress[later].state = "skipped"
+                        self.progress[later].error = f"not run: {step} failed"
+                self.publish()
                 return
-            self._publish()
+            self.publish()
 
-    def _publish(self) -> None:
-        """The Markdown table the Web UI shows under "Current details" while the run is open."""
+    def publish(self) -> None:
+        """The Markdown the Web UI shows under "Current details" while the run is open."""
+        header = [f"**Why:** {self.reason}", ""] if self.reason else []
+        workflow.set_current_details("\n".join([*header, *self._steps_table(), *self._plan()]))
+
+    def _steps_table(self) -> list[str]:
         rows = ["| step | state | attempts | duration | result |", "|---|---|---|---|---|"]
-        for p in self._progress.values():
+        for p in self.progress.values():
             duration = "" if p.duration_seconds is None else f"{p.duration_seconds:.2f} s"
             if p.result is not None:
                 counts = ", ".join(f"{k} {v}" for k, v in p.result.counts.items() if v)
                 outcome = f"{p.result.outcome} ({counts})" if counts else p.result.outcome
+                if p.result.planned:
+                    outcome = f"plan: {outcome}"
             else:
-                outcome = (p.error or "").replace("|", "\\|")
-            rows.append(f"| {p.step} | {p.state} | {p.attempts} | {duration} | {outcome} |")
-        workflow.set_current_details("\n".join(rows))
+                outcome = p.error or ""
+            rows.append(f"| {p.step} | {p.state} | {p.attempts} | {duration} | {_cell(outcome)} |")
+        return rows
+
+    def _plan(self) -> list[str]:
+        """The changes the steps found (a plan) or applied, one row per object."""
+        diffs = [
+            (p.step, p.result.diff)
+            for p in self.progress.values()
+            if p.result is not None and p.result.diff is not None
+        ]
+        changes = [(step, c) for step, d in diffs for c in d.changes if c.action != "unchanged"]
+        if not diffs or (not self.finished and not changes):
+            return []
+        title = "Plan" if self.plan else "Changes"
+        if not changes:
+            return ["", f"**{title}:** nothing to do: the live state matches the files."]
+        rows = ["", f"**{title}**", "", "| step | object | change | fields |", "|---|---|---|---|"]
+        for step, c in changes:
+            fields = _cell(", ".join(c.fields))
+            rows.append(f"| {step} | {_cell(c.label)} | {c.action} | {fields} |")
+        return rows
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+@workflow.defn(name=PROVISION_WORKFLOW)
+class ProvisionWorkflow:
+    """Make the environment ready; safe to re-run and to run concurrently.
+
+    With `plan` set it only computes what it would change (no writes); with `expected` set it
+    applies exactly a saved plan, refusing any step whose state moved since.
+    """
+
+    def __init__(self) -> None:
+        self._provisioner = Provisioner()
+
+    @workflow.run
+    async def run(self, input: ProvisionInput | None = None) -> ProvisionResult:
+        result = await self._provisioner.run(input)
+        if not self._provisioner.plan:
+            # Watch for drift from now on (an idempotent upsert of the schedule).
+            await workflow.execute_activity(
+                REGISTER_DRIFT_WATCH,
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+                summary="register the drift watch schedule",
+            )
+        return result
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> ProvisionProgress:
+        """Every step's state, attempts, duration and result so far."""
+        p = self._provisioner
+        return ProvisionProgress(steps=list(p.progress.values()), finished=p.finished)
+
+
+@workflow.defn(name=PROVISION_PLAN_WORKFLOW)
+class ProvisionPlanWorkflow:
+    """What provisioning would change, computed against the live state, without a write.
+
+    Takes no input, so the Web UI's Start Workflow form needs nothing typed.
+    """
+
+    def __init__(self) -> None:
+        self._provisioner = Provisioner(plan=True)
+
+    @workflow.run
+    async def run(self, input: ProvisionInput | None = None) -> ProvisionResult:
+        return await self._provisioner.run(input)
+
+    @workflow.query(name=PROGRESS_QUERY)
+    def progress(self) -> ProvisionProgress:
+        p = self._provisioner
+        return ProvisionProgress(steps=list(p.progress.values()), finished=p.finished)
 
 
 @workflow.defn(name=RESET_POSTGRES_WORKFLOW)
@@ -193,4 +310,4 @@ class ResetPostgresWorkflow:
         return ResetPostgresResult(dropped_tables=dropped, migrations=migrations)
 
 
-PROVISIONING_WORKFLOWS = [ProvisionWorkflow, ResetPostgresWorkflow]
+PROVISIONING_WORKFLOWS = [ProvisionWorkflow, ProvisionPlanWorkflow, ResetPostgresWorkflow]

@@ -75,7 +75,7 @@ def test_ready_reports_each_dependency_up(api_stack: ApiStack) -> None:
     assert body["status"] == "ready"
     assert sorted(body["dependencies"]) == ["minio", "postgres", "redis", "temporal"]
     assert {d["status"] for d in body["dependencies"].values()} == {"up"}
-    assert body["dependencies"]["postgres"]["detail"] == "SELECT 1 ok"
+    assert body["dependencies"]["postgres"]["detail"] == "SELECT 1 ok (pool)"
     assert body["dependencies"]["redis"]["detail"] == "PING ok"
 
 

@@ -20,7 +20,10 @@ from temporalio.worker import Worker
 from conceptor.client.provisioning import provision_status, start_provision
 from conceptor.contracts import (
     ALL_STEPS,
+    RECONCILING_STEPS,
+    REGISTER_DRIFT_WATCH,
     ProvisionDefaults,
+    ReconcileInput,
     StepResult,
     WaitInput,
 )
@@ -66,7 +69,9 @@ def fake_activities(
 
             return activity.defn(name=step)(waiting)
 
-        async def plain() -> StepResult:
+        async def plain(data: ReconcileInput | None = None) -> StepResult:
+            if data is not None:
+                calls.append(f"{step}:{'plan' if data.plan else 'expected'}")
             return await run_step()
 
         return activity.defn(name=step)(plain)
@@ -75,7 +80,12 @@ def fake_activities(
     async def defaults() -> ProvisionDefaults:
         return ProvisionDefaults(step_deadline_seconds=deadline)
 
-    return [defaults, *(make(step) for step in ALL_STEPS)]
+    @activity.defn(name=REGISTER_DRIFT_WATCH)
+    async def register_drift_watch() -> str:
+        calls.append(REGISTER_DRIFT_WATCH)
+        return "created"
+
+    return [defaults, register_drift_watch, *(make(step) for step in ALL_STEPS)]
 
 
 async def _run(
@@ -100,7 +110,7 @@ async def test_provision_runs_every_step_and_reports_outcomes(env: WorkflowEnvir
     """All seven steps run; waits say unchanged with their attempts, the rest what changed."""
     calls: list[str] = []
     result, _, _ = await _run(env, fake_activities({}, calls))
-    assert sorted(calls) == sorted(ALL_STEPS)
+    assert sorted(c for c in calls if c != REGISTER_DRIFT_WATCH) == sorted(ALL_STEPS)
     assert list(result.steps) == list(ALL_STEPS)
     assert result.outcomes == {
         "wait_for_postgres": "unchanged",
@@ -192,7 +202,10 @@ async def test_provision_runs_only_selected_steps(env: WorkflowEnvironment) -> N
     result, _, _ = await _run(
         env, fake_activities({}, calls), steps=["wait_for_redis", "ensure_buckets"]
     )
-    assert sorted(calls) == ["ensure_buckets", "wait_for_redis"]
+    assert sorted(c for c in calls if c != REGISTER_DRIFT_WATCH) == [
+        "ensure_buckets",
+        "wait_for_redis",
+    ]
     assert list(result.steps) == ["wait_for_redis", "ensure_buckets"]
 
 
@@ -252,3 +265,24 @@ async def test_provision_current_details_table(env: WorkflowEnvironment) -> None
     assert set(rows) == set(ALL_STEPS)
     assert rows["wait_for_redis"].startswith("| wait_for_redis | completed | 2 | ")
     assert rows["migrate_postgres"].endswith(" | updated (created 1, unchanged 1) |")
+
+
+async def test_plan_tells_reconciling_steps_to_plan_and_registers_nothing(
+    env: WorkflowEnvironment,
+) -> None:
+    """A plan passes ReconcileInput(plan=True) to each reconciling step; no drift watch."""
+    calls: list[str] = []
+    result, _, _ = await _run(env, fake_activities({}, calls), plan=True)
+    assert not isinstance(result, Exception), result
+    assert sorted(c for c in calls if c.endswith(":plan")) == sorted(
+        f"{s}:plan" for s in RECONCILING_STEPS
+    )
+    assert REGISTER_DRIFT_WATCH not in calls
+
+
+async def test_apply_registers_the_drift_watch_after_every_step(env: WorkflowEnvironment) -> None:
+    calls: list[str] = []
+    result, _, _ = await _run(env, fake_activities({}, calls))
+    assert not isinstance(result, Exception), result
+    assert calls[-1] == REGISTER_DRIFT_WATCH
+    assert not [c for c in calls if ":" in c], "a plain apply passes no ReconcileInput"

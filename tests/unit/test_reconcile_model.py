@@ -7,15 +7,17 @@ from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.reconcile import (
     NOT_CONVERGED,
+    STALE_PLAN,
     UNMANAGED,
     change_for,
+    check_plan,
     differing_fields,
     digest,
     merge,
     refuse,
     verify,
 )
-from conceptor.contracts import Change, Diff, StepResult
+from conceptor.contracts import Change, Diff, PlanDigests, ReconcileInput, StepResult
 
 
 def test_extra_live_fields_do_not_count_as_differences() -> None:
@@ -111,3 +113,16 @@ def test_digest_is_stable_under_key_order_and_merge_combines() -> None:
     assert digest({"a": 1}) != digest({"a": 2})
     d = merge("all", [Diff(target="x", changes=[Change(kind="k", name="1", action="create")])])
     assert d.target == "all" and len(d.changes) == 1
+
+
+def test_a_stale_plan_is_refused_and_a_current_one_passes() -> None:
+    diff = Diff(target="realm t", desired_digest="d1", live_digest="l1")
+    check_plan(diff, None)
+    check_plan(diff, ReconcileInput())
+    check_plan(diff, ReconcileInput(expected=PlanDigests(desired_digest="d1", live_digest="l1")))
+    with pytest.raises(ApplicationError) as err:
+        check_plan(
+            diff, ReconcileInput(expected=PlanDigests(desired_digest="d1", live_digest="l0"))
+        )
+    assert err.value.type == STALE_PLAN and err.value.non_retryable
+    assert "the live state changed" in err.value.message

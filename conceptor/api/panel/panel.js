@@ -98,6 +98,38 @@ function renderMedia(media) {
   }
 }
 
+function renderDrift(drift) {
+  const body = document.querySelector("#drift tbody");
+  body.replaceChildren();
+  const state = document.getElementById("drift-state");
+  if (!drift) {
+    setPill(state, "unknown", "unavailable");
+    return;
+  }
+  if (!drift.watching) {
+    setPill(state, "pending", "not watching");
+    body.append(el("tr", {}, el("td", { colspan: 4, class: "empty" }, "provisioning registers the drift watch")));
+    return;
+  }
+  const lost = drift.data_loss.length ? ` · data loss: ${drift.data_loss.join(", ")}` : "";
+  if (!drift.objects.length && !lost) {
+    setPill(state, drift.checked_at ? "completed" : "pending", drift.checked_at ? "no drift" : "not checked yet");
+    return;
+  }
+  setPill(state, "failed", `${drift.objects.length} drifted${lost}`);
+  for (const item of drift.objects) {
+    const since = item.since ? new Date(item.since).toLocaleTimeString() : "";
+    body.append(
+      el("tr", { "data-drift": `${item.step} ${item.object}` },
+        el("td", {}, el("code", {}, item.object)),
+        el("td", {}, item.change),
+        el("td", {}, item.fields.join(", ")),
+        el("td", { class: "num" }, since),
+      ),
+    );
+  }
+}
+
 function renderSummary(status) {
   const ok = status.provision && status.provision.state === "completed";
   const workers = (status.queues || []).every((q) => q.pollers.length > 0);
@@ -115,6 +147,7 @@ async function refresh() {
     renderProvision(status.provision);
     renderQueues(status.queues);
     renderMedia(status.media);
+    renderDrift(status.drift);
     renderSummary(status);
     document.getElementById("updated").textContent = new Date().toLocaleTimeString();
   } catch (err) {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, status
+import asyncio
+
+from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import BaseModel, ConfigDict
 
 from conceptor.api.deps import AdminUser, CurrentUser, ResourcesDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES
+from conceptor.client.plan import DriftStatus, Plan, PlanFailedError, make_plan
 from conceptor.client.provisioning import ProvisionStatus, provision_status, start_provision
 from conceptor.contracts import StepName
 
@@ -42,3 +45,33 @@ async def get_provisioning(
 ) -> ProvisionStatus:
     """State, per-step progress and last result of the latest provisioning run."""
     return await resources.provision.read(client)
+
+
+# A plan waits for every service and reads the whole live state: bounded, never forever.
+PLAN_TIMEOUT_SECONDS = 120.0
+
+
+@router.get(
+    "/plan",
+    responses={503: {"description": "the plan could not be computed (the reason is given)"}},
+)
+async def get_plan(client: TemporalClientDep, _admin: AdminUser) -> Plan:
+    """What provisioning would change, against the live state, with no write (platform-admin).
+
+    The same as `conceptor provision --plan`; the digests let `--apply` refuse a stale plan.
+    """
+    try:
+        return await asyncio.wait_for(make_plan(client), timeout=PLAN_TIMEOUT_SECONDS)
+    except PlanFailedError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    except TimeoutError as exc:
+        detail = f"no plan within {PLAN_TIMEOUT_SECONDS:g}s; the run goes on in Temporal"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail) from exc
+
+
+@router.get("/drift")
+async def get_drift(
+    resources: ResourcesDep, client: TemporalClientDep, _user: CurrentUser
+) -> DriftStatus:
+    """The drift watch's latest check: which objects differ from the files, and since when."""
+    return await resources.drift.read(client)

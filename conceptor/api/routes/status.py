@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import TypeVar
 
 from fastapi import APIRouter
@@ -54,12 +55,32 @@ class MediaSummary(BaseModel):
     thumbnail_url: str | None
 
 
+class DriftObject(BaseModel):
+    """One object whose live state differs from the files, and since when."""
+
+    step: str
+    object: str
+    change: str
+    fields: list[str]
+    since: datetime | None
+
+
+class DriftSummary(BaseModel):
+    """The drift watch's latest check (`watching` false: provisioning has not registered it)."""
+
+    watching: bool
+    checked_at: datetime | None
+    objects: list[DriftObject]
+    data_loss: list[str]
+
+
 class PanelStatus(BaseModel):
     """Each part is null when its source is unreachable; the rest still shows."""
 
     provision: ProvisionSummary | None
     queues: list[QueuePollers] | None
     media: list[MediaSummary] | None
+    drift: DriftSummary | None = None
 
 
 async def _or_none(what: str, call: Awaitable[T]) -> T | None:
@@ -107,12 +128,37 @@ async def _media(resources: ResourcesDep) -> list[MediaSummary]:
     ]
 
 
+async def _drift(resources: ResourcesDep) -> DriftSummary | None:
+    client = resources.temporal_client()
+    if client is None:
+        return None
+    status = await resources.drift.read(client)
+    report = status.latest
+    objects = [
+        DriftObject(
+            step=i.step,
+            object=f"{i.kind}:{i.name}",
+            change=i.action,
+            fields=i.fields,
+            since=status.since.get(i.label),
+        )
+        for i in (report.items if report else [])
+    ]
+    return DriftSummary(
+        watching=status.watching,
+        checked_at=report.checked_at if report else None,
+        objects=objects,
+        data_loss=report.data_loss if report else [],
+    )
+
+
 @router.get("")
 async def get_status(resources: ResourcesDep) -> PanelStatus:
-    """Provisioning per step, pollers per queue and recent media, for the panel (no token)."""
-    provision, queues, media = await asyncio.gather(
+    """Provisioning per step, pollers per queue, recent media and drift, for the panel."""
+    provision, queues, media, drift = await asyncio.gather(
         _or_none("provision", _provision(resources)),
         _or_none("queues", _queues(resources)),
         _or_none("media", _media(resources)),
+        _or_none("drift", _drift(resources)),
     )
-    return PanelStatus(provision=provision, queues=queues, media=media)
+    return PanelStatus(provision=provision, queues=queues, media=media, drift=drift)

@@ -1,0 +1,162 @@
+"""Plans and drift for the CLI and the API: what provisioning would change, and what drifted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from conceptor.client.provisioning import start_provision
+from conceptor.contracts import (
+    DRIFT_WATCH_SCHEDULE_ID,
+    RECONCILING_STEPS,
+    ChangeAction,
+    DriftItem,
+    DriftReport,
+    PlanDigests,
+    ProvisionResult,
+    StepName,
+    chain_of,
+)
+
+
+class PlanRow(BaseModel):
+    """One object the plan would change (or reports as drift it never touches)."""
+
+    step: str
+    kind: str
+    name: str
+    action: ChangeAction
+    fields: list[str] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """A plan: the changes, and the digests of the states it saw (to apply it exactly later)."""
+
+    workflow_id: str
+    run_id: str | None
+    created_at: datetime | None
+    has_changes: bool
+    changes: list[PlanRow]
+    digests: dict[str, PlanDigests]
+    unchanged: int
+
+
+class PlanFailedError(RuntimeError):
+    """The plan could not be computed (a service down, a file refused): the reason."""
+
+
+def plan_from_result(
+    result: ProvisionResult, *, workflow_id: str, run_id: str | None, created_at: datetime | None
+) -> Plan:
+    rows: list[PlanRow] = []
+    digests: dict[str, PlanDigests] = {}
+    unchanged = 0
+    for step, step_result in result.steps.items():
+        diff = step_result.diff
+        if diff is None:
+            continue
+        digests[step] = PlanDigests(
+            desired_digest=diff.desired_digest, live_digest=diff.live_digest
+        )
+        for c in diff.changes:
+            if c.action == "unchanged":
+                unchanged += 1
+                continue
+            rows.append(
+                PlanRow(step=step, kind=c.kind, name=c.name, action=c.action, fields=c.fields)
+            )
+    return Plan(
+        workflow_id=workflow_id,
+        run_id=run_id,
+        created_at=created_at,
+        has_changes=any(r.action in ("create", "update", "delete") for r in rows),
+        changes=rows,
+        digests=digests,
+        unchanged=unchanged,
+    )
+
+
+async def make_plan(client: Client, *, steps: list[StepName] | None = None) -> Plan:
+    """Run ProvisionPlanWorkflow (or attach to the one running) and read its plan."""
+    handle = await start_provision(client, steps=steps, plan=True)
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as exc:
+        cause: Any = exc.cause
+        raise PlanFailedError(str(getattr(cause, "message", None) or cause or exc)) from None
+    desc = await handle.describe()
+    return plan_from_result(
+        result, workflow_id=handle.id, run_id=desc.run_id, created_at=desc.start_time
+    )
+
+
+def apply_selection(plan: Plan) -> tuple[list[StepName], dict[str, PlanDigests]]:
+    """The steps a saved plan covers (with their wait steps) and the digests each must match."""
+    steps: list[StepName] = [s for s in RECONCILING_STEPS if s in plan.digests]
+    if not steps:
+        msg = "the plan holds no reconciling step (migrate_postgres, ensure_buckets, import_realm)"
+        raise ValueError(msg)
+    selected = sorted({s for step in steps for s in chain_of(step)})
+    return selected, {s: plan.digests[s] for s in steps}
+
+
+class DriftStatus(BaseModel):
+    """The drift watch: on or off, the latest check, and since when each object has drifted."""
+
+    watching: bool
+    interval_seconds: float | None = None
+    latest: DriftReport | None = None
+    latest_workflow_id: str | None = None
+    since: dict[str, datetime] = Field(default_factory=dict)  # item label -> first seen
+
+
+async def drift_status(client: Client) -> DriftStatus:
+    """Read the schedule and the results of its recent runs (no new check is started)."""
+    handle = client.get_schedule_handle(DRIFT_WATCH_SCHEDULE_ID)
+    try:
+        desc = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return DriftStatus(watching=False)
+        raise
+    intervals = desc.schedule.spec.intervals
+    status = DriftStatus(
+        watching=not desc.schedule.state.paused,
+        interval_seconds=intervals[0].every.total_seconds() if intervals else None,
+    )
+    reports: list[tuple[str, DriftReport]] = []
+    for action in sorted(desc.info.recent_actions, key=lambda a: a.started_at, reverse=True):
+        wf = getattr(action.action, "workflow_id", None)
+        if wf is None:
+            continue
+        run = client.get_workflow_handle(
+            wf,
+            run_id=getattr(action.action, "first_execution_run_id", None),
+            result_type=DriftReport,
+        )
+        try:
+            reports.append((wf, await run.result(rpc_timeout=None)))
+        except (WorkflowFailureError, RPCError):
+            continue  # still running, failed or gone: the next one tells
+        if len(reports) >= 10:
+            break
+    if not reports:
+        return status
+    status.latest_workflow_id, status.latest = reports[0]
+    # An object's drift started at the oldest check of the unbroken run of checks that saw it.
+    for item in status.latest.items:
+        first = status.latest.checked_at
+        for _, report in reports[1:]:
+            if not any(_same(item, other) for other in report.items):
+                break
+            first = report.checked_at
+        status.since[item.label] = first
+    return status
+
+
+def _same(a: DriftItem, b: DriftItem) -> bool:
+    return (a.step, a.kind, a.name, a.action) == (b.step, b.kind, b.name, b.action)

@@ -1,0 +1,148 @@
+"""DriftWatchWorkflow: compare the files with the live state; heal data loss, repair on request.
+
+Started by the `drift-watch` Temporal Schedule that provisioning registers. Each run plans
+every step (no writes), reports what differs (result, memo, current details), and starts a
+ProvisionWorkflow for only the affected chains when a service came back empty (always) or
+when `CENTRAL_DRIFT_REPAIR` is on (any drift). That run's details say why it ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from conceptor.contracts import (
+        DRIFT_WATCH_WORKFLOW,
+        PROVISION_DEFAULTS,
+        PROVISION_WORKFLOW,
+        RECONCILING_STEPS,
+        STEP_SERVICE,
+        DriftItem,
+        DriftReport,
+        ProvisionDefaults,
+        ProvisionInput,
+        ProvisionResult,
+        StepName,
+        StepResult,
+        chain_of,
+    )
+    from conceptor.workflows.provision import Provisioner
+
+# Shown in the memo (the Web UI's list can show it); the full list is in the result.
+MEMO_ITEMS = 20
+
+
+def lost_everything(result: StepResult) -> bool:
+    """A step's target holds none of its state: every object would be created.
+
+    That is what a wiped service looks like (no realm, no bucket, no migration applied),
+    as opposed to drift, where some objects are still there.
+    """
+    diff = result.diff
+    return (
+        diff is not None and bool(diff.changes) and all(c.action == "create" for c in diff.changes)
+    )
+
+
+@workflow.defn(name=DRIFT_WATCH_WORKFLOW)
+class DriftWatchWorkflow:
+    def __init__(self) -> None:
+        self._planner = Provisioner(plan=True)
+
+    @workflow.run
+    async def run(self) -> DriftReport:
+        defaults = await workflow.execute_local_activity(
+            PROVISION_DEFAULTS,
+            result_type=ProvisionDefaults,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        # A step that could not be compared is reported below; the others still count.
+        with contextlib.suppress(ApplicationError):
+            await self._planner.run(ProvisionInput(plan=True))
+        report = DriftReport(checked_at=workflow.now())
+        affected: list[StepName] = []
+        for step in RECONCILING_STEPS:
+            progress = self._planner.progress[step]
+            result = progress.result
+            if result is None or result.diff is None:
+                report.unchecked[step] = progress.error or progress.state
+                continue
+            if lost_everything(result):
+                report.data_loss.append(STEP_SERVICE[step])
+                affected.append(step)
+            for c in result.diff.changes:
+                if c.action != "unchanged":
+                    report.items.append(
+                        DriftItem(
+                            step=step, kind=c.kind, name=c.name, action=c.action, fields=c.fields
+                        )
+                    )
+            if defaults.drift_repair and result.diff.pending and step not in affected:
+                affected.append(step)
+        if affected:
+            await self._repair(report, affected)
+        workflow.upsert_memo(
+            {
+                "drift": len(report.items),
+                "objects": [i.label for i in report.items[:MEMO_ITEMS]],
+                "data_loss": report.data_loss,
+                "repaired": report.repaired,
+            }
+        )
+        workflow.set_current_details(_details(report))
+        return report
+
+    async def _repair(self, report: DriftReport, affected: list[StepName]) -> None:
+        """One ProvisionWorkflow for just the affected chains, saying why in its details."""
+        steps = sorted({s for step in affected for s in chain_of(step)})
+        why = []
+        if report.data_loss:
+            why.append("data loss in " + ", ".join(report.data_loss))
+        drifted = [s for s in affected if STEP_SERVICE[s] not in report.data_loss]
+        if drifted:
+            why.append("drift repair (CENTRAL_DRIFT_REPAIR) of " + ", ".join(drifted))
+        reason = f"started by {workflow.info().workflow_id}: " + "; ".join(why)
+        child_id = f"{workflow.info().workflow_id}-repair"
+        report.repair_workflow_id = child_id
+        try:
+            await workflow.execute_child_workflow(
+                PROVISION_WORKFLOW,
+                ProvisionInput(steps=list(steps), reason=reason),
+                id=child_id,
+                task_queue=workflow.info().task_queue,  # the core queue, where this one runs
+                result_type=ProvisionResult,
+                static_summary=reason[:200],
+            )
+            report.repaired = True
+        except ChildWorkflowError as exc:
+            report.unchecked["repair"] = str(exc.cause or exc)[:500]
+
+
+def _details(report: DriftReport) -> str:
+    if not report.has_drift and not report.unchecked:
+        return "**No drift:** the live state matches the files."
+    rows = []
+    if report.data_loss:
+        rows += [f"**Data loss:** {', '.join(report.data_loss)} came back empty", ""]
+    if report.items:
+        rows += ["| step | object | change | fields |", "|---|---|---|---|"]
+        rows += [
+            f"| {i.step} | {i.kind}:{i.name} | {i.action} | {', '.join(i.fields)} |"
+            for i in report.items
+        ]
+    if report.unchecked:
+        rows += [
+            "",
+            "**Not compared:** " + "; ".join(f"{k}: {v}" for k, v in report.unchecked.items()),
+        ]
+    if report.repair_workflow_id:
+        state = "repaired" if report.repaired else "repair failed"
+        rows += ["", f"**{state}** by {report.repair_workflow_id}"]
+    return "\n".join(rows)
+
+
+DRIFT_WORKFLOWS = [DriftWatchWorkflow]
