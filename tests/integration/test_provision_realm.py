@@ -139,7 +139,8 @@ async def test_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Pa
 
 def _additions(realm: dict[str, Any]) -> None:
     """A client role, a composite role listed before its children, a client scope with a
-    mapper, nested subgroups, names with accents, `+`, spaces and `/`, a user in a subgroup."""
+    mapper, nested subgroups, names with accents, `+`, spaces and `/`, a user in a subgroup,
+    an identity provider with a mapper."""
     realm["roles"]["realm"].insert(
         0,
         {
@@ -179,6 +180,28 @@ def _additions(realm: dict[str, Any]) -> None:
             "subGroups": [{"name": "on call", "attributes": {"pager": ["yes"]}}],
         }
     ]
+    realm["identityProviders"] = [
+        {
+            "alias": "corp-sso",
+            "providerId": "oidc",
+            "enabled": True,
+            "config": {
+                "authorizationUrl": "https://idp.example.invalid/auth",
+                "tokenUrl": "https://idp.example.invalid/token",
+                "clientId": "conceptor",
+                "clientSecret": "not-a-secret",
+                "clientAuthMethod": "client_secret_post",
+            },
+        }
+    ]
+    realm["identityProviderMappers"] = [
+        {
+            "name": "team from claim",
+            "identityProviderAlias": "corp-sso",
+            "identityProviderMapper": "oidc-user-attribute-idp-mapper",
+            "config": {"claim": "team", "user.attribute": "team", "syncMode": "INHERIT"},
+        }
+    ]
     realm["users"].append(
         {
             "username": "chloé",
@@ -213,6 +236,8 @@ async def test_file_edits_are_created_and_named(local_stack: LocalStack, tmp_pat
             "+group:/platform-admins/Équipe Nord/Sud",
             "+group:/platform-admins/Équipe Nord/Sud/on call",
             "+user:chloé",
+            "+identity-provider:corp-sso",
+            "+identity-provider-mapper:corp-sso/team from claim",
         ]
         again = await import_realm(env)
         assert (again.result.outcome, again.writes) == ("unchanged", [])

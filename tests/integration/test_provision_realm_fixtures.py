@@ -100,6 +100,17 @@ async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_
         default_role = f"default-roles-{env.realm}"
         reader = await admin.json(f"/roles/{q('lecteur')}")
         await admin.ok("DELETE", f"/roles/{q(default_role)}/composites", [reader])
+        provider = "/identity-provider/instances/partenaire-oidc"
+        idp_mappers = await admin.json(f"{provider}/mappers")
+        await admin.ok("DELETE", f"{provider}/mappers/{idp_mappers[0]['id']}")
+        idp = await admin.json(provider)
+        await admin.ok("PUT", provider, {**idp, "config": {**idp["config"], "defaultScope": "x"}})
+        terms = await admin.json("/authentication/required-actions/TERMS_AND_CONDITIONS")
+        await admin.ok(
+            "PUT",
+            "/authentication/required-actions/TERMS_AND_CONDITIONS",
+            {**terms, "enabled": False},
+        )
         account = await admin.json(f"/clients/{app0}/service-account-user")
         granted = await admin.json(f"/users/{account['id']}/role-mappings/realm")
         await admin.ok("DELETE", f"/users/{account['id']}/role-mappings/realm", granted[:1])
@@ -119,6 +130,9 @@ async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_
             "~user:josé.müller+00",
             f"~role:{default_role}",
             "~service-account:app-00",
+            f"+identity-provider-mapper:partenaire-oidc/{idp_mappers[0]['name']}",
+            "~identity-provider:partenaire-oidc",
+            "~required-action:TERMS_AND_CONDITIONS",
         }
         assert expected <= changed, sorted(expected - changed)
         again = await import_realm(env)

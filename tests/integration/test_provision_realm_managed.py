@@ -80,7 +80,7 @@ async def test_unknown_managed_kind_is_refused(local_stack: LocalStack, tmp_path
     assert info.value.non_retryable
     assert info.value.message == (
         "CENTRAL_REALM_MANAGED names flows, which provisioning cannot delete; known: "
-        "client-scopes, clients, groups, roles, users"
+        "client-scopes, clients, groups, identity-providers, roles, users"
     )
 
 

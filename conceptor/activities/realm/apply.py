@@ -57,6 +57,9 @@ class Applier:
             "user": self._user,
             "service-account": self._service_account,
             "scope-mapping": self._service_account,
+            "identity-provider": self._provider,
+            "identity-provider-mapper": self._provider_mapper,
+            "required-action": self._required_action,
         }
         for change in pending:
             await writers[change.kind](change, self.desired[(change.kind, change.name)])
@@ -87,7 +90,7 @@ class Applier:
         self, change: Change, item: Item, collection: str, body: dict[str, Any]
     ) -> None:
         """Create in `collection`, or update the object in it whose id the live state gives."""
-        where = self._where(item)
+        where, body = self._where(item), without_masked(body)
         if change.action == "create":
             new_id = await self.admin.create(collection, body, where=where)
             self.ids.remember(item.kind, item.name, new_id)
@@ -115,6 +118,32 @@ class Applier:
         else:
             owner = f"{self.base}/client-scopes/{await self.ids.scope(item.parent)}"
         await self._put_or_post(change, item, f"{owner}/protocol-mappers/models", item.body)
+
+    async def _provider(self, change: Change, item: Item) -> None:
+        where, collection = self._where(item), f"{self.base}/identity-provider/instances"
+        if change.action == "create":
+            await self.admin.create(collection, without_masked(item.body), where=where)
+        else:
+            body = merged(self._have(item), without_masked(item.body))
+            await self.admin.call("PUT", f"{collection}/{q(item.name)}", json=body, where=where)
+
+    async def _provider_mapper(self, change: Change, item: Item) -> None:
+        collection = f"{self.base}/identity-provider/instances/{q(str(item.parent))}/mappers"
+        await self._put_or_post(change, item, collection, item.body)
+
+    async def _required_action(self, change: Change, item: Item) -> None:
+        where, base = self._where(item), f"{self.base}/authentication"
+        if change.action == "create":
+            provider = item.body.get("providerId", item.name)
+            body = {"providerId": provider, "name": item.body.get("name", provider)}
+            await self.admin.call(
+                "POST", f"{base}/register-required-action", json=body, where=where
+            )
+        have = self._have(item) if change.action == "update" else {}
+        body = merged(have, without_masked(item.body))
+        await self.admin.call(
+            "PUT", f"{base}/required-actions/{q(item.name)}", json=body, where=where
+        )
 
     async def _default_scopes(self, change: Change, item: Item) -> None:
         """Membership only: handled with the other members."""
@@ -265,6 +294,11 @@ class Applier:
             "group": f"{self.base}/groups/{item.live_id}",
             "user": f"{self.base}/users/{item.live_id}",
         }
+        if change.kind == "identity-provider":
+            paths[change.kind] = f"{self.base}/identity-provider/instances/{q(change.name)}"
+        if change.kind == "identity-provider-mapper" and item.parent is not None:
+            provider = f"{self.base}/identity-provider/instances/{q(item.parent)}"
+            paths[change.kind] = f"{provider}/mappers/{item.live_id}"
         if change.kind == "client-mapper" and item.parent is not None:
             owner = await self.ids.client(item.parent)
             paths["client-mapper"] = (

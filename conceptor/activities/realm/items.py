@@ -26,15 +26,15 @@ MANAGED_KINDS: tuple[str, ...] = (
     "group",
     "user",
     "service-account",
+    "identity-provider",
+    "identity-provider-mapper",
+    "required-action",
 )
 # Kinds that are only compared: equal to the live state is `unchanged`, anything else is refused.
 COMPARED_KINDS: tuple[str, ...] = (
     "client-authorization",
-    "identity-provider",
-    "identity-provider-mapper",
     "authentication-flow",
     "authenticator-config",
-    "required-action",
     "component",
 )
 ORDER = {kind: i for i, kind in enumerate(MANAGED_KINDS + COMPARED_KINDS)}
@@ -46,6 +46,7 @@ DELETABLE: dict[str, tuple[str, ...]] = {
     "roles": ("role", "client-role"),
     "groups": ("group",),
     "users": ("user",),
+    "identity-providers": ("identity-provider", "identity-provider-mapper"),
 }
 MASK = "**********"  # what Keycloak shows instead of a secret: not comparable
 

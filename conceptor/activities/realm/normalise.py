@@ -216,6 +216,8 @@ def _compared(rep: dict[str, Any], add: Any) -> None:
                 name,
                 strip(mapper),
                 source=f"identityProviderMappers[{i}]",
+                live_id=mapper.get("id"),
+                parent=mapper.get("identityProviderAlias"),
             )
         )
     for provider_type, components in (rep.get("components") or {}).items():
