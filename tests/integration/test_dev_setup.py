@@ -19,7 +19,12 @@ pytestmark = pytest.mark.integration
 SCRIPTS = REPO_ROOT / "_dev-env" / "scripts"
 DEV_SETUP = SCRIPTS / "dev-setup.bash"
 # With build-tilt.bash present, Tilt (with its dashboard) is built by that script.
-GO_BUILT = "minio mailpit" if (SCRIPTS / "build-tilt.bash").exists() else "minio mailpit tilt"
+# kube-apiserver is built by build-kube-apiserver.bash, after the Go modules above.
+GO_BUILT = (
+    "minio mailpit kube-apiserver"
+    if (SCRIPTS / "build-tilt.bash").exists()
+    else "minio mailpit tilt kube-apiserver"
+)
 POSTGRES_VERSION = versions()["POSTGRES_VERSION"]
 TOOLS = [
     "postgresql-client",
@@ -33,6 +38,7 @@ TOOLS = [
     "unzip",
     "iproute2",
     "wrk",
+    "etcd-server",
     "python-venv",
     "temporal",
     "caddy",
@@ -42,6 +48,7 @@ TOOLS = [
     "minio",
     "mailpit",
     "tilt",
+    "kube-apiserver",
     "reserved",  # the port blocks, kept out of the ephemeral range
 ]
 
