@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.settings import REPO_ROOT
@@ -167,5 +168,60 @@ async def test_fixture_file_edits_are_created(local_stack: LocalStack, tmp_path:
             "+group:/Équipe Nord/Sous-groupe + ajouté",
             "+user:ajouté+02",
         ]
+        again = await import_realm(env)
+        assert (again.result.outcome, again.writes) == ("unchanged", [])
+
+
+async def test_legacy_fixture_is_refused_before_any_write(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """A Keycloak 17-23 file: what Keycloak 26 would drop or read otherwise is refused, each
+    with its path, before the realm is created."""
+    async with realm_env(local_stack.settings, tmp_path) as (env, admin):
+        install_fixture(env, "legacy-kc17-23.json")
+        with pytest.raises(ApplicationError) as info:
+            await import_realm(env)
+        assert (await admin.call("GET", "")).status_code == 404
+    assert info.value.non_retryable
+    message = info.value.message
+    assert message.startswith("attributes.userProfileEnabled: Keycloak 24+ always has")
+    for path in (
+        "identityProviders[0].updateProfileFirstLoginMode",
+        "requiredActions[1].alias",
+        "components.org.keycloak.storage.UserStorageProvider[0].config.useTruststoreSpi",
+        "defaultDefaultClientScopes",
+    ):
+        assert f"{path}: " in message, path
+
+
+def _as_suggested(realm: dict[str, Any]) -> None:
+    """What the refusals of the legacy file say to do."""
+    realm["attributes"].pop("userProfileEnabled")
+    for provider in realm["identityProviders"]:
+        provider.pop("updateProfileFirstLoginMode", None)
+    for action in realm["requiredActions"]:
+        if action["alias"] == "terms_and_conditions":
+            action["alias"] = action["providerId"] = "TERMS_AND_CONDITIONS"
+    ldap = realm["components"]["org.keycloak.storage.UserStorageProvider"][0]
+    ldap["config"]["useTruststoreSpi"] = ["always"]
+    used = {*realm["defaultDefaultClientScopes"], *realm["defaultOptionalClientScopes"]}
+    for client in realm["clients"]:
+        used |= {*client.get("defaultClientScopes", []), *client.get("optionalClientScopes", [])}
+    defined = {scope["name"] for scope in realm["clientScopes"]}
+    realm["clientScopes"] += [
+        {"name": name, "protocol": "openid-connect"} for name in sorted(used - defined)
+    ]
+
+
+async def test_legacy_fixture_converges_once_corrected(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """With the corrections the refusals ask for, the legacy file is created (hashed and clear
+    credentials, service account, nested groups) and the re-run writes nothing."""
+    async with realm_env(local_stack.settings, tmp_path) as (env, _):
+        install_fixture(env, "legacy-kc17-23.json")
+        edit_file(env, _as_suggested)
+        first = await import_realm(env)
+        assert (first.result.outcome, first.writes) == ("created", ["POST /realms"])
         again = await import_realm(env)
         assert (again.result.outcome, again.writes) == ("unchanged", [])

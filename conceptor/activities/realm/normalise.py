@@ -122,10 +122,13 @@ def _clients(rep: dict[str, Any], add: Any) -> None:
     for i, client in enumerate(rep.get("clients", [])):
         cid, src = client["clientId"], f"clients[{i}]"
         body = strip({k: v for k, v in client.items() if k not in _CLIENT_OWN})
-        overrides = client.get("authenticationFlowBindingOverrides") or {}
+        # An empty value means "no override": Keycloak drops it.
+        overrides = {
+            k: v for k, v in (client.get("authenticationFlowBindingOverrides") or {}).items() if v
+        }
         if overrides:  # exports hold flow ids; files may hold aliases: compare by alias
             body["authenticationFlowBindingOverrides"] = {
-                k: flows.get(v, v) for k, v in overrides.items()
+                k: flows.get(v, v) for k, v in overrides.items() if v
             }
         members: dict[str, frozenset[Ref]] = {
             "defaultClientScopes": frozenset(

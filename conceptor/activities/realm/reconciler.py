@@ -54,15 +54,12 @@ class RealmReconciler:
         return live_rep, result
 
     def _refuse(self, result: RealmDiff) -> None:
+        """Every refusal at once (the first ten in full), so one edit of the file fixes all."""
         if not result.refusals:
             return
-        first = result.refusals[0]
-        more = len(result.refusals) - 1
-        msg = first.message + (
-            f" (and {more} more refused: {'; '.join(r.message for r in result.refusals[1:4])})"
-            if more
-            else ""
-        )
+        shown = [r.message for r in result.refusals[:10]]
+        left = len(result.refusals) - len(shown)
+        msg = "; ".join(shown) + (f"; and {left} more refused" if left else "")
         raise ApplicationError(msg, type=UNMANAGED, non_retryable=True)
 
     async def run(self, *, plan: bool, before_writes: Callable[[Diff], None] = _nothing) -> Diff:
