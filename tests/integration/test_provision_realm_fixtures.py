@@ -101,6 +101,12 @@ async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_
         default_role = f"default-roles-{env.realm}"
         reader = await admin.json(f"/roles/{q('lecteur')}")
         await admin.ok("DELETE", f"/roles/{q(default_role)}/composites", [reader])
+        components = await admin.json("/components?type=org.keycloak.keys.KeyProvider")
+        by_name = {c["name"]: c for c in components}
+        await admin.ok("DELETE", f"/components/{by_name['hmac fixture']['id']}")
+        rsa = by_name["clé rsa fixture"]
+        rsa_config = {**rsa["config"], "priority": ["1"]}
+        await admin.ok("PUT", f"/components/{rsa['id']}", {**rsa, "config": rsa_config})
         provider = "/identity-provider/instances/partenaire-oidc"
         idp_mappers = await admin.json(f"{provider}/mappers")
         await admin.ok("DELETE", f"{provider}/mappers/{idp_mappers[0]['id']}")
@@ -134,6 +140,8 @@ async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_
             f"+identity-provider-mapper:partenaire-oidc/{idp_mappers[0]['name']}",
             "~identity-provider:partenaire-oidc",
             "~required-action:TERMS_AND_CONDITIONS",
+            "+component:org.keycloak.keys.KeyProvider/hmac fixture",
+            "~component:org.keycloak.keys.KeyProvider/clé rsa fixture",
         }
         assert expected <= changed, sorted(expected - changed)
         again = await import_realm(env)

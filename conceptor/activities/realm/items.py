@@ -29,13 +29,13 @@ MANAGED_KINDS: tuple[str, ...] = (
     "identity-provider",
     "identity-provider-mapper",
     "required-action",
+    "component",
 )
 # Kinds that are only compared: equal to the live state is `unchanged`, anything else is refused.
 COMPARED_KINDS: tuple[str, ...] = (
     "client-authorization",
     "authentication-flow",
     "authenticator-config",
-    "component",
 )
 ORDER = {kind: i for i, kind in enumerate(MANAGED_KINDS + COMPARED_KINDS)}
 

@@ -18,7 +18,10 @@ ELEMENT_KEYS = frozenset(
     }
 )  # fmt: skip
 # Server-assigned or informational: never compared, never written.
-_IGNORED = frozenset({"id", "containerId", "internalId", "keycloakVersion", "notBefore"})
+# (`parentId`: groups are known by path, components by type and name.)
+_IGNORED = frozenset(
+    {"id", "containerId", "internalId", "parentId", "keycloakVersion", "notBefore"}
+)
 # Key providers' material and use: Keycloak's partial export leaves them out (only its full
 # export, `kc.sh export`, has them), so they cannot be compared.
 _KEY_MATERIAL = frozenset({"privateKey", "certificate", "secret", "kid", "keyUse"})
@@ -63,7 +66,7 @@ def items_of(rep: dict[str, Any]) -> dict[tuple[str, str], Item]:
 
     name = str(rep.get("realm", ""))
     settings = {k: v for k, v in rep.items() if k not in ELEMENT_KEYS and k not in _IGNORED}
-    add(Item("realm", name, strip(settings), source="."))
+    add(Item("realm", name, strip(settings), source=".", live_id=rep.get("id")))
     for key, which in (
         ("defaultDefaultClientScopes", "default"),
         ("defaultOptionalClientScopes", "optional"),
@@ -234,6 +237,9 @@ def _compared(rep: dict[str, Any], add: Any) -> None:
                     name,
                     _component(component),
                     source=f"components.{provider_type}[{i}]",
+                    live_id=component.get("id"),
+                    parent=provider_type,
+                    extra={"raw": component},  # key material included: written on creation
                 )
             )
     _scope_mappings(rep, add)
