@@ -20,7 +20,6 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from conceptor.contracts import (
-    CORE_QUEUE,
     DRIFT_WATCH_SCHEDULE_ID,
     DRIFT_WATCH_WORKFLOW,
     REGISTER_DRIFT_WATCH,
@@ -30,12 +29,10 @@ from conceptor.platform.settings import Settings
 DRIFT_RUN_ID = "drift-watch-run"  # the schedule appends the time of each run
 
 
-def drift_schedule(interval_seconds: float) -> Schedule:
+def drift_schedule(interval_seconds: float, *, task_queue: str, run_id: str) -> Schedule:
     """Every `interval_seconds`, one DriftWatchWorkflow; a run still going skips the next."""
     return Schedule(
-        action=ScheduleActionStartWorkflow(
-            DRIFT_WATCH_WORKFLOW, id=DRIFT_RUN_ID, task_queue=CORE_QUEUE
-        ),
+        action=ScheduleActionStartWorkflow(DRIFT_WATCH_WORKFLOW, id=run_id, task_queue=task_queue),
         spec=ScheduleSpec(
             intervals=[ScheduleIntervalSpec(every=timedelta(seconds=interval_seconds))]
         ),
@@ -62,7 +59,10 @@ class DriftWatchActivities:
         """`created`, `updated`, `unchanged`, `removed` or `off`, from the live schedule."""
         client = activity.client()
         interval = self.settings.drift_interval_seconds
-        handle = client.get_schedule_handle(DRIFT_WATCH_SCHEDULE_ID)
+        schedule_id = self.settings.drift_watch_schedule_id
+        # The queue this worker serves (core): it hosts the drift workflow as well.
+        queue = activity.info().task_queue
+        handle = client.get_schedule_handle(schedule_id)
         try:
             live = await handle.describe()
         except RPCError as exc:
@@ -74,10 +74,11 @@ class DriftWatchActivities:
                 return "off"
             await handle.delete()
             return "removed"
-        wanted = drift_schedule(interval)
+        run_id = DRIFT_RUN_ID if schedule_id == DRIFT_WATCH_SCHEDULE_ID else f"{schedule_id}-run"
+        wanted = drift_schedule(interval, task_queue=queue, run_id=run_id)
         if live is None:
             try:
-                await client.create_schedule(DRIFT_WATCH_SCHEDULE_ID, wanted)
+                await client.create_schedule(schedule_id, wanted)
                 return "created"
             except ScheduleAlreadyRunningError:  # a concurrent run created it just now
                 live = await handle.describe()
@@ -86,7 +87,7 @@ class DriftWatchActivities:
             _interval_of(live.schedule) == interval
             and isinstance(action, ScheduleActionStartWorkflow)
             and action.workflow == DRIFT_WATCH_WORKFLOW
-            and action.task_queue == CORE_QUEUE
+            and action.task_queue == queue
         ):
             return "unchanged"
 

@@ -97,16 +97,29 @@ def migration_changes(files: list[MigrationFile], applied: dict[str, str]) -> li
 
 
 def schema_drift(live: Schema, expected: Schema) -> list[Change]:
-    """Tables, and columns of expected tables, that the live database has and no applied
-    migration created: reported (`drift`), never touched. What is missing is not drift here:
-    a pending migration may be about to create it."""
+    """How the live schema departs from what the applied migrations create: tables and
+    columns none of them created, and tables and columns they created that are gone (fields
+    `["missing"]`). Reported (`drift`), never touched: a dropped table's data is not the
+    migrations' to restore, and an extra one may be a developer's experiment.
+
+    `expected` is the schema of the migrations already applied, so a table a pending
+    migration is about to create is not reported missing.
+    """
     changes: list[Change] = []
-    for table in sorted(live):
+    for table in sorted(set(live) | set(expected)):
         if table not in expected:
             changes.append(Change(kind="table", name=table, action="drift"))
             continue
+        if table not in live:
+            changes.append(Change(kind="table", name=table, action="drift", fields=["missing"]))
+            continue
         extra = sorted(set(live[table]) - set(expected[table]))
         changes.extend(Change(kind="column", name=f"{table}.{c}", action="drift") for c in extra)
+        gone = sorted(set(expected[table]) - set(live[table]))
+        changes.extend(
+            Change(kind="column", name=f"{table}.{c}", action="drift", fields=["missing"])
+            for c in gone
+        )
     return changes
 
 

@@ -12,12 +12,16 @@ from temporalio.client import Client
 
 from conceptor.api.singleflight import SingleFlight
 from conceptor.client.plan import DriftStatus, drift_status
+from conceptor.contracts import DRIFT_WATCH_SCHEDULE_ID
 
 FRESH_SECONDS = 5.0
 
 
 class DriftReader:
-    def __init__(self, fresh_seconds: float = FRESH_SECONDS) -> None:
+    def __init__(
+        self, schedule_id: str = DRIFT_WATCH_SCHEDULE_ID, fresh_seconds: float = FRESH_SECONDS
+    ) -> None:
+        self._schedule_id = schedule_id
         self._fresh = fresh_seconds
         self._flight: SingleFlight[DriftStatus] = SingleFlight()
         self._last: tuple[float, DriftStatus] | None = None
@@ -29,6 +33,6 @@ class DriftReader:
         return await self._flight.run(lambda: self._read(client))
 
     async def _read(self, client: Client) -> DriftStatus:
-        status = await drift_status(client)
+        status = await drift_status(client, schedule_id=self._schedule_id)
         self._last = (time.monotonic(), status)
         return status

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 from conceptor.api.auth import JWKSUnavailableError, TokenVerifier
 from conceptor.api.deps import Resources
+from conceptor.api.drift_reads import DriftReader
 from conceptor.api.limits import BodyLimitMiddleware, BodyRule
 from conceptor.api.routes import health, links, media, provision, status, workers
 from conceptor.platform.logging import get_logger
@@ -60,6 +61,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         verifier=TokenVerifier(settings, http),
         temporal=temporal,
         db=db,
+        drift=DriftReader(settings.drift_watch_schedule_id),
     )
     try:
         yield

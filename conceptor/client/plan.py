@@ -11,6 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from conceptor.client.provisioning import start_provision
 from conceptor.contracts import (
+    CORE_QUEUE,
     DRIFT_WATCH_SCHEDULE_ID,
     RECONCILING_STEPS,
     ChangeAction,
@@ -80,9 +81,17 @@ def plan_from_result(
     )
 
 
-async def make_plan(client: Client, *, steps: list[StepName] | None = None) -> Plan:
+async def make_plan(
+    client: Client,
+    *,
+    steps: list[StepName] | None = None,
+    task_queue: str = CORE_QUEUE,
+    workflow_id: str | None = None,
+) -> Plan:
     """Run ProvisionPlanWorkflow (or attach to the one running) and read its plan."""
-    handle = await start_provision(client, steps=steps, plan=True)
+    handle = await start_provision(
+        client, steps=steps, plan=True, task_queue=task_queue, workflow_id=workflow_id
+    )
     try:
         result = await handle.result()
     except WorkflowFailureError as exc:
@@ -114,9 +123,11 @@ class DriftStatus(BaseModel):
     since: dict[str, datetime] = Field(default_factory=dict)  # item label -> first seen
 
 
-async def drift_status(client: Client) -> DriftStatus:
+async def drift_status(
+    client: Client, *, schedule_id: str = DRIFT_WATCH_SCHEDULE_ID
+) -> DriftStatus:
     """Read the schedule and the results of its recent runs (no new check is started)."""
-    handle = client.get_schedule_handle(DRIFT_WATCH_SCHEDULE_ID)
+    handle = client.get_schedule_handle(schedule_id)
     try:
         desc = await handle.describe()
     except RPCError as exc:

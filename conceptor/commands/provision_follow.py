@@ -170,8 +170,9 @@ async def apply_plan(path: Path, timeout: float) -> int:
 
 
 async def drift(*, check: bool, as_json: bool) -> int:
-    client = await connect_with_retry(get_settings(), timeout=60)
-    status = await drift_status(client)
+    settings = get_settings()
+    client = await connect_with_retry(settings, timeout=60)
+    status = await drift_status(client, schedule_id=settings.drift_watch_schedule_id)
     if as_json:
         print(status.model_dump_json(indent=2))
     elif not status.watching:
@@ -206,10 +207,11 @@ async def drift(*, check: bool, as_json: bool) -> int:
 
 async def watch_drift(every: float) -> int:
     """Follow the drift watch; return 2 (Tilt shows red) once its latest check found drift."""
-    client = await connect_with_retry(get_settings(), timeout=None)
+    settings = get_settings()
+    client = await connect_with_retry(settings, timeout=None)
     seen: str | None = None
     while True:
-        status = await drift_status(client)
+        status = await drift_status(client, schedule_id=settings.drift_watch_schedule_id)
         if status.latest_workflow_id != seen:
             seen = status.latest_workflow_id
             report = status.latest

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     # Data loss (a service back with none of its state) is always healed.
     drift_interval_seconds: float = Field(default=300.0, ge=0)
     drift_repair: bool = False
+    # The schedule's id (the Web UI's Schedules page); tests give each environment its own.
+    drift_watch_schedule_id: str = "drift-watch"
 
     # Workers and the media pipeline (conceptor/workers, conceptor/activities/media.py)
     worker_grace_period_seconds: float = 30.0  # SIGTERM: in-flight activities get this long

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PROVISION_FAILED = "ProvisionFailed"
+STALE_PLAN = "StalePlan"
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
     backoff_coefficient=2.0,
@@ -108,8 +109,9 @@ def describe_failure(step: StepName, exc: ActivityError, deadline: float) -> str
 class Provisioner:
     """One provisioning pass over the chains: progress per step, applied or only planned."""
 
-    def __init__(self, plan: bool = False) -> None:
+    def __init__(self, plan: bool = False, *, show: bool = True) -> None:
         self.plan = plan
+        self.show = show  # False: a pass nobody watches (checking a saved plan first)
         self.reason: str | None = None
         self.progress = {s: StepProgress(step=s) for s in ALL_STEPS}
         self.finished = False
@@ -133,6 +135,10 @@ class Provisioner:
         started = workflow.now()
         self.publish()
         expected = input.expected or {}
+        if expected and not self.plan:
+            # Every step's state is checked before any step writes: a stale plan is refused
+            # whole, never half applied. (Each step checks again right before writing.)
+            await self._refuse_if_stale(input, deadline, expected)
         await asyncio.gather(
             *(self._chain(chain, selected, deadline, expected) for chain in CHAINS)
         )
@@ -147,6 +153,37 @@ class Provisioner:
             steps={p.step: p.result for p in self.progress.values() if p.result is not None},
             duration_seconds=round((workflow.now() - started).total_seconds(), 3),
         )
+
+    async def _refuse_if_stale(
+        self, input: ProvisionInput, deadline: float, expected: dict[str, PlanDigests]
+    ) -> None:
+        checker = Provisioner(plan=True, show=False)
+        await checker.run(
+            ProvisionInput(steps=input.steps, step_deadline_seconds=deadline, plan=True)
+        )
+        stale: list[str] = []
+        for step, saw in sorted(expected.items()):
+            result = checker.progress[step].result if step in checker.progress else None
+            diff = result.diff if result is not None else None
+            if diff is None:
+                stale.append(f"{step} (not part of this run)")
+                continue
+            moved = [
+                what
+                for what, before, now in (
+                    ("files", saw.desired_digest, diff.desired_digest),
+                    ("live state", saw.live_digest, diff.live_digest),
+                )
+                if before != now
+            ]
+            if moved:
+                stale.append(f"{step} ({' and '.join(moved)} changed)")
+        if stale:
+            msg = (
+                "the plan is stale: " + "; ".join(stale) + ". Nothing was written; make a new "
+                "plan (conceptor provision --plan) and apply that one"
+            )
+            raise ApplicationError(msg, type=STALE_PLAN, non_retryable=True)
 
     def reconcile_input(
         self, step: StepName, expected: dict[str, PlanDigests]
@@ -186,6 +223,8 @@ class Provisioner:
 
     def publish(self) -> None:
         """The Markdown the Web UI shows under "Current details" while the run is open."""
+        if not self.show:
+            return
         header = [f"**Why:** {self.reason}", ""] if self.reason else []
         workflow.set_current_details("\n".join([*header, *self._steps_table(), *self._plan()]))
 

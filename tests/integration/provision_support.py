@@ -23,6 +23,7 @@ import httpx
 from botocore.exceptions import ClientError
 from pydantic import SecretStr
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from conceptor.activities.provisioning import provisioning_activities
@@ -31,6 +32,7 @@ from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
+from conceptor.workflows.drift import DRIFT_WORKFLOWS
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
 from tests.helpers import wait_until
 
@@ -67,6 +69,9 @@ class ProvisionEnv:
             "CENTRAL_REALM_FILE": str(s.realm_file),
             "CENTRAL_MIGRATIONS_DIR": str(s.migrations_dir),
             "CENTRAL_PROVISION_STEP_DEADLINE_SECONDS": str(s.provision_step_deadline_seconds),
+            "CENTRAL_DRIFT_INTERVAL_SECONDS": str(s.drift_interval_seconds),
+            "CENTRAL_DRIFT_REPAIR": str(s.drift_repair).lower(),
+            "CENTRAL_DRIFT_WATCH_SCHEDULE_ID": s.drift_watch_schedule_id,
         }
 
 
@@ -113,6 +118,9 @@ async def isolated_env(
             "realm_name": realm,
             "realm_file": realm_file,
             "provision_step_deadline_seconds": deadline,
+            # Each environment its own drift watch, off unless a test turns it on.
+            "drift_interval_seconds": 0.0,
+            "drift_watch_schedule_id": f"drift-watch-{tag}",
             **overrides,
         }
     )
@@ -120,8 +128,15 @@ async def isolated_env(
     try:
         yield env
     finally:
+        await _delete_schedule(base, settings.drift_watch_schedule_id)
         await _terminate_open_runs(base, env.queue)
         await _cleanup(base, env)
+
+
+async def _delete_schedule(base: Settings, schedule_id: str) -> None:
+    client = await connect(base)
+    with suppress(RPCError):  # never created (the watch is off unless a test turns it on)
+        await client.get_schedule_handle(schedule_id).delete()
 
 
 async def _terminate_open_runs(base: Settings, queue: str) -> None:
@@ -162,7 +177,7 @@ def in_process_worker(client: Client, env: ProvisionEnv) -> Worker:
     return Worker(
         client,
         task_queue=env.queue,
-        workflows=PROVISIONING_WORKFLOWS,
+        workflows=[*PROVISIONING_WORKFLOWS, *DRIFT_WORKFLOWS],
         activities=provisioning_activities(env.settings),
     )
 
