@@ -69,13 +69,17 @@ async def test_500_on_creation_names_the_element(local_stack: LocalStack, tmp_pa
 async def test_unmanaged_difference_is_refused_before_any_write(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
-    """An authentication flow added to the file of an existing realm is refused with its path,
-    and nothing else of the edit (a new role) is written either."""
+    """Authorization settings added to a client of an existing realm are refused with their
+    path, and nothing else of the edit (a new role) is written either."""
 
     def edit(realm: dict[str, Any]) -> None:
         realm["roles"]["realm"].append({"name": "auditor"})
-        flow = {"alias": "my flow", "providerId": "basic-flow", "topLevel": True}
-        realm["authenticationFlows"] = [{**flow, "authenticationExecutions": []}]
+        api = next(c for c in realm["clients"] if c.get("serviceAccountsEnabled"))
+        api["authorizationServicesEnabled"] = True
+        api["authorizationSettings"] = {
+            "policyEnforcementMode": "ENFORCING",
+            "resources": [{"name": "reports", "uris": ["/reports/*"]}],
+        }
 
     async with realm_env(local_stack.settings, tmp_path) as (env, admin):
         await import_realm(env)
@@ -86,7 +90,8 @@ async def test_unmanaged_difference_is_refused_before_any_write(
     assert info.value.non_retryable
     assert info.value.type == "Unmanaged"
     assert info.value.message.startswith(
-        "authenticationFlows[0]: authentication-flow 'my flow' is absent from the live realm, and "
+        "clients[1].authorizationSettings: client-authorization 'conceptor-api' is absent from "
+        "the live realm, and "
         "provisioning only compares this kind of element; "
     )
     assert role.status_code == 404

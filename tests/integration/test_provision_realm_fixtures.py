@@ -107,6 +107,16 @@ async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_
         rsa = by_name["clé rsa fixture"]
         rsa_config = {**rsa["config"], "priority": ["1"]}
         await admin.ok("PUT", f"/components/{rsa['id']}", {**rsa, "config": rsa_config})
+        flow = f"/authentication/flows/{q('navigateur à 2 facteurs')}/executions"
+        cookie = next(e for e in await admin.json(flow) if e.get("providerId") == "auth-cookie")
+        await admin.ok("PUT", flow, {**cookie, "requirement": "DISABLED"})
+        redirect = next(
+            c
+            for c in (await admin.partial_export())["authenticatorConfig"]
+            if c["alias"] == "redirection partenaire"
+        )
+        config = {**redirect, "config": {"defaultProvider": "autre"}}
+        await admin.ok("PUT", f"/authentication/config/{redirect['id']}", config)
         provider = "/identity-provider/instances/partenaire-oidc"
         idp_mappers = await admin.json(f"{provider}/mappers")
         await admin.ok("DELETE", f"{provider}/mappers/{idp_mappers[0]['id']}")
@@ -142,10 +152,57 @@ async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_
             "~required-action:TERMS_AND_CONDITIONS",
             "+component:org.keycloak.keys.KeyProvider/hmac fixture",
             "~component:org.keycloak.keys.KeyProvider/clé rsa fixture",
+            "~authentication-flow:navigateur à 2 facteurs",
+            "~authenticator-config:redirection partenaire",
         }
         assert expected <= changed, sorted(expected - changed)
         again = await import_realm(env)
         assert (again.result.outcome, again.writes) == ("unchanged", [])
+
+
+def _flows(realm: dict[str, Any]) -> None:
+    """A new top-level flow with a subflow, executions and an authenticator config."""
+    realm["authenticationFlows"] += [
+        {
+            "alias": "flux ajouté",
+            "description": "cookie ou sous-flux",
+            "providerId": "basic-flow",
+            "topLevel": True,
+            "builtIn": False,
+            "authenticationExecutions": [
+                {"authenticator": "auth-cookie", "requirement": "ALTERNATIVE", "priority": 10},
+                {
+                    "authenticatorFlow": True,
+                    "flowAlias": "sous-flux ajouté",
+                    "requirement": "ALTERNATIVE",
+                    "priority": 20,
+                },
+            ],
+        },
+        {
+            "alias": "sous-flux ajouté",
+            "description": "formulaire",
+            "providerId": "basic-flow",
+            "topLevel": False,
+            "builtIn": False,
+            "authenticationExecutions": [
+                {
+                    "authenticator": "auth-username-password-form",
+                    "requirement": "REQUIRED",
+                    "priority": 10,
+                },
+                {
+                    "authenticator": "identity-provider-redirector",
+                    "authenticatorConfig": "redirection ajoutée",
+                    "requirement": "DISABLED",
+                    "priority": 20,
+                },
+            ],
+        },
+    ]
+    realm["authenticatorConfig"].append(
+        {"alias": "redirection ajoutée", "config": {"defaultProvider": "partenaire-oidc"}}
+    )
 
 
 def _additions(realm: dict[str, Any]) -> None:
@@ -164,13 +221,18 @@ def _additions(realm: dict[str, Any]) -> None:
 
 
 async def test_fixture_file_edits_are_created(local_stack: LocalStack, tmp_path: Path) -> None:
-    """A client role, a client scope, a subgroup and a user added to an export: each created."""
+    """A client role, a client scope, a subgroup, a user and a flow with a subflow and a config
+    added to an export: each created."""
     async with realm_env(local_stack.settings, tmp_path) as (env, _):
         install_fixture(env, "generated-small.json")
         await import_realm(env)
         edit_file(env, _additions)
+        edit_file(env, _flows)
         edited = await import_realm(env)
         assert edited.result.changed == [
+            "+authentication-flow:flux ajouté",
+            "+authentication-flow:sous-flux ajouté",
+            "+authenticator-config:redirection ajoutée",
             "+client-scope:portee-ajoutee",
             "+client-role:app-00/nouveau rôle",
             "+group:/Équipe Nord/Sous-groupe + ajouté",

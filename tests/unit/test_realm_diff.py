@@ -68,6 +68,7 @@ def test_same_state_is_unchanged_everywhere() -> None:
     diff = compare("realm demo", items_of(rep), items_of(_live(rep))).diff
     assert diff.is_empty
     assert [c.label for c in diff.changes] == [
+        "authentication-flow:mine",
         "realm:demo",
         "client:app",
         "client-mapper:app/aud",
@@ -77,7 +78,6 @@ def test_same_state_is_unchanged_everywhere() -> None:
         "group:/A",
         "group:/A/B c",
         "user:zoé",
-        "authentication-flow:mine",
     ]
     assert diff.desired_digest != diff.live_digest
 
@@ -126,12 +126,29 @@ def test_absent_realm_makes_every_element_a_creation() -> None:
 
 
 def test_compared_only_kind_that_differs_is_refused_with_its_path() -> None:
+    """Authorization settings (compared only) that differ: refused, naming the JSON path."""
+    rep = _file()
+    rep["clients"][0]["authorizationSettings"] = {"policyEnforcementMode": "ENFORCING"}
+    live = _live(rep)
+    live["clients"][0]["authorizationSettings"] = {"policyEnforcementMode": "PERMISSIVE"}
+    result = compare("realm demo", items_of(rep), items_of(live))
+    assert [r.message.split(":")[0] for r in result.refusals] == [
+        "clients[0].authorizationSettings"
+    ]
+    assert all(r.non_retryable for r in result.refusals)
+
+
+def test_flow_executions_compare_as_an_unordered_list() -> None:
+    """A changed priority of a flow's execution is an update of that flow, naming the field."""
     rep = _file()
     live = _live(rep)
-    live["authenticationFlows"][0]["authenticationExecutions"][1]["priority"] = 30
-    result = compare("realm demo", items_of(rep), items_of(live))
-    assert [r.message.split(":")[0] for r in result.refusals] == ["authenticationFlows[0]"]
-    assert all(r.non_retryable for r in result.refusals)
+    live["authenticationFlows"][0]["authenticationExecutions"].reverse()
+    assert compare("r", items_of(rep), items_of(live)).diff.is_empty
+    live["authenticationFlows"][0]["authenticationExecutions"][0]["priority"] = 30
+    pending = compare("r", items_of(rep), items_of(live)).diff.pending
+    assert [(c.label, c.fields) for c in pending] == [
+        ("authentication-flow:mine", ["authenticationExecutions"])
+    ]
 
 
 def test_masked_values_are_not_compared() -> None:

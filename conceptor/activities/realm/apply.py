@@ -8,27 +8,16 @@ from typing import Any
 from temporalio import activity
 
 from conceptor.activities.keycloak_admin import KeycloakAdmin
-from conceptor.activities.realm.items import MASK, ORDER, Item, Ref
+from conceptor.activities.realm.apply_support import merged, without_masked
+from conceptor.activities.realm.components import ComponentWriter
+from conceptor.activities.realm.flows import FlowWriter, depth
+from conceptor.activities.realm.items import ORDER, Item
 from conceptor.activities.realm.lookup import Lookup
+from conceptor.activities.realm.members import MemberWriter
 from conceptor.activities.realm.snapshot import q
 from conceptor.contracts import Change, Diff
 
 Items = dict[tuple[str, str], Item]
-
-
-def merged(have: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
-    """`want` over `have`, attributes merged key by key (a PUT replaces the whole map)."""
-    out = {**have, **want}
-    if isinstance(have.get("attributes"), dict) and isinstance(want.get("attributes"), dict):
-        out["attributes"] = {**have["attributes"], **want["attributes"]}
-    return out
-
-
-def without_masked(value: dict[str, Any]) -> dict[str, Any]:
-    """Without the values Keycloak hides: writing `**********` back would set it."""
-    return {
-        k: without_masked(v) if isinstance(v, dict) else v for k, v in value.items() if v != MASK
-    }
 
 
 class Applier:
@@ -41,10 +30,13 @@ class Applier:
         self.ids = Lookup(admin, realm, live)
         self.desired_realm = realm
         self.base = self.ids.base
+        self.flows = FlowWriter(admin, self.base, desired, live)
+        self.components = ComponentWriter(admin, self.base, self.ids, realm)
+        self.members = MemberWriter(admin, self.base, self.ids, live)
 
     async def run(self, diff: Diff) -> None:
         pending = [c for c in diff.pending if c.action != "delete"]
-        pending.sort(key=lambda c: (ORDER[c.kind], c.name.count("/"), c.name))
+        pending.sort(key=lambda c: (ORDER[c.kind], self._depth(c), c.name.count("/"), c.name))
         writers: dict[str, Callable[[Change, Item], Awaitable[None]]] = {
             "realm": self._realm,
             "client-scope": self._scope,
@@ -62,6 +54,8 @@ class Applier:
             "identity-provider-mapper": self._provider_mapper,
             "required-action": self._required_action,
             "component": self._component,
+            "authentication-flow": self._flow,
+            "authenticator-config": self._flow_config,
         }
         for change in pending:
             await writers[change.kind](change, self.desired[(change.kind, change.name)])
@@ -80,6 +74,17 @@ class Applier:
         deletions.sort(key=lambda c: (-ORDER[c.kind], -c.name.count("/")))
         for change in deletions:
             await self._delete(change)
+
+    def _depth(self, change: Change) -> int:
+        if change.kind != "authentication-flow":
+            return 0
+        return depth(self.desired, change.name)
+
+    async def _flow(self, change: Change, item: Item) -> None:
+        await self.flows.flow(change, item, self._where(item))
+
+    async def _flow_config(self, change: Change, item: Item) -> None:
+        await self.flows.config(change, item, self._where(item))
 
     def _where(self, item: Item) -> str:
         return f"{item.source} ({item.kind} {item.name})"
@@ -148,44 +153,7 @@ class Applier:
         )
 
     async def _component(self, change: Change, item: Item) -> None:
-        """A component and its sub-components (LDAP mappers); key material only on creation."""
-        where, collection = self._where(item), f"{self.base}/components"
-        if change.action == "create":
-            realm_id = self.ids.ids.get(("realm", self.desired_realm))
-            await self._create_component(item.extra["raw"], str(item.parent), realm_id, where)
-            return
-        cid = self.ids.ids[item.key]
-        live = await self.admin.get_json(f"{collection}/{cid}")
-        want = {k: v for k, v in item.body.items() if k != "subComponents"}
-        body = merged(live, without_masked(want))
-        body["config"] = {**live.get("config", {}), **without_masked(want.get("config", {}))}
-        await self.admin.call("PUT", f"{collection}/{cid}", json=body, where=where)
-        subs = await self.admin.get_json(f"{collection}?parent={cid}")
-        have = {(c.get("providerType"), c.get("name")): c for c in subs}
-        raw_subs = item.extra["raw"].get("subComponents") or {}
-        for sub_type, wanted in (item.body.get("subComponents") or {}).items():
-            for i, sub in enumerate(wanted):
-                found = have.get((sub_type, sub.get("name")))
-                if found is None:
-                    await self._create_component(raw_subs[sub_type][i], sub_type, cid, where)
-                    continue
-                sub_body = merged(found, without_masked(sub))
-                sub_body["config"] = {**found.get("config", {}), **sub.get("config", {})}
-                await self.admin.call(
-                    "PUT", f"{collection}/{found['id']}", json=sub_body, where=where
-                )
-
-    async def _create_component(
-        self, raw: dict[str, Any], provider_type: str, parent: str | None, where: str
-    ) -> None:
-        body = {k: v for k, v in raw.items() if k not in ("id", "subComponents", "parentId")}
-        body["providerType"] = provider_type
-        if parent:
-            body["parentId"] = parent
-        new_id = await self.admin.create(f"{self.base}/components", body, where=where)
-        for sub_type, subs in (raw.get("subComponents") or {}).items():
-            for sub in subs:
-                await self._create_component(sub, sub_type, new_id, where)
+        await self.components.write(change, item, self._where(item))
 
     async def _default_scopes(self, change: Change, item: Item) -> None:
         """Membership only: handled with the other members."""
@@ -250,80 +218,7 @@ class Applier:
         """Roles only (service accounts, scope mappings): handled with the other members."""
 
     async def _members(self, item: Item) -> None:
-        """Add what the live element lacks of its composites, grants, groups and scopes."""
-        have = self.live.get(item.key)
-        where = self._where(item)
-        for name, refs in sorted(item.members.items()):
-            lacking = sorted(refs - (have.members.get(name, frozenset()) if have else frozenset()))
-            if not lacking:
-                continue
-            if name == "composites":
-                own: Ref = ("realm", item.body["name"])
-                if item.kind == "client-role":
-                    own = ("client", str(item.parent), item.body["name"])
-                role = await self.ids.role(own)
-                reps = [await self.ids.role(r) for r in lacking]
-                await self.admin.call(
-                    "POST",
-                    f"{self.base}/roles-by-id/{role['id']}/composites",
-                    json=reps,
-                    where=where,
-                )
-            elif name == "roles":
-                await self._grant(item, lacking, where)
-            elif name == "groups":
-                uid = self.ids.ids[item.key]
-                for ref in lacking:
-                    gid = self.ids.ids[("group", ref[1])]
-                    await self.admin.call(
-                        "PUT", f"{self.base}/users/{uid}/groups/{gid}", where=where
-                    )
-            elif item.kind == "default-client-scopes":
-                which = (
-                    "default-default-client-scopes"
-                    if item.name == "default"
-                    else "default-optional-client-scopes"
-                )
-                for ref in lacking:
-                    await self.admin.call(
-                        "PUT", f"{self.base}/{which}/{await self.ids.scope(ref[1])}", where=where
-                    )
-            else:  # a client's default or optional client scopes
-                cid = await self.ids.client(item.name)
-                which = (
-                    "default-client-scopes"
-                    if name == "defaultClientScopes"
-                    else "optional-client-scopes"
-                )
-                for ref in lacking:
-                    await self.admin.call(
-                        "PUT",
-                        f"{self.base}/clients/{cid}/{which}/{await self.ids.scope(ref[1])}",
-                        where=where,
-                    )
-
-    async def _grant(self, item: Item, refs: list[Ref], where: str) -> None:
-        if item.kind == "group":
-            owner = f"{self.base}/groups/{self.ids.ids[item.key]}/role-mappings"
-        elif item.kind == "user":
-            owner = f"{self.base}/users/{self.ids.ids[item.key]}/role-mappings"
-        elif item.kind == "scope-mapping":
-            what, _, name = item.name.partition(":")
-            if what == "client":
-                owner = f"{self.base}/clients/{await self.ids.client(name)}/scope-mappings"
-            else:
-                owner = f"{self.base}/client-scopes/{await self.ids.scope(name)}/scope-mappings"
-        else:
-            cid = await self.ids.client(item.name)
-            user = await self.admin.get_json(f"{self.base}/clients/{cid}/service-account-user")
-            owner = f"{self.base}/users/{user['id']}/role-mappings"
-        realm_roles = [await self.ids.role(r) for r in refs if r[0] == "realm"]
-        if realm_roles:
-            await self.admin.call("POST", f"{owner}/realm", json=realm_roles, where=where)
-        for client_id in sorted({r[1] for r in refs if r[0] == "client"}):
-            reps = [await self.ids.role(r) for r in refs if r[0] == "client" and r[1] == client_id]
-            cid = await self.ids.client(client_id)
-            await self.admin.call("POST", f"{owner}/clients/{cid}", json=reps, where=where)
+        await self.members.add(item, self._where(item))
 
     async def _delete(self, change: Change) -> None:
         item = self.live[(change.kind, change.name)]

@@ -14,6 +14,8 @@ Ref = tuple[str, ...]
 # element refers to is written before it (scopes before clients, clients before their roles,
 # every role before any composite or grant, parent groups before subgroups).
 MANAGED_KINDS: tuple[str, ...] = (
+    "authentication-flow",
+    "authenticator-config",
     "realm",
     "client-scope",
     "client-scope-mapper",
@@ -32,11 +34,7 @@ MANAGED_KINDS: tuple[str, ...] = (
     "component",
 )
 # Kinds that are only compared: equal to the live state is `unchanged`, anything else is refused.
-COMPARED_KINDS: tuple[str, ...] = (
-    "client-authorization",
-    "authentication-flow",
-    "authenticator-config",
-)
+COMPARED_KINDS: tuple[str, ...] = ("client-authorization",)
 ORDER = {kind: i for i, kind in enumerate(MANAGED_KINDS + COMPARED_KINDS)}
 
 # Kinds that may be deleted in `managed` mode, by the word CENTRAL_REALM_MANAGED uses for them.

@@ -213,7 +213,14 @@ def _compared(rep: dict[str, Any], add: Any) -> None:
     )
     for key, kind, ident in keyed:
         for i, element in enumerate(rep.get(key, [])):
-            add(Item(kind, str(element.get(ident)), strip(element), source=f"{key}[{i}]"))
+            item = Item(
+                kind,
+                str(element.get(ident)),
+                strip(element),
+                source=f"{key}[{i}]",
+                live_id=element.get("id"),
+            )
+            add(item)
     for i, mapper in enumerate(rep.get("identityProviderMappers", [])):
         name = f"{mapper.get('identityProviderAlias')}/{mapper.get('name')}"
         add(
