@@ -14,11 +14,22 @@ def test_queues_declare_core_and_media() -> None:
     """core hosts provisioning + notifications; media hosts ingestion, blocking in a pool."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     core, media = QUEUES["core"], QUEUES["media"]
-    assert [w.__name__ for w in core.workflows()] == ["ProvisionWorkflow", "ResetPostgresWorkflow"]
+    assert [w.__name__ for w in core.workflows()] == [
+        "ProvisionWorkflow",
+        "ProvisionPlanWorkflow",
+        "ResetPostgresWorkflow",
+        "DriftWatchWorkflow",
+    ]
     core_names = {
         getattr(a, "__temporal_activity_definition").name for a in core.activities(settings)
     }
-    assert {"send_notification", "migrate_postgres", "ensure_buckets"} <= core_names
+    assert {
+        "send_notification",
+        "migrate_postgres",
+        "ensure_buckets",
+        "import_realm",
+        "register_drift_watch",
+    } <= core_names
     assert core.blocking(settings) is None
     assert [w.__name__ for w in media.workflows()] == ["MediaIngestWorkflow"]
     media_names = [
