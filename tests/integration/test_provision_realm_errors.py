@@ -69,17 +69,13 @@ async def test_500_on_creation_names_the_element(local_stack: LocalStack, tmp_pa
 async def test_unmanaged_difference_is_refused_before_any_write(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
-    """Authorization settings added to a client of an existing realm are refused with their
-    path, and nothing else of the edit (a new role) is written either."""
+    """An identity-provider link added to a user of an existing realm (Keycloak sets those only
+    with a new realm) is refused with its path; nothing else of the edit (a role) is written."""
 
     def edit(realm: dict[str, Any]) -> None:
         realm["roles"]["realm"].append({"name": "auditor"})
-        api = next(c for c in realm["clients"] if c.get("serviceAccountsEnabled"))
-        api["authorizationServicesEnabled"] = True
-        api["authorizationSettings"] = {
-            "policyEnforcementMode": "ENFORCING",
-            "resources": [{"name": "reports", "uris": ["/reports/*"]}],
-        }
+        link = {"identityProvider": "corp-sso", "userId": "1", "userName": "alice"}
+        realm["users"][0]["federatedIdentities"] = [link]
 
     async with realm_env(local_stack.settings, tmp_path) as (env, admin):
         await import_realm(env)
@@ -89,10 +85,10 @@ async def test_unmanaged_difference_is_refused_before_any_write(
         role = await admin.call("GET", "/roles/auditor")
     assert info.value.non_retryable
     assert info.value.type == "Unmanaged"
-    assert info.value.message.startswith(
-        "clients[1].authorizationSettings: client-authorization 'conceptor-api' is absent from "
-        "the live realm, and "
-        "provisioning only compares this kind of element; "
+    assert info.value.message == (
+        "users[0].federatedIdentities: identity-provider links of user 'alice' are only set "
+        "when the realm is created; link the account by logging in through the provider, or "
+        "remove the field"
     )
     assert role.status_code == 404
 

@@ -68,6 +68,20 @@ async def test_fixture_created_then_unchanged(
         edit_file(env, lambda r: r.update(shuffled(data, rng)))
         mixed = await import_realm(env)
         assert (mixed.result.outcome, mixed.writes) == ("unchanged", [])
+        if any(c.get("authorizationSettings") for c in data["clients"]):
+            # A policy of the client with authorization services deleted: imported again.
+            app1 = await admin.client_id("app-01")
+            authz = f"/clients/{app1}/authz/resource-server/policy"
+            policies = await admin.json(authz)
+            policy = next(p for p in policies if p["name"] == "Écriture des dossiers")
+            await admin.ok("DELETE", f"{authz}/{policy['id']}")
+            repaired = await import_realm(env)
+            assert repaired.result.changed == ["~client-authorization:app-01"]
+            assert repaired.writes == [
+                f"POST /realms/{env.realm}/clients/{app1}/authz/resource-server/import"
+            ]
+            again = await import_realm(env)
+            assert (again.result.outcome, again.writes) == ("unchanged", [])
 
 
 async def test_fixture_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Path) -> None:

@@ -125,17 +125,17 @@ def test_absent_realm_makes_every_element_a_creation() -> None:
     assert diff.counts()["created"] == 10
 
 
-def test_compared_only_kind_that_differs_is_refused_with_its_path() -> None:
-    """Authorization settings (compared only) that differ: refused, naming the JSON path."""
+def test_authorization_settings_that_differ_are_an_update() -> None:
+    """A client's authorization settings compare as one object, named by the field."""
     rep = _file()
     rep["clients"][0]["authorizationSettings"] = {"policyEnforcementMode": "ENFORCING"}
     live = _live(rep)
     live["clients"][0]["authorizationSettings"] = {"policyEnforcementMode": "PERMISSIVE"}
     result = compare("realm demo", items_of(rep), items_of(live))
-    assert [r.message.split(":")[0] for r in result.refusals] == [
-        "clients[0].authorizationSettings"
+    assert result.refusals == []
+    assert [(c.label, c.fields, c.source) for c in result.diff.pending] == [
+        ("client-authorization:app", ["policyEnforcementMode"], "clients[0].authorizationSettings")
     ]
-    assert all(r.non_retryable for r in result.refusals)
 
 
 def test_flow_executions_compare_as_an_unordered_list() -> None:

@@ -54,6 +54,7 @@ class Applier:
             "identity-provider-mapper": self._provider_mapper,
             "required-action": self._required_action,
             "component": self._component,
+            "client-authorization": self._authorization,
             "authentication-flow": self._flow,
             "authenticator-config": self._flow_config,
         }
@@ -154,6 +155,13 @@ class Applier:
 
     async def _component(self, change: Change, item: Item) -> None:
         await self.components.write(change, item, self._where(item))
+
+    async def _authorization(self, change: Change, item: Item) -> None:
+        """Keycloak's own import of a client's authorization settings: resources, scopes and
+        policies by name, created or overwritten."""
+        cid = await self.ids.client(str(item.parent))
+        path = f"{self.base}/clients/{cid}/authz/resource-server/import"
+        await self.admin.call("POST", path, json=item.extra["raw"], where=self._where(item))
 
     async def _default_scopes(self, change: Change, item: Item) -> None:
         """Membership only: handled with the other members."""

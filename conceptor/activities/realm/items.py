@@ -24,6 +24,7 @@ MANAGED_KINDS: tuple[str, ...] = (
     "client-mapper",
     "role",
     "client-role",
+    "client-authorization",
     "scope-mapping",
     "group",
     "user",
@@ -33,8 +34,9 @@ MANAGED_KINDS: tuple[str, ...] = (
     "required-action",
     "component",
 )
-# Kinds that are only compared: equal to the live state is `unchanged`, anything else is refused.
-COMPARED_KINDS: tuple[str, ...] = ("client-authorization",)
+# Kinds that are only compared: equal to the live state is `unchanged`, anything else is refused
+# (none today: every kind of element a realm file holds is managed).
+COMPARED_KINDS: tuple[str, ...] = ()
 ORDER = {kind: i for i, kind in enumerate(MANAGED_KINDS + COMPARED_KINDS)}
 
 # Kinds that may be deleted in `managed` mode, by the word CENTRAL_REALM_MANAGED uses for them.

@@ -146,7 +146,16 @@ def _clients(rep: dict[str, Any], add: Any) -> None:
             add(_mapper("client-mapper", cid, mapper, f"{src}.protocolMappers[{j}]"))
         if client.get("authorizationSettings"):
             authz = strip(client["authorizationSettings"])
-            add(Item("client-authorization", cid, authz, source=f"{src}.authorizationSettings"))
+            add(
+                Item(
+                    "client-authorization",
+                    cid,
+                    authz,
+                    source=f"{src}.authorizationSettings",
+                    parent=cid,
+                    extra={"raw": client["authorizationSettings"]},
+                )
+            )
 
 
 def _group(group: dict[str, Any], parent: str, src: str, add: Any) -> None:
