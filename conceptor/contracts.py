@@ -239,6 +239,17 @@ class PlanDigests(BaseModel):
     desired_digest: str
     live_digest: str
 
+    def moved(self, now: Diff) -> list[str]:
+        """What changed since the plan, by `now` (a diff just computed): files, live state."""
+        return [
+            what
+            for what, saw, current in (
+                ("files", self.desired_digest, now.desired_digest),
+                ("live state", self.live_digest, now.live_digest),
+            )
+            if saw != current
+        ]
+
 
 class ReconcileInput(BaseModel):
     """How a reconciling step runs: apply the diff (default), or only compute it (a plan).

@@ -155,17 +155,10 @@ def check_plan(diff: Diff, data: ReconcileInput | None) -> None:
     expected = data.expected if data else None
     if expected is None:
         return
-    moved = [
-        what
-        for what, saw, now in (
-            ("the desired state (files, settings)", expected.desired_digest, diff.desired_digest),
-            ("the live state", expected.live_digest, diff.live_digest),
-        )
-        if saw != now
-    ]
+    moved = expected.moved(diff)
     if moved:
         msg = (
-            f"{diff.target}: the plan is stale: {' and '.join(moved)} changed since it was made; "
-            "make a new plan (conceptor provision --plan) and apply that one"
+            f"{diff.target}: the plan is stale: the {' and the '.join(moved)} changed since it "
+            "was made; make a new plan (conceptor provision --plan) and apply that one"
         )
         raise ApplicationError(msg, type=STALE_PLAN, non_retryable=True)

@@ -168,14 +168,7 @@ class Provisioner:
             if diff is None:
                 stale.append(f"{step} (not part of this run)")
                 continue
-            moved = [
-                what
-                for what, before, now in (
-                    ("files", saw.desired_digest, diff.desired_digest),
-                    ("live state", saw.live_digest, diff.live_digest),
-                )
-                if before != now
-            ]
+            moved = saw.moved(diff)
             if moved:
                 stale.append(f"{step} ({' and '.join(moved)} changed)")
         if stale:
@@ -220,6 +213,10 @@ class Provisioner:
                 self.publish()
                 return
             self.publish()
+
+    def answer(self) -> ProvisionProgress:
+        """What the `progress` query returns."""
+        return ProvisionProgress(steps=list(self.progress.values()), finished=self.finished)
 
     def publish(self) -> None:
         """The Markdown the Web UI shows under "Current details" while the run is open."""
@@ -295,8 +292,7 @@ class ProvisionWorkflow:
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> ProvisionProgress:
         """Every step's state, attempts, duration and result so far."""
-        p = self._provisioner
-        return ProvisionProgress(steps=list(p.progress.values()), finished=p.finished)
+        return self._provisioner.answer()
 
 
 @workflow.defn(name=PROVISION_PLAN_WORKFLOW)
@@ -315,8 +311,7 @@ class ProvisionPlanWorkflow:
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> ProvisionProgress:
-        p = self._provisioner
-        return ProvisionProgress(steps=list(p.progress.values()), finished=p.finished)
+        return self._provisioner.answer()
 
 
 @workflow.defn(name=RESET_POSTGRES_WORKFLOW)

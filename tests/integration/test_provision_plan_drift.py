@@ -11,12 +11,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
+from conceptor.activities.bucket_policy import policy_document
 from conceptor.client.plan import DriftStatus, Plan, apply_selection, drift_status, make_plan
 from conceptor.client.provisioning import start_provision
 from conceptor.contracts import ProvisionResult
@@ -52,6 +54,18 @@ async def plan_of(client: Client, env: ProvisionEnv) -> Plan:
     return await make_plan(client, task_queue=env.queue, workflow_id=f"plan-{uuid.uuid4()}")
 
 
+async def apply_saved(client: Client, env: ProvisionEnv, plan: Plan) -> Any:
+    """Start applying exactly `plan`, as `conceptor provision --apply` does."""
+    steps, expected = apply_selection(plan)
+    return await start_provision(
+        client,
+        steps=steps,
+        expected=expected,
+        workflow_id=f"apply-{uuid.uuid4()}",
+        task_queue=env.queue,
+    )
+
+
 def pending(plan: Plan) -> set[tuple[str, str, str, str]]:
     return {
         (r.step, r.kind, r.name, r.action)
@@ -77,17 +91,7 @@ def add_migration(env: ProvisionEnv) -> None:
 
 async def make_private_bucket_public(env: ProvisionEnv) -> None:
     bucket = env.private_bucket
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": ["*"]},
-                "Action": ["s3:GetObject"],
-                "Resource": [f"arn:aws:s3:::{bucket}/*"],
-            }
-        ],
-    }
+    policy = policy_document(bucket, "public-read")
     async with s3_client(env.settings) as s3:
         await s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 
@@ -179,15 +183,7 @@ async def test_plan_names_exactly_the_edits_and_writes_nothing(
         assert after == before, "the plan wrote something"
 
         # Applying exactly that plan makes it come true; a new plan then has nothing to do.
-        steps, expected = apply_selection(plan)
-        handle = await start_provision(
-            client,
-            steps=steps,
-            expected=expected,
-            workflow_id=f"apply-{uuid.uuid4()}",
-            task_queue=env.queue,
-        )
-        await handle.result()
+        await (await apply_saved(client, env, plan)).result()
         assert not (await plan_of(client, env)).has_changes
         assert PROBE_ROLE in json.dumps((await realm_export(env))["realm"].get("roles", {}))
 
@@ -203,14 +199,7 @@ async def test_a_stale_plan_is_refused_whole_before_any_write(
 
         await make_private_bucket_public(env)  # the live state moves on after the plan
         realm_before = await realm_export(env)
-        steps, expected = apply_selection(plan)
-        handle = await start_provision(
-            client,
-            steps=steps,
-            expected=expected,
-            workflow_id=f"apply-{uuid.uuid4()}",
-            task_queue=env.queue,
-        )
+        handle = await apply_saved(client, env, plan)
         with pytest.raises(WorkflowFailureError) as failure:
             await handle.result()
         message = str(getattr(failure.value.cause, "message", failure.value.cause))
@@ -286,3 +275,37 @@ async def test_a_service_that_lost_its_data_is_healed_without_repair(
         repair = client.get_workflow_handle(report.repair_workflow_id)
         history = await repair.fetch_history()
         assert "data loss in postgres" in decoded_history_text(history.to_json())
+
+
+async def test_buckets_that_lost_their_data_are_healed_without_repair(
+    client: Client, env: ProvisionEnv
+) -> None:
+    async with in_process_worker(client, env):
+        await provision(client, env)
+        policies = await bucket_policies(env)
+        async with s3_client(env.settings) as s3:
+            for bucket in env.buckets:
+                await s3.delete_bucket(Bucket=bucket)
+        status = await check_drift(client, env)
+        report = status.latest
+        assert report is not None and report.data_loss == ["minio"], report
+        assert report.repaired
+        assert await bucket_policies(env) == policies
+
+
+async def test_a_realm_that_lost_its_data_is_healed_without_repair(
+    client: Client, env: ProvisionEnv
+) -> None:
+    async with in_process_worker(client, env):
+        await provision(client, env)
+        before = await realm_export(env)
+        assert (await admin(env, "DELETE", "")).status_code == 204
+        status = await check_drift(client, env)
+        report = status.latest
+        assert report is not None and report.data_loss == ["keycloak"], report
+        assert report.repaired
+        after = await realm_export(env)
+        assert sorted(u["username"] for u in after["users"]) == sorted(
+            u["username"] for u in before["users"]
+        )
+        assert not (await plan_of(client, env)).has_changes

@@ -125,4 +125,4 @@ def test_a_stale_plan_is_refused_and_a_current_one_passes() -> None:
             diff, ReconcileInput(expected=PlanDigests(desired_digest="d1", live_digest="l0"))
         )
     assert err.value.type == STALE_PLAN and err.value.non_retryable
-    assert "the live state changed" in err.value.message
+    assert "the live state changed" in err.value.message, err.value.message
