@@ -3,6 +3,7 @@ drift repair, file edits, shuffled lists, composites before their children."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from typing import Any
@@ -276,3 +277,18 @@ async def test_shuffled_lists_give_the_same_result(local_stack: LocalStack, tmp_
             edit_file(env, lambda data: data.update(shuffled(data, rng)))
             run = await import_realm(env)
             assert (run.result.outcome, run.writes) == ("unchanged", [])
+
+
+async def test_concurrent_imports_of_an_edit_both_converge(
+    local_stack: LocalStack, tmp_path: Path
+) -> None:
+    """Two imports of the same edit at once (runs under other ids may overlap): both finish,
+    what one created the other accepts, and the realm then compares unchanged."""
+    async with realm_env(local_stack.settings, tmp_path) as (env, _):
+        await import_realm(env)
+        edit_file(env, _additions)
+        runs = await asyncio.gather(import_realm(env), import_realm(env))
+        assert runs[0].result.changed == runs[1].result.changed
+        assert "+group:/platform-admins/Équipe Nord/Sud/on call" in runs[0].result.changed
+        again = await import_realm(env)
+        assert (again.result.outcome, again.writes) == ("unchanged", [])

@@ -6,15 +6,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.keycloak_admin import REALM_REJECTED, KeycloakAdmin
 from conceptor.activities.realm.apply_support import merged, without_masked
 from conceptor.activities.realm.components import ComponentWriter
 from conceptor.activities.realm.flows import FlowWriter, depth
 from conceptor.activities.realm.items import ORDER, Item
 from conceptor.activities.realm.lookup import Lookup
 from conceptor.activities.realm.members import MemberWriter
-from conceptor.activities.realm.snapshot import q
+from conceptor.activities.realm.normalise import items_of
+from conceptor.activities.realm.snapshot import q, read_live
 from conceptor.contracts import Change, Diff
 
 Items = dict[tuple[str, str], Item]
@@ -87,6 +89,20 @@ class Applier:
     async def _flow_config(self, change: Change, item: Item) -> None:
         await self.flows.config(change, item, self._where(item))
 
+    async def _create(self, item: Item, collection: str, body: dict[str, Any]) -> str | None:
+        """POST; a refusal is accepted when the element exists after all: a run under another
+        id created it meanwhile (Keycloak answers 409 for most kinds, 400 for some)."""
+        try:
+            return await self.admin.create(collection, body, where=self._where(item))
+        except ApplicationError as exc:
+            if exc.type != REALM_REJECTED:
+                raise
+            live_rep = await read_live(self.admin, self.desired_realm, secrets_of=set())
+            found = items_of(live_rep).get(item.key) if live_rep else None
+            if found is None:
+                raise
+            return found.live_id
+
     def _where(self, item: Item) -> str:
         return f"{item.source} ({item.kind} {item.name})"
 
@@ -100,7 +116,7 @@ class Applier:
         """Create in `collection`, or update the object in it whose id the live state gives."""
         where, body = self._where(item), without_masked(body)
         if change.action == "create":
-            new_id = await self.admin.create(collection, body, where=where)
+            new_id = await self._create(item, collection, body)
             self.ids.remember(item.kind, item.name, new_id)
         elif change.fields:
             oid = self.ids.ids[item.key]
@@ -130,7 +146,7 @@ class Applier:
     async def _provider(self, change: Change, item: Item) -> None:
         where, collection = self._where(item), f"{self.base}/identity-provider/instances"
         if change.action == "create":
-            await self.admin.create(collection, without_masked(item.body), where=where)
+            await self._create(item, collection, without_masked(item.body))
         else:
             body = merged(self._have(item), without_masked(item.body))
             await self.admin.call("PUT", f"{collection}/{q(item.name)}", json=body, where=where)
@@ -183,7 +199,7 @@ class Applier:
             assert item.parent is not None
             collection = f"{self.base}/clients/{await self.ids.client(item.parent)}/roles"
         if change.action == "create":
-            await self.admin.create(collection, item.body, where=where)
+            await self._create(item, collection, item.body)
         elif [f for f in change.fields if f.split("[")[0] not in item.members]:
             role_name = item.body.get("name", item.name.rsplit("/", 1)[-1])
             body = merged(self._have(item), item.body)
@@ -193,11 +209,11 @@ class Applier:
         where = self._where(item)
         body = {"name": item.body["name"], "attributes": item.body.get("attributes", {})}
         if change.action == "create":
-            parent = self.ids.ids.get(("group", item.parent)) if item.parent else None
+            parent = await self.ids.id_of("group", item.parent) if item.parent else None
             collection = (
                 f"{self.base}/groups/{parent}/children" if parent else f"{self.base}/groups"
             )
-            new_id = await self.admin.create(collection, body, where=where)
+            new_id = await self._create(item, collection, body)
             self.ids.remember("group", item.name, new_id)
         elif [f for f in change.fields if f.split("[")[0] not in item.members]:
             gid = self.ids.ids[item.key]
@@ -211,7 +227,7 @@ class Applier:
             # Credentials are set when the user is created only: a developer may have changed
             # the password since.
             body = {**item.body, "credentials": item.extra.get("credentials", [])}
-            new_id = await self.admin.create(f"{self.base}/users", body, where=where)
+            new_id = await self._create(item, f"{self.base}/users", body)
             self.ids.remember("user", item.name, new_id)
         elif [f for f in change.fields if f.split("[")[0] not in item.members]:
             uid = self.ids.ids[item.key]

@@ -25,6 +25,25 @@ class Lookup:
         if new_id:
             self.ids[(kind, name)] = new_id
 
+    async def id_of(self, kind: str, name: str) -> str:
+        """The id of a group or user, also one that a concurrent run created (our POST got 409)."""
+        key = (kind, name)
+        if key not in self.ids:
+            if kind == "group":
+                segments = "/".join(q(p) for p in name.strip("/").split("/"))
+                found = await self.admin.find(f"{self.base}/group-by-path/{segments}")
+                new_id = found.get("id") if found else None
+            else:
+                users = await self.admin.get_json(
+                    f"{self.base}/users?username={q(name)}&exact=true"
+                )
+                new_id = next((u["id"] for u in users if u.get("username") == name), None)
+            if new_id is None:
+                msg = f"{kind} {name!r} was to exist by now, but Keycloak does not have it"
+                raise LookupError(msg)
+            self.ids[key] = new_id
+        return self.ids[key]
+
     async def client(self, client_id: str) -> str:
         """The internal id of a client, by clientId."""
         key = ("client", client_id)

@@ -40,9 +40,9 @@ class MemberWriter:
             elif name == "roles":
                 await self._grant(item, lacking, where)
             elif name == "groups":
-                uid = self.ids.ids[item.key]
+                uid = await self.ids.id_of("user", item.name)
                 for ref in lacking:
-                    gid = self.ids.ids[("group", ref[1])]
+                    gid = await self.ids.id_of("group", ref[1])
                     await self.admin.call(
                         "PUT", f"{self.base}/users/{uid}/groups/{gid}", where=where
                     )
@@ -72,9 +72,9 @@ class MemberWriter:
 
     async def _grant(self, item: Item, refs: list[Ref], where: str) -> None:
         if item.kind == "group":
-            owner = f"{self.base}/groups/{self.ids.ids[item.key]}/role-mappings"
+            owner = f"{self.base}/groups/{await self.ids.id_of('group', item.name)}/role-mappings"
         elif item.kind == "user":
-            owner = f"{self.base}/users/{self.ids.ids[item.key]}/role-mappings"
+            owner = f"{self.base}/users/{await self.ids.id_of('user', item.name)}/role-mappings"
         elif item.kind == "scope-mapping":
             what, _, name = item.name.partition(":")
             if what == "client":
