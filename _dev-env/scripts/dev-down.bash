@@ -108,9 +108,11 @@ stop_all() { # pids...: SIGTERM, wait up to GRACE_SECONDS, then SIGKILL what is 
 
 # `tilt down` removes what the Tiltfile applied to a cluster: only worth its Tiltfile load
 # (seconds) when there is a kube context; in local infra mode nothing was applied.
-if [[ -x $TILT_BIN && -f "$REPO_ROOT/Tiltfile" ]] &&
+# CONCEPTOR_DEV_DOWN is set when `tilt down` itself runs this script (and on the nested
+# `tilt down`, so that its Tiltfile does not run the script again).
+if [[ -z ${CONCEPTOR_DEV_DOWN:-} && -x $TILT_BIN && -f "$REPO_ROOT/Tiltfile" ]] &&
 	"$VENV/bin/kubectl" config current-context >/dev/null 2>&1; then
-	(cd "$REPO_ROOT" && timeout 120 "$TILT_BIN" down >/dev/null 2>&1) ||
+	(cd "$REPO_ROOT" && CONCEPTOR_DEV_DOWN=1 timeout 120 "$TILT_BIN" down >/dev/null 2>&1) ||
 		say "tilt down reported an error (nothing applied to a cluster?); continuing"
 fi
 

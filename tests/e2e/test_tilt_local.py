@@ -9,11 +9,18 @@ import pytest
 
 from conceptor.platform.devservices import SERVICES
 from conceptor.platform.settings import Settings
-from tests.e2e.tilt_helpers import free_port, listening_ports, ready_events, run_tilt, tilt_env
+from tests.e2e.tilt_helpers import (
+    free_port,
+    listening_ports,
+    ready_events,
+    run_tilt,
+    tilt_env,
+    tilt_prefix,
+)
 
 pytestmark = pytest.mark.e2e
 
-PREFIX = "466"  # not the default 440, not the integration tests' block
+PREFIX = tilt_prefix("466")  # not the default 440, not the integration tests' block
 
 
 def test_tilt_ci_brings_every_service_up_in_local_mode() -> None:
@@ -43,7 +50,7 @@ def test_tilt_ci_brings_every_service_up_in_local_mode() -> None:
 
 def test_tilt_ci_runs_the_whole_platform_with_two_workers_per_queue() -> None:
     """dev-in-tilt: services, 2+2 workers, provisioning, API and panel all healthy in `tilt ci`."""
-    prefix = "465"
+    prefix = tilt_prefix("465")
     settings = Settings(port_prefix=prefix)
     assert listening_ports(settings) == [], "the test's port block must start empty"
     with tempfile.TemporaryDirectory(prefix="conceptor-tilt-") as tmp:

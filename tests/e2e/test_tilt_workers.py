@@ -12,12 +12,19 @@ import httpx
 import pytest
 
 from conceptor.platform.settings import REPO_ROOT, Settings
-from tests.e2e.tilt_helpers import free_port, listening_ports, run_tilt, tilt_binary, tilt_env
+from tests.e2e.tilt_helpers import (
+    free_port,
+    listening_ports,
+    run_tilt,
+    tilt_binary,
+    tilt_env,
+    tilt_prefix,
+)
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 
-PREFIX = "464"  # not the default 440, not another test's block
+PREFIX = tilt_prefix("464")  # not the default 440, not another test's block
 WORKERS = ["worker-core-0", "worker-core-1", "worker-media-0", "worker-media-1"]
 TILTFILE_ARGS = ["--", "--core-workers=2", "--media-workers=2"]
 

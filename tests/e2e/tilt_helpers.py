@@ -14,6 +14,12 @@ from conceptor.platform.tools import cached_tool
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 
 
+def tilt_prefix(default: str) -> str:
+    """The test's port prefix: CONCEPTOR_TILT_TEST_PREFIX when set (to keep clear of other
+    stacks on the machine), else the test's own default block."""
+    return os.environ.get("CONCEPTOR_TILT_TEST_PREFIX", default)
+
+
 def tilt_binary() -> Path:
     return cached_tool("tilt", "TILT_VERSION", "bin/tilt")
 
