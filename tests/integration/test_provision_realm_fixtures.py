@@ -37,10 +37,27 @@ def install_fixture(env: ProvisionEnv, name: str) -> dict[str, Any]:
     realm = json.loads(text)["realm"]
     fresh: dict[str, str] = {}
     text = _UUID.sub(lambda m: fresh.setdefault(m.group(0), str(uuid.uuid4())), text)
+    for old in _other_ids(json.loads(text)):  # Keycloak's ids are not all UUIDs
+        text = text.replace(f'"{old}"', f'"{uuid.uuid4().hex[:22]}"')
     text = text.replace(realm, env.realm)
     env.settings.realm_file.write_text(text)
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+def _other_ids(node: Any) -> set[str]:
+    """`id` values that are not UUIDs (e.g. of an LDAP federation component)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        value = node.get("id")
+        if isinstance(value, str) and not _UUID.fullmatch(value):
+            found.add(value)
+        for child in node.values():
+            found |= _other_ids(child)
+    elif isinstance(node, list):
+        for child in node:
+            found |= _other_ids(child)
+    return found
 
 
 @pytest.mark.parametrize("fixture", ["generated-small.json", "generated-large.json"])
@@ -55,10 +72,15 @@ async def test_fixture_created_then_unchanged(
         assert (first.result.outcome, first.writes) == ("created", ["POST /realms"])
         total = first.result.counts["created"]
         assert total > 150
+        assert data["adminEventsEnabled"] is True  # Keycloak records every admin write
+        await admin.ok("POST", "/groups", {"name": "made by hand"})  # kept: additive
+        events = await admin.admin_events()
+        assert [e["operationType"] for e in events] == ["CREATE"]  # the event log works
         before = await admin.partial_export()
 
         again = await import_realm(env)
         assert again.writes == []
+        assert await admin.admin_events() == events
         assert again.result.outcome == "unchanged"
         assert again.result.counts["unchanged"] == total
         after = await admin.partial_export()

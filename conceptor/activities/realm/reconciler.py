@@ -111,5 +111,12 @@ class RealmReconciler:
                 return
             activity.heartbeat()
             await asyncio.sleep(_VISIBLE_INTERVAL)
-        msg = f"realm {self.name} still not visible {_VISIBLE_POLLS * _VISIBLE_INTERVAL:g}s after a 409"  # noqa: E501
-        raise KeycloakError(msg)  # retryable: the activity starts over
+        waited = f"{_VISIBLE_POLLS * _VISIBLE_INTERVAL:g}s"
+        msg = (
+            f"realm {self.name}: Keycloak answered 409 (conflict) to creating it, yet no such "
+            f"realm appeared within {waited}: unless another run is still creating it, ids in "
+            "the file (of clients, roles, components...) belong to another realm of this "
+            "Keycloak; remove the `id` fields from the file, or that realm"
+        )
+        # Retryable: a run creating a large realm can take longer than the wait.
+        raise KeycloakError(msg)
