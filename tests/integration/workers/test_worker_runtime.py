@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from collections.abc import Callable
 
@@ -108,6 +109,24 @@ async def test_sigterm_drains_in_flight_activity(
     assert stored is not None and stored.status == "ready"
     drained = [line["event"] for line in busy.logs() if line.get("logger") == "conceptor.worker"]
     assert drained[-2:] == [
+        "draining: polling stopped, waiting for in-flight activities",
+        "worker drained",
+    ]
+
+
+async def test_idle_worker_stops_at_once(
+    worker_services: Settings, spawn_worker: Callable[..., WorkerProc]
+) -> None:
+    """SIGTERM with nothing in flight: the drain does not wait for the long poll; exit 0 < 2 s."""
+    worker = spawn_worker("media", 3)
+    worker.wait_polling()
+    await asyncio.sleep(1)  # the pollers are parked in their long polls
+    started = time.monotonic()
+    worker.terminate()
+    assert await asyncio.to_thread(worker.wait, 20) == 0
+    assert time.monotonic() - started < 2.0
+    events = [line["event"] for line in worker.logs() if line.get("logger") == "conceptor.worker"]
+    assert events[-2:] == [
         "draining: polling stopped, waiting for in-flight activities",
         "worker drained",
     ]
