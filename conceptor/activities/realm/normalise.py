@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from conceptor.activities.realm.items import Item, Ref
+from conceptor.activities.realm.more_items import more_items
+from conceptor.activities.realm.strip import IGNORED, strip
 
 # Keys of a realm representation that are elements of their own; every other key is a realm
 # setting (compared with, and written by, the realm PUT).
@@ -18,13 +20,6 @@ ELEMENT_KEYS = frozenset(
     }
 )  # fmt: skip
 # Server-assigned or informational: never compared, never written.
-# (`parentId`: groups are known by path, components by type and name.)
-_IGNORED = frozenset(
-    {"id", "containerId", "internalId", "parentId", "keycloakVersion", "notBefore"}
-)
-# Key providers' material and use: Keycloak's partial export leaves them out (only its full
-# export, `kc.sh export`, has them), so they cannot be compared.
-_KEY_MATERIAL = frozenset({"privateKey", "certificate", "secret", "kid", "keyUse"})
 _ROLE_OWN = frozenset({"composite", "composites", "clientRole"})
 _CLIENT_OWN = frozenset(
     {"protocolMappers", "defaultClientScopes", "optionalClientScopes", "authorizationSettings",
@@ -35,15 +30,6 @@ _USER_OWN = frozenset(
      "disableableCredentialTypes", "federatedIdentities", "serviceAccountClientId", "self",
      "applicationRoles", "socialLinks"}
 )  # fmt: skip
-
-
-def strip(value: Any) -> Any:
-    """Without server-assigned ids, at any depth."""
-    if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if k not in _IGNORED}
-    if isinstance(value, list):
-        return [strip(v) for v in value]
-    return value
 
 
 def role_refs(realm: list[str] | None, client: dict[str, list[str]] | None) -> frozenset[Ref]:
@@ -65,7 +51,7 @@ def items_of(rep: dict[str, Any]) -> dict[tuple[str, str], Item]:
         out.setdefault(item.key, item)  # a duplicate in a file: the first one counts
 
     name = str(rep.get("realm", ""))
-    settings = {k: v for k, v in rep.items() if k not in ELEMENT_KEYS and k not in _IGNORED}
+    settings = {k: v for k, v in rep.items() if k not in ELEMENT_KEYS and k not in IGNORED}
     add(Item("realm", name, strip(settings), source=".", live_id=rep.get("id")))
     for key, which in (
         ("defaultDefaultClientScopes", "default"),
@@ -87,7 +73,7 @@ def items_of(rep: dict[str, Any]) -> dict[tuple[str, str], Item]:
     for i, group in enumerate(rep.get("groups", [])):
         _group(group, "", f"groups[{i}]", add)
     _users(rep, add)
-    _compared(rep, add)
+    more_items(rep, add)
     return out
 
 
@@ -199,85 +185,3 @@ def _users(rep: dict[str, Any], add: Any) -> None:
                 extra=extra,
             )
         )
-
-
-def _component(component: dict[str, Any]) -> dict[str, Any]:
-    """A component without the key material Keycloak never shows (not comparable)."""
-    body: dict[str, Any] = strip(component)
-    config = body.get("config")
-    if isinstance(config, dict):
-        body["config"] = {k: v for k, v in config.items() if k not in _KEY_MATERIAL}
-    subs = body.get("subComponents") or {}
-    body["subComponents"] = {t: [_component(c) for c in cs] for t, cs in subs.items()}
-    return body
-
-
-def _compared(rep: dict[str, Any], add: Any) -> None:
-    """Elements that are compared only (see items.COMPARED_KINDS)."""
-    keyed = (
-        ("identityProviders", "identity-provider", "alias"),
-        ("authenticationFlows", "authentication-flow", "alias"),
-        ("authenticatorConfig", "authenticator-config", "alias"),
-        ("requiredActions", "required-action", "alias"),
-    )
-    for key, kind, ident in keyed:
-        for i, element in enumerate(rep.get(key, [])):
-            item = Item(
-                kind,
-                str(element.get(ident)),
-                strip(element),
-                source=f"{key}[{i}]",
-                live_id=element.get("id"),
-            )
-            add(item)
-    for i, mapper in enumerate(rep.get("identityProviderMappers", [])):
-        name = f"{mapper.get('identityProviderAlias')}/{mapper.get('name')}"
-        add(
-            Item(
-                "identity-provider-mapper",
-                name,
-                strip(mapper),
-                source=f"identityProviderMappers[{i}]",
-                live_id=mapper.get("id"),
-                parent=mapper.get("identityProviderAlias"),
-            )
-        )
-    for provider_type, components in (rep.get("components") or {}).items():
-        for i, component in enumerate(components):
-            name = f"{provider_type}/{component.get('name')}"
-            if component.get("subType"):
-                name += f" ({component['subType']})"
-            add(
-                Item(
-                    "component",
-                    name,
-                    _component(component),
-                    source=f"components.{provider_type}[{i}]",
-                    live_id=component.get("id"),
-                    parent=provider_type,
-                    extra={"raw": component},  # key material included: written on creation
-                )
-            )
-    _scope_mappings(rep, add)
-
-
-def _scope_mappings(rep: dict[str, Any], add: Any) -> None:
-    """Roles a client or client scope may put in tokens: one item per client or scope."""
-    found: dict[str, tuple[str, set[Ref]]] = {}
-
-    def note(entry: dict[str, Any], refs: set[Ref], src: str) -> None:
-        target = (
-            f"client:{entry['client']}"
-            if entry.get("client")
-            else f"scope:{entry.get('clientScope')}"
-        )
-        found.setdefault(target, (src, set()))[1].update(refs)
-
-    for i, entry in enumerate(rep.get("scopeMappings") or []):
-        note(entry, {("realm", r) for r in entry.get("roles", [])}, f"scopeMappings[{i}]")
-    for owner, entries in (rep.get("clientScopeMappings") or {}).items():
-        for j, entry in enumerate(entries):
-            refs: set[Ref] = {("client", owner, r) for r in entry.get("roles", [])}
-            note(entry, refs, f"clientScopeMappings.{owner}[{j}]")
-    for target, (src, refs) in found.items():
-        add(Item("scope-mapping", target, {}, {"roles": frozenset(refs)}, source=src))
