@@ -94,8 +94,9 @@ async def test_plan_writes_nothing_and_lists_pending(
 
 
 async def test_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Path) -> None:
-    """One object of every kind deleted in Keycloak, a client and a user changed: the re-run
-    restores each, names each with the fields, and the next run is unchanged."""
+    """One object of every kind deleted in Keycloak, a realm setting, a client and a user
+    changed: the re-run restores each, names each with the fields, and the next run is
+    unchanged."""
     async with realm_env(local_stack.settings, tmp_path) as (env, admin):
         await import_realm(env)
         api = await admin.client_id("conceptor-api")
@@ -107,6 +108,7 @@ async def test_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Pa
         await admin.ok("DELETE", "/roles/platform-admin")
         await admin.ok("DELETE", f"/groups/{await admin.group_id('/developers')}")
         await admin.ok("DELETE", f"/users/{await admin.user_id('bob')}")
+        await admin.ok("PUT", "", {"realm": env.realm, "accessTokenLifespan": 60})
         alice = await admin.user_id("alice")
         user = await admin.json(f"/users/{alice}")
         await admin.ok("PUT", f"/users/{alice}", {**user, "lastName": "Changed"})
@@ -115,6 +117,7 @@ async def test_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Pa
 
         assert repaired.result.outcome == "updated"
         assert repaired.result.changed == [
+            f"~realm:{env.realm}",
             "~client:conceptor-api",
             "+client:conceptor-panel",
             "+client-mapper:conceptor-api/audience conceptor-api",
@@ -128,6 +131,7 @@ async def test_drift_is_restored_and_named(local_stack: LocalStack, tmp_path: Pa
         assert repaired.result.diff is not None
         fields = {c.label: c.fields for c in repaired.result.diff.changes if c.fields}
         assert fields == {
+            f"realm:{env.realm}": ["accessTokenLifespan"],
             "client:conceptor-api": ["directAccessGrantsEnabled"],
             "group:/platform-admins": ["roles[platform-admin]"],
             "user:alice": ["lastName", "roles[platform-admin]"],
