@@ -9,8 +9,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.bucket_policy import normalize, policy_document
-from conceptor.activities.keycloak_realm import matches
 from conceptor.activities.realm_file import load_realm
+from conceptor.activities.reconcile import differing_fields
 from conceptor.contracts import StepResult
 from conceptor.platform.settings import REPO_ROOT, Settings
 
@@ -43,6 +43,10 @@ def test_step_result_outcome_from_counts() -> None:
     assert StepResult.from_counts(created=["a"], updated=[], unchanged=["b"]).outcome == "updated"
     assert StepResult.from_counts(created=[], updated=["a"], unchanged=[]).outcome == "updated"
     assert StepResult.from_counts(created=[], updated=[], unchanged=["a"]).outcome == "unchanged"
+
+
+def matches(want: object, have: object) -> bool:
+    return not differing_fields(want, have)
 
 
 def test_matches_is_a_subset_comparison() -> None:
