@@ -4,6 +4,7 @@ worker killed mid-run, and the reset-postgres path."""
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from pathlib import Path
 
@@ -77,12 +78,19 @@ async def test_waits_for_postgres_then_completes(local_stack: LocalStack, tmp_pa
     assert result.outcomes["import_realm"] == "created"
 
 
+def _closed_port(host: str) -> int:
+    """A loopback port nothing listens on: the kernel's pick, released at once."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 async def test_unreachable_service_fails_at_the_deadline(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
     """A service that never answers fails its step at the deadline, naming service and address."""
     settings = local_stack.settings
-    dead_port = settings.port("db_tools")  # a slot of this prefix nothing listens on in tests
+    dead_port = _closed_port(settings.host)
     assert not port_in_use(settings.host, dead_port)
     async with isolated_env(settings, tmp_path, deadline=3) as env:
         env.settings = env.settings.model_copy(
