@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import aioboto3
 from botocore import UNSIGNED
 from botocore.config import Config
 
 from conceptor.platform.settings import Settings
 
-_SESSION = aioboto3.Session()
+
+@functools.cache
+def _session() -> Any:
+    """The process's aioboto3 session, made on first use: importing aioboto3 is a third of a
+    worker's start-up CPU, and a restarted worker should poll before it pays for it."""
+    import aioboto3
+
+    return aioboto3.Session()
 
 
 def _client_options(settings: Settings, *, anonymous: bool, read_timeout: int) -> dict[str, Any]:
@@ -35,7 +42,7 @@ def _client_options(settings: Settings, *, anonymous: bool, read_timeout: int) -
 
 def s3_client(settings: Settings, *, anonymous: bool = False) -> AbstractAsyncContextManager[Any]:
     """An async S3 client; `anonymous=True` sends unsigned requests, as a browser would."""
-    client: AbstractAsyncContextManager[Any] = _SESSION.client(
+    client: AbstractAsyncContextManager[Any] = _session().client(
         "s3", **_client_options(settings, anonymous=anonymous, read_timeout=30)
     )
     return client
