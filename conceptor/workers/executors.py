@@ -22,6 +22,7 @@ class BlockingPool(AbstractContextManager["BlockingPool"]):
         self.executor: concurrent.futures.Executor | None = None
         self.shared_state: SharedStateManager | None = None
         self._stack = ExitStack()
+        self._wait_on_exit = True
         if self.kind is None:
             return
         if self.size < 1:
@@ -41,7 +42,15 @@ class BlockingPool(AbstractContextManager["BlockingPool"]):
                 max_workers=self.size, mp_context=ctx, initializer=configure_from_settings
             )
 
+    def abandon(self) -> None:
+        """Leave running work behind on exit instead of waiting for it (a drain that timed out)."""
+        self._wait_on_exit = False
+
     def __exit__(self, *exc: object) -> None:
         if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=self._wait_on_exit, cancel_futures=True)
+        if not self._wait_on_exit:
+            # Pool processes still busy would outlive the worker: stop them with it.
+            for child in multiprocessing.active_children():
+                child.terminate()
         self._stack.close()

@@ -21,6 +21,10 @@ from conceptor.workers.health import WorkerHealth
 from conceptor.workers.logcontext import install_log_context
 
 log = get_logger("conceptor.worker")
+# After the grace period the SDK cancels the activities still running and waits for them to
+# stop; one that ignores cancellation (blocking work in a pool) must not hold the process and
+# its port for ever. Within the pods' drain margin (k8s_manifests.DRAIN_MARGIN_SECONDS).
+CANCEL_WINDOW_SECONDS = 3.0
 
 
 def worker_identity(queue: str, index: int) -> str:
@@ -115,7 +119,8 @@ async def run_worker(settings: Settings, queue: str, index: int) -> int:
                 pool=pool,
                 interceptors=[interceptor],
             )
-            return await _serve(worker, health, stop_task, pool)
+            grace = settings.worker_grace_period_seconds
+            return await _serve(worker, health, stop_task, pool, grace=grace)
     finally:
         health.state = "stopped"
         stop_task.cancel()
@@ -123,7 +128,12 @@ async def run_worker(settings: Settings, queue: str, index: int) -> int:
 
 
 async def _serve(
-    worker: Worker, health: WorkerHealth, stop_task: asyncio.Task[bool], pool: BlockingPool
+    worker: Worker,
+    health: WorkerHealth,
+    stop_task: asyncio.Task[bool],
+    pool: BlockingPool,
+    *,
+    grace: float,
 ) -> int:
     run_task = asyncio.create_task(worker.run())
     await _until_polling(worker, run_task)
@@ -137,7 +147,17 @@ async def _serve(
         return 1
     health.state = "draining"
     log.info("draining: polling stopped, waiting for in-flight activities")
-    await worker.shutdown()
+    # Nothing in flight: the SDK ends the long polls at once (no wait for them to time out).
+    shutdown = asyncio.create_task(worker.shutdown())
+    done, _ = await asyncio.wait({shutdown}, timeout=grace + CANCEL_WINDOW_SECONDS)
+    if not done:
+        shutdown.cancel()
+        pool.abandon()
+        log.error(
+            "drain outlasted the grace period: in-flight activities are left to their retries",
+            grace_seconds=grace,
+        )
+        return 1
     try:
         await run_task
     except Exception as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conceptor.commands.k8s_manifests import DRAIN_MARGIN_SECONDS
 from conceptor.platform.settings import REPO_ROOT, Settings
 from tests.e2e.tilt_helpers import (
     free_port,
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.e2e
 PREFIX = tilt_prefix("467")  # not the default 440, not another test's block
 SERVICES = ["postgres", "redis", "temporal"]
 WORKERS = ["--", "--core-workers=1", "--media-workers=1"]
-# A worker drains for up to CENTRAL_WORKER_GRACE_PERIOD_SECONDS (30); an idle one at once.
-GRACE_SECONDS = 30.0
+# A busy worker drains for up to CENTRAL_WORKER_GRACE_PERIOD_SECONDS (30) plus the pods' drain
+# margin (what a pod's terminationGracePeriodSeconds allows); an idle one stops at once.
+GRACE_SECONDS = Settings().worker_grace_period_seconds + DRAIN_MARGIN_SECONDS
 DEV_DOWN = REPO_ROOT / "_dev-env" / "scripts" / "dev-down.bash"
 
 
