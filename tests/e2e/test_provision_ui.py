@@ -103,6 +103,6 @@ async def test_start_provision_from_the_web_ui(
     assert created == {
         "migrate_postgres": len(migration_names()),
         "ensure_buckets": 2,
-        "import_realm": 9,
+        "import_realm": 11,  # the realm, 2 roles, 2 clients, 2 client mappers, 2 groups, 2 users
     }
     assert [r["filename"] for r in applied] == migration_names()
