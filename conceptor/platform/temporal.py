@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_delay,
-    stop_never,
-    wait_incrementing,
-)
+from tenacity import RetryCallState
 
 from conceptor.platform.logging import get_logger
+from conceptor.platform.retrying import retry_until
 from conceptor.platform.settings import Settings
 
 log = get_logger("conceptor.temporal")
@@ -53,13 +47,9 @@ async def connect_with_retry(
             reason=str(exc).splitlines()[0][:200] if exc else "",
         )
 
-    retrying = AsyncRetrying(
-        # RuntimeError from the core SDK when the server is down; anything else alike.
-        retry=retry_if_exception_type(Exception),
-        wait=wait_incrementing(start=interval, increment=interval, max=5.0),
-        stop=stop_never if timeout is None else stop_after_delay(timeout),
-        before_sleep=say_waiting,
-        reraise=True,
+    # RuntimeError from the core SDK when the server is down; anything else alike.
+    retrying = retry_until(
+        timeout, every=interval, growing_to=5.0, on=Exception, before_sleep=say_waiting
     )
     try:
         async for attempt in retrying:

@@ -17,6 +17,7 @@ from typing import Any
 from conceptor.platform.devservices import DevService, NotReadyError, get_service
 from conceptor.platform.devservices.readiness import ReadinessState, readiness_server
 from conceptor.platform.logging import get_logger
+from conceptor.platform.retrying import retry_until
 from conceptor.platform.settings import Settings
 
 log = get_logger("conceptor.dev")
@@ -65,17 +66,20 @@ async def probe_until_ready(
     alive: Callable[[], bool] = lambda: True,
 ) -> str:
     """Probe every 0.25 s until a real request succeeds; raise with the last reason on timeout."""
-    deadline = time.monotonic() + timeout
     last = "no probe ran"
-    while time.monotonic() < deadline:
-        if not alive():
-            msg = f"{service.name} exited before it became ready (last probe: {last})"
-            raise RuntimeError(msg)
-        try:
-            return await asyncio.wait_for(service.probe(settings), timeout=10)
-        except (NotReadyError, TimeoutError) as exc:
-            last = str(exc) or type(exc).__name__
-        await asyncio.sleep(0.25)
+    try:
+        async for attempt in retry_until(timeout, every=0.25, on=(NotReadyError, TimeoutError)):
+            with attempt:
+                if not alive():
+                    msg = f"{service.name} exited before it became ready (last probe: {last})"
+                    raise RuntimeError(msg)
+                try:
+                    return await asyncio.wait_for(service.probe(settings), timeout=10)
+                except (NotReadyError, TimeoutError) as exc:
+                    last = str(exc) or type(exc).__name__
+                    raise
+    except (NotReadyError, TimeoutError):
+        pass
     msg = f"{service.name} was not ready after {timeout:.0f}s: {last}"
     raise TimeoutError(msg)
 
@@ -232,30 +236,28 @@ async def _monitor(
 
 async def _wait_port(settings: Settings, service: DevService, alive: Callable[[], bool]) -> None:
     port = settings.port(service.ports[0])
-    deadline = time.monotonic() + service.start_timeout
-    while time.monotonic() < deadline and alive():
-        try:
-            _r, w = await asyncio.open_connection(settings.host, port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
+    # Giving up is not an error here: the readiness probe that follows says what is wrong.
+    with contextlib.suppress(OSError):
+        retrying = retry_until(service.start_timeout, every=0.1, on=OSError, alive=alive)
+        async for attempt in retrying:
+            with attempt:
+                _r, w = await asyncio.open_connection(settings.host, port)
+                w.close()
 
 
 async def _retry_post_start(
     settings: Settings, service: DevService, alive: Callable[[], bool]
 ) -> None:
     assert service.post_start is not None
-    deadline = time.monotonic() + service.start_timeout
-    while True:
-        try:
-            await service.post_start(settings)
-            return
-        except Exception as exc:  # the server may still be starting up (e.g. recovery)
-            if time.monotonic() > deadline or not alive():
-                msg = f"{service.name} bootstrap failed: {exc}"
-                raise RuntimeError(msg) from exc
-            await asyncio.sleep(0.25)
+    try:
+        # Any failure is retried: the server may still be starting up (e.g. recovery).
+        retrying = retry_until(service.start_timeout, every=0.25, on=Exception, alive=alive)
+        async for attempt in retrying:
+            with attempt:
+                await service.post_start(settings)
+    except Exception as exc:
+        msg = f"{service.name} bootstrap failed: {exc}"
+        raise RuntimeError(msg) from exc
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
