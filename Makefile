@@ -48,7 +48,7 @@ lint: setup ## ruff, ruff format --check, mypy, import layers (lint-imports), sh
 	shellcheck $(REPO)/_dev-env/scripts/*.bash $(REPO)/.ci/run
 
 bench: setup ## every benchmark in bench/ (tables on stdout, JSON in bench/results/)
-	@cd $(REPO) && shopt -s nullglob && benches=(bench/*.py) && \
+	@cd $(REPO) && shopt -s nullglob && benches=(bench/[!_]*.py) && \
 	if (( $${#benches[@]} == 0 )); then echo "no benchmarks in bench/"; exit 0; fi && \
 	for b in "$${benches[@]}"; do echo "== $$b"; $(VENV)/bin/python "$$b"; done
 

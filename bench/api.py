@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _proc import cpu_seconds, listener_pid  # bench/_proc.py: run as `python bench/<name>.py`
 from rich.console import Console
 from rich.table import Table
 
@@ -110,23 +110,6 @@ def _admin_token(settings: Settings) -> str:
     admin = next(u for u in realm["users"] if "platform-admin" in u.get("realmRoles", []))
     password = next(c["value"] for c in admin["credentials"] if c["type"] == "password")
     return password_grant_token(settings, admin["username"], password)
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User+system CPU time a process has used so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def listener_pid(port: int) -> int | None:
-    """The process listening on a loopback TCP port (from `ss -ltnp`)."""
-    out = subprocess.run(
-        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"pid=(\d+)", out.stdout)
-    return int(match.group(1)) if match else None
 
 
 def wrk(

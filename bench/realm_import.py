@@ -23,10 +23,8 @@ import asyncio
 import inspect
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from _proc import cpu_seconds, listener_pid  # bench/_proc.py: run as `python bench/<name>.py`
 from rich.console import Console
 from rich.table import Table
 from temporalio.testing import ActivityEnvironment
@@ -85,23 +84,6 @@ class WireCount:
             yield self
         finally:
             httpx.AsyncClient.send = original  # type: ignore[method-assign]
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User+system CPU time a process has used so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def listener_pid(port: int) -> int | None:
-    """The process listening on a loopback TCP port (from `ss -ltnp`)."""
-    out = subprocess.run(
-        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"pid=(\d+)", out.stdout)
-    return int(match.group(1)) if match else None
 
 
 def largest_fixture() -> Path:
