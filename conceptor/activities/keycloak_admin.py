@@ -57,6 +57,10 @@ class KeycloakAdmin:
         msg = f"Keycloak answered {method} {path} with HTTP {resp.status_code}: {detail}"
         if where:
             msg = f"{where}: {msg}"
+        if resp.status_code == 409 and method in ("PUT", "DELETE"):
+            # Another run changed the same object at the same moment: the retry reads the live
+            # state again, and finds the change made or still to make.
+            raise KeycloakError(f"{msg} (a concurrent change: retried)")
         if 400 <= resp.status_code < 500 and resp.status_code not in _TRANSIENT:
             raise ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)
         raise KeycloakError(msg)

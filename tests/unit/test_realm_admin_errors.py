@@ -48,3 +48,12 @@ async def test_writes_are_counted_reads_are_not() -> None:
     await admin.read("POST", "/realms/r/partial-export")
     await admin.call("PUT", "/realms/r", json={})
     assert admin.writes == ["PUT /realms/r"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_a_conflict_on_an_update_is_a_concurrent_writer_and_retried(method: str) -> None:
+    admin = _admin(409, '{"error":"conflict","error_description":"Duplicate resource error"}')
+    with pytest.raises(KeycloakError) as info:
+        await admin.call(method, "/realms/r/clients/1", json={}, where="clients[0] (client a)")
+    assert not isinstance(info.value, ApplicationError)
+    assert "concurrent change" in str(info.value)
