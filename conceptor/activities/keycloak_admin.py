@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx
 from temporalio.exceptions import ApplicationError
 
 from conceptor.platform.keycloak_tokens import AdminTokens
+from conceptor.platform.retrying import retry_until
 from conceptor.platform.settings import Settings
 
 REALM_REJECTED = "RealmRejected"
@@ -17,6 +19,14 @@ _TRANSIENT = (401, 408, 425, 429)
 
 class KeycloakError(RuntimeError):
     """A transient or unexpected answer (retryable)."""
+
+
+class _ConflictError(Exception):
+    """Keycloak answered 409 to an update: another writer holds the same object."""
+
+
+# How long an update waits out a concurrent writer of the same object before giving up.
+_CONFLICT_SECONDS = 10.0
 
 
 class KeycloakAdmin:
@@ -46,11 +56,22 @@ class KeycloakAdmin:
         url = f"{self.settings.keycloak_url}/admin{path}"
         if method != "GET" and not read_only:
             self.writes.append(f"{method} {path}")
-        token = await self.tokens.get(self.http)
-        resp = await self.http.request(method, url, json=json, headers=_bearer(token))
-        if resp.status_code == 401:  # expired or revoked (Keycloak restarted): grant once more
-            token = await self.tokens.grant(self.http)
-            resp = await self.http.request(method, url, json=json, headers=_bearer(token))
+        resp = await self._send(method, url, json)
+        if resp.status_code == 409 and method in ("PUT", "DELETE") and 409 not in ok:
+            # Another run is changing the same object right now: its transaction ends soon,
+            # and the same request then goes through.
+            with contextlib.suppress(_ConflictError):
+                async for attempt in retry_until(
+                    _CONFLICT_SECONDS, every=0.2, growing_to=1.0, on=_ConflictError
+                ):
+                    with attempt:
+                        resp = await self._send(method, url, json)
+                        if resp.status_code == 409:
+                            raise _ConflictError
+        if method == "POST" and _adds_to_a_relation(path) and _already_there(resp):
+            # Adding to a relation (composites, role mappings) that a concurrent run has just
+            # added too: the addition is there. The step's verify reads the realm back.
+            return resp
         if resp.status_code in ok:
             return resp
         detail = resp.text[:500]
@@ -64,6 +85,14 @@ class KeycloakAdmin:
         if 400 <= resp.status_code < 500 and resp.status_code not in _TRANSIENT:
             raise ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)
         raise KeycloakError(msg)
+
+    async def _send(self, method: str, url: str, json: Any) -> httpx.Response:
+        token = await self.tokens.get(self.http)
+        resp = await self.http.request(method, url, json=json, headers=_bearer(token))
+        if resp.status_code == 401:  # expired or revoked (Keycloak restarted): grant once more
+            token = await self.tokens.grant(self.http)
+            resp = await self.http.request(method, url, json=json, headers=_bearer(token))
+        return resp
 
     async def read(self, method: str, path: str) -> httpx.Response:
         """A call that changes nothing although it is not a GET (e.g. the partial export)."""
@@ -84,6 +113,19 @@ class KeycloakAdmin:
             return None
         location: str = resp.headers.get("Location", "")
         return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _adds_to_a_relation(path: str) -> bool:
+    """A POST that adds members to a set (composite roles, role mappings), not an object."""
+    return path.endswith("/composites") or "/role-mappings/" in path
+
+
+def _already_there(resp: httpx.Response) -> bool:
+    """Keycloak's answers to adding a member that is already in the set: 409 for composites,
+    a 400 "Could not add ... role mappings" for role mappings."""
+    if resp.status_code == 409:
+        return True
+    return resp.status_code == 400 and "could not add" in resp.text.lower()
 
 
 def _bearer(token: str) -> dict[str, str]:
