@@ -196,31 +196,6 @@ class StepResult(BaseModel):
             planned=planned,
         )
 
-    @classmethod
-    def from_counts(
-        cls,
-        *,
-        created: list[str],
-        updated: list[str],
-        unchanged: list[str],
-        attempts: int = 1,
-        detail: str = "",
-    ) -> StepResult:
-        """Outcome `created` when everything was new, `updated` on any other change."""
-        if created and not updated and not unchanged:
-            outcome: Outcome = "created"
-        elif created or updated:
-            outcome = "updated"
-        else:
-            outcome = "unchanged"
-        return cls(
-            outcome=outcome,
-            counts={"created": len(created), "updated": len(updated), "unchanged": len(unchanged)},
-            changed=[*(f"+{n}" for n in created), *(f"~{n}" for n in updated)],
-            attempts=attempts,
-            detail=detail,
-        )
-
 
 class ProvisionInput(BaseModel):
     """Optional: which steps to run (default all) and a deadline per step (default settings)."""

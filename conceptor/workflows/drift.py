@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         StepResult,
         chain_of,
     )
-    from conceptor.workflows.provision import Provisioner
+    from conceptor.workflows.provision import Provisioner, change_table
 
 # Shown in the memo (the Web UI's list can show it); the full list is in the result.
 MEMO_ITEMS = 20
@@ -129,11 +129,9 @@ def _details(report: DriftReport) -> str:
     if report.data_loss:
         rows += [f"**Data loss:** {', '.join(report.data_loss)} came back empty", ""]
     if report.items:
-        rows += ["| step | object | change | fields |", "|---|---|---|---|"]
-        rows += [
-            f"| {i.step} | {i.kind}:{i.name} | {i.action} | {', '.join(i.fields)} |"
-            for i in report.items
-        ]
+        rows += change_table(
+            (i.step, f"{i.kind}:{i.name}", i.action, i.fields) for i in report.items
+        )
     if report.unchecked:
         rows += [
             "",

@@ -4,6 +4,7 @@ ResetPostgresWorkflow: drop and re-migrate the database, on request only."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -252,11 +253,16 @@ class Provisioner:
         title = "Plan" if self.plan else "Changes"
         if not changes:
             return ["", f"**{title}:** nothing to do: the live state matches the files."]
-        rows = ["", f"**{title}**", "", "| step | object | change | fields |", "|---|---|---|---|"]
-        for step, c in changes:
-            fields = _cell(", ".join(c.fields))
-            rows.append(f"| {step} | {_cell(c.label)} | {c.action} | {fields} |")
-        return rows
+        table = change_table((step, c.label, c.action, c.fields) for step, c in changes)
+        return ["", f"**{title}**", "", *table]
+
+
+def change_table(rows: Iterable[tuple[str, str, str, list[str]]]) -> list[str]:
+    """Markdown rows of changed objects (step, object, change, fields), for Current Details."""
+    table = ["| step | object | change | fields |", "|---|---|---|---|"]
+    for step, label, action, fields in rows:
+        table.append(f"| {step} | {_cell(label)} | {action} | {_cell(', '.join(fields))} |")
+    return table
 
 
 def _cell(text: str) -> str:

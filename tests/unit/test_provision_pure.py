@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.activities.realm_file import load_realm
 from conceptor.activities.reconcile import differing_fields
-from conceptor.contracts import StepResult
+from conceptor.contracts import Change, ChangeAction, Diff, StepResult
 from conceptor.platform.settings import REPO_ROOT, Settings
 
 
@@ -37,12 +37,17 @@ def test_policy_normalize_ignores_server_reformatting() -> None:
     assert normalize(policy_document("other", "public-read")) != normalize(sent)
 
 
-def test_step_result_outcome_from_counts() -> None:
+def _outcome(*actions: ChangeAction) -> str:
+    changes = [Change(kind="k", name=str(i), action=a) for i, a in enumerate(actions)]
+    return StepResult.from_diff(Diff(target="t", changes=changes)).outcome
+
+
+def test_step_result_outcome_from_the_diff() -> None:
     """All new is `created`; any change on top of existing things is `updated`."""
-    assert StepResult.from_counts(created=["a"], updated=[], unchanged=[]).outcome == "created"
-    assert StepResult.from_counts(created=["a"], updated=[], unchanged=["b"]).outcome == "updated"
-    assert StepResult.from_counts(created=[], updated=["a"], unchanged=[]).outcome == "updated"
-    assert StepResult.from_counts(created=[], updated=[], unchanged=["a"]).outcome == "unchanged"
+    assert _outcome("create") == "created"
+    assert _outcome("create", "unchanged") == "updated"
+    assert _outcome("update") == "updated"
+    assert _outcome("unchanged") == "unchanged"
 
 
 def matches(want: object, have: object) -> bool:

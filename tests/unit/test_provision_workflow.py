@@ -60,7 +60,11 @@ def fake_activities(
                 assert isinstance(args[0], WaitInput)
                 assert args[0].deadline_seconds == deadline
                 return StepResult(attempts=2, detail=f"{step} ok")
-            return StepResult.from_counts(created=[f"{step}-1"], updated=[], unchanged=["x"])
+            return StepResult(
+                outcome="updated",
+                counts={"created": 1, "updated": 0, "unchanged": 1},
+                changed=[f"+{step}-1"],
+            )
 
         if step.startswith("wait_for_"):
 
