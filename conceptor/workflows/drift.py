@@ -62,7 +62,10 @@ class DriftWatchWorkflow:
         )
         # A step that could not be compared is reported below; the others still count.
         with contextlib.suppress(ApplicationError):
-            await self._planner.run(ProvisionInput(plan=True))
+            # The deadline read above: the planner need not ask the worker's settings again.
+            await self._planner.run(
+                ProvisionInput(plan=True, step_deadline_seconds=defaults.step_deadline_seconds)
+            )
         report = DriftReport(checked_at=workflow.now())
         affected: list[StepName] = []
         for step in RECONCILING_STEPS:
