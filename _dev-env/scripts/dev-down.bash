@@ -102,6 +102,12 @@ stop_all() { # pids...: SIGTERM, wait up to GRACE_SECONDS, then SIGKILL what is 
 			kill -KILL "$p" 2>/dev/null || true
 		fi
 	done
+	# A killed process holds its ports (and an empty command line) until it has exited:
+	# wait for that, or the listener scan below takes it for somebody else's.
+	deadline=$((SECONDS + 5))
+	for p in "$@"; do
+		while alive "$p" && ((SECONDS < deadline)); do sleep 0.1; done
+	done
 }
 
 # ----- stop ----------------------------------------------------------------------------------
