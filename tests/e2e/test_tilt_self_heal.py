@@ -10,14 +10,10 @@ restores the state; the API's and the workers' processes are the same ones throu
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -26,17 +22,19 @@ from temporalio.client import Client, WorkflowFailureError
 
 from conceptor.client.provisioning import provision_status
 from conceptor.contracts import DRIFT_WATCH_WORKFLOW, DriftReport
+from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from tests.e2e.tilt_helpers import (
     free_port,
     listening_ports,
     run_tilt,
-    tilt_binary,
+    start_tilt_up,
+    stop_tilt_up,
     tilt_env,
     tilt_prefix,
 )
-from tests.helpers import wait_until
+from tests.helpers import assert_eventually, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -99,15 +97,7 @@ def test_each_wiped_service_is_provisioned_again_by_itself() -> None:
         localdev = Path(tmp) / "localdev"
         env = tilt_env(PREFIX, localdev, CENTRAL_DRIFT_INTERVAL_SECONDS=DRIFT_INTERVAL)
         log_path = Path(tmp) / "tilt.log"
-        log = log_path.open("wb")
-        up = subprocess.Popen(
-            [str(tilt_binary()), "up", "--stream", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        up = start_tilt_up(env, port, log_path)
         try:
             wait_until(
                 lambda: _provisioned(settings),
@@ -125,7 +115,7 @@ def test_each_wiped_service_is_provisioned_again_by_itself() -> None:
                 assert off.returncode == 0, off.stdout + off.stderr
                 main_port = settings.port(service)
                 wait_until(
-                    lambda p=main_port: not _listening(settings, p),
+                    lambda p=main_port: not port_in_use(settings.host, p),
                     timeout=120,
                     message=f"{service} still listening after tilt disable",
                 )
@@ -141,22 +131,17 @@ def test_each_wiped_service_is_provisioned_again_by_itself() -> None:
                 on = run_tilt(["enable", resource, "--port", str(port)], env, timeout=60)
                 assert on.returncode == 0, on.stdout + on.stderr
 
-                async def healed(svc: str = service, t0: float = started) -> DriftReport | None:
-                    return await _healed(await connect(settings), svc, t0)
+                async def healed(svc: str = service, t0: float = started) -> DriftReport:
+                    found = await _healed(await connect(settings), svc, t0)
+                    assert found is not None, f"no drift check has healed {svc} yet"
+                    return found
 
-                report = _wait_for(healed, timeout=600, what=f"a drift check healing {service}")
+                report = asyncio.run(assert_eventually(healed, timeout=600, interval=3))
                 assert report.data_loss == [service], report
                 assert _api_answers(settings), "the API stopped answering"
             assert _worker_pids(settings) == workers, "a worker was restarted"
         finally:
-            if up.poll() is None:
-                up.send_signal(signal.SIGINT)
-                try:
-                    up.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    os.killpg(up.pid, signal.SIGKILL)
-                    up.wait()
-            log.close()
+            stop_tilt_up(up, timeout=120)
             artifacts = REPO_ROOT / "tests" / "artifacts"
             artifacts.mkdir(parents=True, exist_ok=True)
             (artifacts / "tilt-self-heal.log").write_bytes(log_path.read_bytes())
@@ -167,21 +152,3 @@ def test_each_wiped_service_is_provisioned_again_by_itself() -> None:
         timeout=120,
         message=f"still listening after tilt exited: {listening_ports(settings)}",
     )
-
-
-def _wait_for(
-    check: Callable[[], Awaitable[DriftReport | None]], *, timeout: float, what: str
-) -> DriftReport:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = asyncio.run(check())
-        if found is not None:
-            return found
-        time.sleep(3)
-    raise AssertionError(f"no {what} within {timeout}s")
-
-
-def _listening(settings: Settings, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex((settings.host, port)) == 0

@@ -19,7 +19,7 @@ from tests.e2e.tilt_helpers import (
     free_port,
     listening_ports,
     run_tilt,
-    tilt_binary,
+    start_tilt_up,
     tilt_env,
     tilt_prefix,
 )
@@ -74,15 +74,7 @@ class TiltUp:
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(tilt_binary()), "up", "--stream", "--port", str(self.port), *WORKERS],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = start_tilt_up(env, self.port, log, *WORKERS)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform.settings import Settings
 from tests.e2e.tilt_helpers import (
     free_port,
     listening_ports,
     run_tilt,
-    tilt_binary,
+    start_tilt_up,
+    stop_tilt_up,
     tilt_env,
     tilt_prefix,
 )
@@ -68,15 +67,7 @@ def test_tilt_trigger_restarts_one_worker_only() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="conceptor-tilt-workers-") as tmp:
         env = tilt_env(PREFIX, Path(tmp) / "localdev")
-        log = (Path(tmp) / "tilt.log").open("wb")
-        up = subprocess.Popen(
-            [str(tilt_binary()), "up", "--stream", "--port", str(port), *TILTFILE_ARGS],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        up = start_tilt_up(env, port, Path(tmp) / "tilt.log", *TILTFILE_ARGS)
         try:
             wait_until(
                 lambda: _ready_workers(port, env) == set(WORKERS),
@@ -105,14 +96,7 @@ def test_tilt_trigger_restarts_one_worker_only() -> None:
             down = run_tilt(["down", *TILTFILE_ARGS], env, timeout=120)
             assert down.returncode == 0, down.stdout + down.stderr
         finally:
-            if up.poll() is None:
-                up.send_signal(signal.SIGINT)  # tilt stops every serve_cmd process on exit
-                try:
-                    up.wait(timeout=90)
-                except subprocess.TimeoutExpired:
-                    up.kill()
-                    up.wait()
-            log.close()
+            stop_tilt_up(up, timeout=90)
         wait_until(
             lambda: listening_ports(settings) == [],
             timeout=60,

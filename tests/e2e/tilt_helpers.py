@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -65,6 +66,31 @@ def run_tilt(
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"{log_name}.log").write_text(result.stdout + result.stderr)
     return result
+
+
+def start_tilt_up(env: dict[str, str], port: int, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`tilt up --stream` in its own session, as a terminal runs it; output appended to `log`."""
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [str(tilt_binary()), "up", "--stream", "--port", str(port), *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_tilt_up(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """Ctrl-C (Tilt stops every serve_cmd process on exit); its whole group killed if it hangs."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def listening_ports(settings: Settings) -> list[int]:

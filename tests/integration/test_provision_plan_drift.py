@@ -5,9 +5,7 @@ service that lost its data."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.temporal import connect
+from tests.helpers import assert_eventually
 from tests.integration.provision_support import (
     ProvisionEnv,
     bucket_policies,
@@ -131,13 +130,14 @@ async def check_drift(client: Client, env: ProvisionEnv, timeout: float = 240) -
     schedule_id = env.settings.drift_watch_schedule_id
     before = await drift_status(client, schedule_id=schedule_id)
     await client.get_schedule_handle(schedule_id).trigger()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def finished() -> DriftStatus:
         status = await drift_status(client, schedule_id=schedule_id)
-        if status.latest is not None and status.latest_workflow_id != before.latest_workflow_id:
-            return status
-        await asyncio.sleep(1)
-    raise AssertionError(f"no drift check finished within {timeout}s")
+        assert status.latest is not None, "no drift check has finished yet"
+        assert status.latest_workflow_id != before.latest_workflow_id, "no new check yet"
+        return status
+
+    return await assert_eventually(finished, timeout=timeout, interval=1)
 
 
 def drifted(status: DriftStatus) -> set[tuple[str, str, str, str]]:
