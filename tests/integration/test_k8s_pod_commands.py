@@ -1,15 +1,15 @@
 """The pods' own commands, scripts and probes, run here against the real programs.
 
 No cluster runs on these machines, so each pod's command line is run as a local process (ports
-moved to free ones, binds to loopback) and its probe is asked exactly as the kubelet would.
+moved to a private block, binds to loopback) and its probe is asked exactly as the kubelet would.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,10 +36,81 @@ from tests.unit.k8s_support import (
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _private_ports(*names: str) -> dict[str, int]:
+    """The ports of slots `names` (PORT_OFFSETS) in a 100-port block claimed for this test.
+
+    Not bind-to-port-0-and-close: the kernel often hands a just-closed port out again (about
+    one consecutive pair in a hundred), and Caddy binds its site and its admin endpoint with
+    SO_REUSEPORT, so on a repeat both serve one port and the kernel splits the probes between
+    them. A free_prefix block is checked free and claimed, and its slots never coincide.
+    """
+    settings = Settings(port_prefix=free_prefix())
+    return {name: settings.port(name) for name in names}
+
+
+# /proc/net/tcp{,6} local addresses that a connection to 127.0.0.1 can reach: loopback, the
+# wildcard, and their IPv6 forms (v4-mapped loopback, ::).
+_REACHES_LOOPBACK = {"0100007F", "00000000", "0" * 32, "0000000000000000FFFF00000100007F"}
+_TCP_LISTEN = "0A"
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` that a connection to 127.0.0.1 can reach."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            listening = fields[3] == _TCP_LISTEN and int(hex_port, 16) == port
+            if listening and address in _REACHES_LOOPBACK:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _sockets_of(pid: int) -> set[str]:
+    """Inodes of the sockets process `pid` holds open."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed between the listing and the readlink
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    return inodes
+
+
+def _holders(inodes: set[str]) -> list[str]:
+    """`pid: command line` of each process this user can see that holds one of `inodes`."""
+    holders = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if _sockets_of(int(entry.name)) & inodes:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                holders.append(f"{entry.name}: {cmdline.strip()}")
+        except OSError:  # gone, or another user's
+            continue
+    return holders
+
+
+def _assert_sole_listener(proc: subprocess.Popen[bytes], port: int) -> None:
+    """Fail unless `proc` listens on `port` and nothing else does.
+
+    Caddy binds with SO_REUSEPORT, so another process of this user can bind the same port
+    beside it and take a share of the connections: a probe could be answered by a stranger.
+    """
+    listening = _listening_sockets(port)
+    ours = listening & _sockets_of(proc.pid)
+    foreign = listening - ours
+    if foreign:
+        holders = "; ".join(_holders(foreign)) or "a process of another user"
+        msg = f"port {port} is not only pid {proc.pid}'s: also listening there: {holders}"
+        raise AssertionError(msg)
+    if not ours:
+        msg = f"pid {proc.pid} does not listen on port {port}"
+        raise AssertionError(msg)
 
 
 def _container(service: str) -> dict[str, Any]:
@@ -78,11 +149,18 @@ def running() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 class TemporalPod:
-    """The Temporal image's ENTRYPOINT as a local process, ports moved to free ones."""
+    """The Temporal image's ENTRYPOINT as a local process, ports moved to a private block."""
 
     def __init__(self, tmp_path: Path, running: list[subprocess.Popen[bytes]]) -> None:
         entrypoint = dockerfile_instruction(TEMPORAL_DOCKERFILE, "ENTRYPOINT")
-        mapping = {p: str(_free_port()) for p in ("7233", "8233", "7243", "7244")}
+        ports = _private_ports("temporal", "temporal_ui", "temporal_http", "temporal_metrics")
+        image_ports = {
+            "7233": "temporal",
+            "8233": "temporal_ui",
+            "7243": "temporal_http",
+            "7244": "temporal_metrics",
+        }
+        mapping = {image: str(ports[name]) for image, name in image_ports.items()}
         mapping |= {"0.0.0.0": "127.0.0.1", "/data/temporal.db": str(tmp_path / "temporal.db")}
         self.argv = [str(venv_tool("temporal")), *_remap(entrypoint[1:], mapping)]
         probe = _container("temporal")["readinessProbe"]["exec"]["command"]
@@ -97,7 +175,15 @@ class TemporalPod:
     def start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.running.append(proc)
-        wait_until(self.ready, timeout=60, message="the Temporal pod's probe never passed")
+
+        def ready() -> bool:
+            # A server that died (a port taken, say) fails now, not after the whole timeout.
+            if proc.poll() is not None:
+                msg = f"the Temporal pod exited with code {proc.returncode} before its probe passed"
+                raise AssertionError(msg)
+            return self.ready()
+
+        wait_until(ready, timeout=60, message="the Temporal pod's probe never passed")
         return proc
 
 
@@ -131,36 +217,43 @@ def test_front_door_pod_answers_its_probe_with_the_shared_caddyfile(
     (caddyfile,) = _generated("ConfigMap", "localdev-front-door-caddyfile")["data"].values()
     (tmp_path / "Caddyfile").write_text(caddyfile)
     env = dict(by_kind(render_base(), "ConfigMap")["localdev-front-door-env"]["data"])
-    port = _free_port()
+    ports = _private_ports("front_door", "front_door_admin")
+    port = ports["front_door"]
     env |= {
         "FRONT_DOOR_PORT": str(port),
         "FRONT_DOOR_BIND": "127.0.0.1",
-        "CADDY_ADMIN": f"127.0.0.1:{_free_port()}",
+        "CADDY_ADMIN": f"127.0.0.1:{ports['front_door_admin']}",
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
     argv = _remap(container["command"], {"/etc/caddy/Caddyfile": str(tmp_path / "Caddyfile")})
-    running.append(
-        subprocess.Popen(
-            [str(venv_tool("caddy")), *argv[1:]],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    log = tmp_path / "caddy.log"
+    with log.open("wb") as out:
+        caddy = subprocess.Popen(
+            [str(venv_tool("caddy")), *argv[1:]], env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    )
+    running.append(caddy)
     probe = container["readinessProbe"]["httpGet"]
     headers = {h["name"]: h["value"] for h in probe["httpHeaders"]}
     url = f"http://127.0.0.1:{port}{probe['path']}"
 
     def answers() -> bool:
+        # A Caddy that died (a port taken, say) fails now, with its log, not after the timeout.
+        if caddy.poll() is not None:
+            msg = f"caddy exited with code {caddy.returncode}:\n{log.read_text()}"
+            raise AssertionError(msg)
         try:
             return httpx.get(url, headers=headers, timeout=2).text == "ok"
         except httpx.HTTPError:
             return False
 
     wait_until(answers, timeout=30, message="the front-door pod's probe never passed")
+    # An answer does not say who gave it: this Caddy must be the port's only listener, before
+    # and after the request, so a process sharing the port is named, not taken for Caddy.
+    _assert_sole_listener(caddy, port)
     # Without the probe's Host header Caddy matches no site: an empty 200 that proves nothing.
     bare = httpx.get(url, headers={"Host": "10.1.2.3"}, timeout=2)
+    _assert_sole_listener(caddy, port)
     assert (bare.status_code, bare.text) == (200, "")
 
 
