@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from temporalio.exceptions import ApplicationError
 
@@ -17,8 +18,26 @@ MIGRATION_FAILED = "MigrationFailed"
 MIGRATIONS_MISSING = "MigrationsMissing"
 _NAME = re.compile(r"^\d{4}_[A-Za-z0-9_]+\.sql$")
 
-# A database's tables and their columns: {"<schema>.<table>": ["<column>", ...]}.
-Schema = dict[str, list[str]]
+
+class Table(TypedDict):
+    """One table or view of a database, as compared: the names of what it holds, sorted."""
+
+    kind: Literal["table", "view"]
+    columns: list[str]
+    constraints: list[str]
+    indexes: list[str]
+    triggers: list[str]
+
+
+# A database's tables and views by qualified name: {"<schema>.<table>": Table}.
+Schema = dict[str, Table]
+# What a table holds, and the change kind of each; an index is named within its schema.
+PARTS: tuple[tuple[Literal["columns", "constraints", "indexes", "triggers"], str], ...] = (
+    ("columns", "column"),
+    ("constraints", "constraint"),
+    ("indexes", "index"),
+    ("triggers", "trigger"),
+)
 
 
 @dataclass(frozen=True)
@@ -96,30 +115,79 @@ def migration_changes(files: list[MigrationFile], applied: dict[str, str]) -> li
     ]
 
 
-def schema_drift(live: Schema, expected: Schema) -> list[Change]:
-    """How the live schema departs from what the applied migrations create: tables and
-    columns none of them created, and tables and columns they created that are gone (fields
-    `["missing"]`). Reported (`drift`), never touched: a dropped table's data is not the
-    migrations' to restore, and an extra one may be a developer's experiment.
+def part_name(table: str, kind: str, name: str) -> str:
+    """A part's identity: `<schema>.<index>` for an index (unique per schema), else
+    `<schema>.<table>.<name>` (unique per table)."""
+    if kind == "index":
+        return f"{table.partition('.')[0]}.{name}"
+    return f"{table}.{name}"
+
+
+def labels(schema: Schema) -> set[str]:
+    """Every object of a schema as a change label (`table:public.t`, `column:public.t.c`...)."""
+    out: set[str] = set()
+    for name, table in schema.items():
+        out.add(f"{table['kind']}:{name}")
+        for key, kind in PARTS:
+            out.update(f"{kind}:{part_name(name, kind, p)}" for p in table[key])
+    return out
+
+
+def schema_drift(
+    live: Schema,
+    expected: Schema,
+    sources: dict[str, str] | None = None,
+    unrestorable: dict[str, str] | None = None,
+) -> list[Change]:
+    """How the live schema departs from what the applied migrations create.
+
+    An object they created that is gone (a table, view, column, constraint, index or
+    trigger) is a `create` with fields `["missing"]`: applying rebuilds it from the schema the
+    migrations create (a table comes back empty: its rows are not the migrations' to
+    restore). One that cannot be rebuilt (`unrestorable`: label -> why) is `drift`, with why.
+    An object none of them created is `drift`, never touched: it may be a developer's
+    experiment. `sources` names the migration that created each object.
 
     `expected` is the schema of the migrations already applied, so a table a pending
     migration is about to create is not reported missing.
     """
+    sources = sources or {}
+    unrestorable = unrestorable or {}
+
+    def missing(kind: str, name: str) -> Change:
+        label = f"{kind}:{name}"
+        why = unrestorable.get(label)
+        if why:
+            fields = ["missing", f"cannot be rebuilt: {why}"]
+            return Change(kind=kind, name=name, action="drift", fields=fields)
+        source = sources.get(label, "")
+        return Change(kind=kind, name=name, action="create", fields=["missing"], source=source)
+
     changes: list[Change] = []
-    for table in sorted(set(live) | set(expected)):
-        if table not in expected:
-            changes.append(Change(kind="table", name=table, action="drift"))
+    for name in sorted(set(live) | set(expected)):
+        want, have = expected.get(name), live.get(name)
+        if want is None:
+            assert have is not None
+            changes.append(Change(kind=have["kind"], name=name, action="drift"))
             continue
-        if table not in live:
-            changes.append(Change(kind="table", name=table, action="drift", fields=["missing"]))
+        if have is None:
+            changes.append(missing(want["kind"], name))
             continue
-        extra = sorted(set(live[table]) - set(expected[table]))
-        changes.extend(Change(kind="column", name=f"{table}.{c}", action="drift") for c in extra)
-        gone = sorted(set(expected[table]) - set(live[table]))
-        changes.extend(
-            Change(kind="column", name=f"{table}.{c}", action="drift", fields=["missing"])
-            for c in gone
-        )
+        if want["kind"] != have["kind"]:
+            fields = [f"a {have['kind']}, the migrations create a {want['kind']}"]
+            changes.append(Change(kind=want["kind"], name=name, action="drift", fields=fields))
+            continue
+        for key, kind in PARTS:
+            if want["kind"] == "view" and key == "columns":
+                if want[key] != have[key]:  # a view's columns are its definition's to change
+                    changes.append(
+                        Change(kind="view", name=name, action="drift", fields=["columns"])
+                    )
+                continue
+            for part in sorted(set(have[key]) - set(want[key])):
+                changes.append(Change(kind=kind, name=part_name(name, kind, part), action="drift"))
+            for part in sorted(set(want[key]) - set(have[key])):
+                changes.append(missing(kind, part_name(name, kind, part)))
     return changes
 
 
@@ -129,12 +197,15 @@ def migrations_diff(
     applied: dict[str, str],
     live: Schema,
     expected: Schema | None,
+    sources: dict[str, str] | None = None,
+    unrestorable: dict[str, str] | None = None,
 ) -> Diff:
     """The database's diff: migrations to apply, and (when `expected`, the schema the applied
-    migrations create, is known) the tables and columns none of them created."""
+    migrations create, is known) the objects they created that are gone and those none of
+    them created (see schema_drift)."""
     changes = migration_changes(files, applied)
     if expected is not None:
-        changes.extend(schema_drift(live, expected))
+        changes.extend(schema_drift(live, expected, sources, unrestorable))
     return Diff(
         target=target,
         changes=changes,

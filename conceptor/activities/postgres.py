@@ -16,15 +16,17 @@ from conceptor.activities.migration_plan import (
     migrations_diff,
     read_migrations,
 )
-from conceptor.activities.reconcile import check_plan, verify
-from conceptor.activities.schema_shadow import expected_schema, read_schema
+from conceptor.activities.reconcile import check_plan, refuse, verify
+from conceptor.activities.schema_catalog import read_schema
+from conceptor.activities.schema_shadow import ExpectedSchema, expected_schema
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
-from conceptor.contracts import RESET_POSTGRES, Diff, ReconcileInput, StepResult, WaitInput
+from conceptor.contracts import RESET_POSTGRES, Change, Diff, ReconcileInput, StepResult, WaitInput
 from conceptor.platform.settings import Settings
 
 # Any constant shared by every process that migrates this database; "conceptor" in ASCII.
 MIGRATION_LOCK_KEY = 0x636F6E636570746F
 MIGRATIONS_TABLE = "schema_migrations"
+RESTORE_FAILED = "RestoreFailed"
 _CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     filename    text PRIMARY KEY,
@@ -64,14 +66,15 @@ class PostgresActivities:
     @activity.defn(name="migrate_postgres")
     async def migrate_postgres(self, data: ReconcileInput | None = None) -> StepResult:
         """Apply every pending migration in order, each in its own transaction, under a lock;
-        report tables and columns no migration created. `plan`: compute, write nothing."""
+        rebuild what they created that is gone; report what none of them created.
+        `plan`: compute, write nothing."""
         files = read_migrations(self.settings.migrations_dir)
         attempt = activity.info().attempt
         async with heartbeating():
             conn = await self._connect()
             try:
                 if data is not None and data.plan:
-                    diff = await self._diff(conn, files, with_drift=True)
+                    diff, _ = await self._diff(conn, files, with_drift=True)
                     return StepResult.from_diff(diff, planned=True, attempts=attempt)
                 return await self._migrate_locked(conn, files, data, attempt)
             finally:
@@ -79,15 +82,25 @@ class PostgresActivities:
 
     async def _diff(
         self, conn: asyncpg.Connection, files: list[MigrationFile], *, with_drift: bool
-    ) -> Diff:
-        """Read the live state (recorded migrations, tables and columns) and diff the files."""
+    ) -> tuple[Diff, ExpectedSchema | None]:
+        """Read the live state (recorded migrations, the schema) and diff the files; with
+        drift, also against the schema the recorded migrations create."""
         applied = await _applied(conn)
         live = await read_schema(conn)
-        expected = None
-        if with_drift:
-            replayed = [m for m in files if m.name in applied]
-            expected = await expected_schema(self.settings, replayed)
-        return migrations_diff(_target(self.settings), files, applied, live, expected)
+        if not with_drift:
+            return migrations_diff(_target(self.settings), files, applied, live, None), None
+        replayed = [m for m in files if m.name in applied]
+        expected = await expected_schema(self.settings, replayed)
+        diff = migrations_diff(
+            _target(self.settings),
+            files,
+            applied,
+            live,
+            expected.schema,
+            expected.sources,
+            expected.restore.refused,
+        )
+        return diff, expected
 
     async def _migrate_locked(
         self,
@@ -100,17 +113,23 @@ class PostgresActivities:
         # then find the files already recorded and apply nothing twice.
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
-            before = await self._diff(conn, files, with_drift=False)
+            before, expected = await self._diff(conn, files, with_drift=True)
             check_plan(before, data)
-            pending = {c.name for c in before.pending}
+            _refuse_unrebuildable(before)
+            # What the recorded migrations made and is gone comes back first: a pending
+            # migration may alter it.
+            missing = [c for c in before.pending if c.kind != "migration"]
+            if missing and expected is not None:
+                await _rebuild(conn, before.target, expected, missing)
+            pending = {c.name for c in before.pending if c.kind == "migration"}
             if pending:
                 await conn.execute(_CREATE_TABLE)
             for migration in files:
                 if migration.name in pending:
                     await _apply(conn, migration)
-            # Drift is judged after applying: the schema every recorded migration creates,
+            # Judged again after applying: the schema every recorded migration creates,
             # replayed into a throwaway database, against the live one.
-            after = await self._diff(conn, files, with_drift=True)
+            after, _ = await self._diff(conn, files, with_drift=True)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
         verify(after)
@@ -122,6 +141,11 @@ class PostgresActivities:
         )
         done = len(pending)
         detail = f"{done} applied, {len(files) - done} already applied"
+        if missing:
+            tables = sum(c.kind == "table" for c in missing)
+            detail += f"; {len(missing)} missing rebuilt" + (
+                f" ({tables} table(s) empty: their rows are gone)" if tables else ""
+            )
         if after.drift:
             detail += f"; {len(after.drift)} not created by any migration (left alone)"
         return StepResult.from_diff(applied, attempts=attempt, detail=detail)
@@ -169,6 +193,39 @@ async def _apply(conn: asyncpg.Connection, migration: MigrationFile) -> None:
         )
         raise ApplicationError(msg, type=MIGRATION_FAILED, non_retryable=True) from None
     activity.logger.info("applied migration %s", migration.name)
+
+
+def _refuse_unrebuildable(diff: Diff) -> None:
+    """Before any write: an object the migrations created is gone and cannot be rebuilt."""
+    for change in diff.drift:
+        if change.fields[:1] == ["missing"] and len(change.fields) > 1:
+            raise refuse(
+                f"{diff.target}: {change.label}",
+                f"created by a recorded migration, it is gone and {change.fields[1]}",
+                "re-create it by hand, or reset the database (conceptor dev reset postgres, "
+                "or the ResetPostgresWorkflow) and provision again",
+            )
+
+
+async def _rebuild(
+    conn: asyncpg.Connection, target: str, expected: ExpectedSchema, missing: list[Change]
+) -> None:
+    """Re-create what the recorded migrations made and is gone, from the statements read
+    off the replayed schema, in one transaction: all of it comes back, or none."""
+    labels = [c.label for c in missing]
+    statement = ""
+    try:
+        async with conn.transaction():
+            for statement in expected.restore.plan(labels):
+                await conn.execute(statement)
+    except asyncpg.PostgresError as exc:
+        msg = (
+            f"{target}: rebuilding {', '.join(labels)} failed at "
+            f"`{' '.join(statement.split())[:300]}`: {exc.sqlstate} {exc}; "
+            "it was rolled back, nothing of it is rebuilt"
+        )
+        raise ApplicationError(msg, type=RESTORE_FAILED, non_retryable=True) from None
+    activity.logger.info("%s: rebuilt %s", target, ", ".join(labels))
 
 
 async def _applied(conn: asyncpg.Connection) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -14,50 +15,35 @@ from conceptor.activities.migration_plan import (
     MIGRATION_FAILED,
     MigrationFile,
     Schema,
+    labels,
     line_of,
 )
 from conceptor.activities.reconcile import digest
+from conceptor.activities.schema_catalog import Restore, read_schema, read_schema_and_restore
 from conceptor.platform.settings import Settings
 
 SHADOW_UNAVAILABLE = "ShadowDatabaseUnavailable"
 # Advisory lock class of replays, taken on the maintenance database ("shad" in ASCII).
 SHADOW_LOCK_KEY = 0x73686164
-# Tables provisioning itself keeps: never drift.
-OWN_TABLES = frozenset({"public.schema_migrations"})
 
-# pg_catalog, not information_schema: the latter hides tables the application role has no
-# privilege on, and a table someone created as another role is exactly what must be seen.
-_SCHEMA_QUERY = r"""
-SELECT n.nspname AS schema_name, c.relname AS table_name, a.attname AS column_name
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%'
-  AND n.nspname NOT LIKE 'pg\_temp\_%'
-"""
+
+@dataclass(frozen=True)
+class ExpectedSchema:
+    """What the replayed migrations create: the schema, the statements that rebuild each of
+    its objects, and which migration created each (by change label)."""
+
+    schema: Schema
+    restore: Restore
+    sources: dict[str, str]
+
 
 # Expected schemas by (server, replayed files): a pure function of both, so one worker builds
 # each once; the lock keeps concurrent steps in one process from building it twice.
-_CACHE: dict[str, Schema] = {}
+_CACHE: dict[str, ExpectedSchema] = {}
 # One lock per event loop: an asyncio lock may only be awaited in the loop it first waited in.
 _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
-
-
-async def read_schema(conn: asyncpg.Connection) -> Schema:
-    """Every table of every user schema with its columns (sorted), provisioning's own aside."""
-    schema: Schema = {}
-    for row in await conn.fetch(_SCHEMA_QUERY):
-        table = f"{row['schema_name']}.{row['table_name']}"
-        if table in OWN_TABLES:
-            continue
-        columns = schema.setdefault(table, [])
-        if row["column_name"] is not None:
-            columns.append(str(row["column_name"]))
-    return {table: sorted(columns) for table, columns in sorted(schema.items())}
 
 
 def _superuser_dsn(settings: Settings) -> str:
@@ -72,8 +58,8 @@ def _app_dsn(settings: Settings, database: str) -> str:
     return urlsplit(settings.postgres_dsn)._replace(path=f"/{database}").geturl()
 
 
-async def expected_schema(settings: Settings, files: list[MigrationFile]) -> Schema:
-    """The tables and columns `files` create, replayed in order into a fresh database owned by
+async def expected_schema(settings: Settings, files: list[MigrationFile]) -> ExpectedSchema:
+    """The schema `files` create, replayed in order into a fresh database owned by
     the application role (so they run with its privileges, and `public.` in a file means that
     database's public), read back, and the database dropped.
 
@@ -82,7 +68,7 @@ async def expected_schema(settings: Settings, files: list[MigrationFile]) -> Sch
     SQL: DO blocks, functions, CREATE TABLE AS and ALTERs are understood by PostgreSQL alone.
     """
     if not files:
-        return {}
+        return ExpectedSchema({}, Restore(), {})
     parts = urlsplit(settings.postgres_dsn)
     key = digest([parts.hostname, parts.port, [(m.name, m.checksum) for m in files]])
     lock = _LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
@@ -92,7 +78,7 @@ async def expected_schema(settings: Settings, files: list[MigrationFile]) -> Sch
         return _CACHE[key]
 
 
-async def _replay(settings: Settings, files: list[MigrationFile]) -> Schema:
+async def _replay(settings: Settings, files: list[MigrationFile]) -> ExpectedSchema:
     live_db = urlsplit(settings.postgres_dsn).path.lstrip("/")
     prefix = f"{live_db[:40]}__shadow_"
     shadow = f"{prefix}{uuid.uuid4().hex[:8]}"
@@ -118,9 +104,14 @@ async def _replay(settings: Settings, files: list[MigrationFile]) -> Schema:
         try:
             conn = await asyncpg.connect(_app_dsn(settings, shadow), timeout=5)
             try:
+                sources: dict[str, str] = {}
                 for migration in files:
                     await _replay_one(conn, migration)
-                return await read_schema(conn)
+                    # Which file made each object: a catalog read per file, a few ms each.
+                    for label in labels(await read_schema(conn)) - sources.keys():
+                        sources[label] = migration.name
+                schema, restore = await read_schema_and_restore(conn)
+                return ExpectedSchema(schema, restore, sources)
             finally:
                 await conn.close()
         finally:

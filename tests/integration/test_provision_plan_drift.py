@@ -125,6 +125,14 @@ async def drop_table(env: ProvisionEnv, table: str) -> None:
         await conn.close()
 
 
+async def table_exists(env: ProvisionEnv, table: str) -> bool:
+    conn = await asyncpg.connect(env.settings.postgres_dsn)
+    try:
+        return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
+    finally:
+        await conn.close()
+
+
 async def check_drift(client: Client, env: ProvisionEnv, timeout: float = 240) -> DriftStatus:
     """Trigger the environment's drift-watch schedule once and wait for that check's report."""
     schedule_id = env.settings.drift_watch_schedule_id
@@ -224,10 +232,11 @@ async def test_drift_watch_names_drift_and_leaves_it_without_repair(
         assert {
             ("import_realm", "user", user, "create"),
             ("ensure_buckets", "bucket", env.private_bucket, "update"),
-            ("migrate_postgres", "table", "public.media_assets", "drift"),
+            ("migrate_postgres", "table", "public.media_assets", "create"),
         } <= drifted(status)
         assert status.latest is not None and status.latest.repair_workflow_id is None
         assert not await user_exists(env, user), "drift was repaired without CENTRAL_DRIFT_REPAIR"
+        assert not await table_exists(env, "media_assets"), "repaired without CENTRAL_DRIFT_REPAIR"
         assert all(label in status.since for label in (i.label for i in status.latest.items))
 
 
@@ -242,16 +251,23 @@ async def test_drift_watch_repairs_drift_when_asked(
     ):
         await provision(client, env)
         policies = await bucket_policies(env)
+        schema = await database_snapshot(env)
         user = await delete_user(env)
         await make_private_bucket_public(env)
+        await drop_table(env, "media_assets")
         status = await check_drift(client, env)
         assert status.latest is not None and status.latest.repaired, status.latest
         assert {
             ("import_realm", "user", user, "create"),
             ("ensure_buckets", "bucket", env.private_bucket, "update"),
+            ("migrate_postgres", "table", "public.media_assets", "create"),
         } <= drifted(status)
         assert await user_exists(env, user)
         assert await bucket_policies(env) == policies
+        assert await database_snapshot(env) == schema  # the table is back, column for column
+        # The next check finds nothing left: the repair is judged against the live state.
+        again = await check_drift(client, env)
+        assert again.latest is not None and not again.latest.has_drift, again.latest
 
 
 async def test_a_service_that_lost_its_data_is_healed_without_repair(

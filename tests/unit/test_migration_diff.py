@@ -8,7 +8,10 @@ from temporalio.exceptions import ApplicationError
 from conceptor.activities.migration_plan import (
     MIGRATION_EDITED,
     MigrationFile,
+    Schema,
+    Table,
     checksum,
+    labels,
     migrations_diff,
     schema_drift,
 )
@@ -18,8 +21,24 @@ def mig(name: str, sql: str = "SELECT 1;") -> MigrationFile:
     return MigrationFile(name, sql, checksum(sql.encode()))
 
 
+def table(
+    columns: list[str],
+    constraints: list[str] | None = None,
+    indexes: list[str] | None = None,
+    triggers: list[str] | None = None,
+    kind: str = "table",
+) -> Table:
+    return Table(
+        kind="view" if kind == "view" else "table",
+        columns=columns,
+        constraints=constraints or [],
+        indexes=indexes or [],
+        triggers=triggers or [],
+    )
+
+
 FILES = [mig("0001_a.sql", "CREATE TABLE a (id int);"), mig("0002_b.sql", "CREATE TABLE b ();")]
-SCHEMA = {"public.a": ["id"], "public.b": []}
+SCHEMA: Schema = {"public.a": table(["id"]), "public.b": table([])}
 
 
 def test_pending_files_are_creates_in_order() -> None:
@@ -39,7 +58,12 @@ def test_applied_files_are_unchanged_and_nothing_else_is_drift() -> None:
 
 
 def test_extra_tables_and_columns_are_drift_by_name() -> None:
-    live = {**SCHEMA, "public.a": ["id", "note"], "public.by_hand": ["x"], "audit.events": []}
+    live = {
+        **SCHEMA,
+        "public.a": table(["id", "note"]),
+        "public.by_hand": table(["x"]),
+        "audit.events": table([]),
+    }
     assert [(c.kind, c.name, c.action) for c in schema_drift(live, SCHEMA)] == [
         ("table", "audit.events", "drift"),
         ("column", "public.a.note", "drift"),
@@ -47,25 +71,70 @@ def test_extra_tables_and_columns_are_drift_by_name() -> None:
     ]
 
 
-def test_tables_and_columns_the_applied_migrations_made_and_are_gone_are_drift() -> None:
+def test_what_the_applied_migrations_made_and_is_gone_is_a_create_naming_its_file() -> None:
     # `expected` is what the applied migrations create: a pending one is not in it.
-    found = [(c.kind, c.name, c.action, c.fields) for c in schema_drift({"public.a": []}, SCHEMA)]
-    assert found == [
-        ("column", "public.a.id", "drift", ["missing"]),
-        ("table", "public.b", "drift", ["missing"]),
+    sources = {"table:public.b": "0002_b.sql", "column:public.a.id": "0001_a.sql"}
+    found = [
+        (c.kind, c.name, c.action, c.fields, c.source)
+        for c in schema_drift({"public.a": table([])}, SCHEMA, sources)
     ]
+    assert found == [
+        ("column", "public.a.id", "create", ["missing"], "0001_a.sql"),
+        ("table", "public.b", "create", ["missing"], "0002_b.sql"),
+    ]
+
+
+def test_missing_constraints_indexes_and_triggers_are_creates_extra_ones_drift() -> None:
+    want = {"public.a": table(["id"], ["a_pkey", "a_fk"], ["a_idx"], ["a_touch"])}
+    have = {"public.a": table(["id"], ["a_pkey", "by_hand"], [], ["a_touch"])}
+    found = [(c.label, c.action) for c in schema_drift(have, want)]
+    assert found == [
+        ("constraint:public.a.by_hand", "drift"),
+        ("constraint:public.a.a_fk", "create"),
+        ("index:public.a_idx", "create"),  # index names are unique per schema
+    ]
+
+
+def test_an_object_that_cannot_be_rebuilt_is_drift_saying_why() -> None:
+    why = {"table:public.b": "it is partitioned or a partition"}
+    (change,) = schema_drift({"public.a": table(["id"])}, SCHEMA, {}, why)
+    assert (change.label, change.action) == ("table:public.b", "drift")
+    assert change.fields == ["missing", "cannot be rebuilt: it is partitioned or a partition"]
+
+
+def test_views_are_compared_by_kind_and_columns_without_rebuilding_columns() -> None:
+    want = {"public.v": table(["a", "b"], kind="view"), "public.t": table(["x"])}
+    have = {"public.v": table(["a"], kind="view"), "public.t": table(["x"], kind="view")}
+    found = [(c.label, c.action, c.fields) for c in schema_drift(have, want)]
+    assert found == [
+        ("table:public.t", "drift", ["a view, the migrations create a table"]),
+        ("view:public.v", "drift", ["columns"]),
+    ]
+
+
+def test_labels_name_every_object_as_changes_do() -> None:
+    schema = {"s.t": table(["c"], ["k"], ["i"], ["g"]), "s.v": table([], kind="view")}
+    assert labels(schema) == {
+        "table:s.t",
+        "column:s.t.c",
+        "constraint:s.t.k",
+        "index:s.i",
+        "trigger:s.t.g",
+        "view:s.v",
+    }
 
 
 def test_drift_is_reported_not_pending() -> None:
     applied = {m.name: m.checksum for m in FILES}
-    diff = migrations_diff("database x", FILES, applied, {**SCHEMA, "public.c": []}, SCHEMA)
+    live = {**SCHEMA, "public.c": table([])}
+    diff = migrations_diff("database x", FILES, applied, live, SCHEMA)
     assert diff.is_empty
     assert [c.label for c in diff.drift] == ["table:public.c"]
     assert diff.counts() == {"created": 0, "updated": 0, "deleted": 0, "unchanged": 2, "drift": 1}
 
 
 def test_without_an_expected_schema_no_drift_is_claimed() -> None:
-    diff = migrations_diff("database x", FILES, {}, {"public.c": []}, None)
+    diff = migrations_diff("database x", FILES, {}, {"public.c": table([])}, None)
     assert diff.drift == []
 
 
@@ -86,7 +155,7 @@ def test_an_edited_applied_file_is_refused() -> None:
 def test_digests_follow_files_and_live_state() -> None:
     applied = {FILES[0].name: FILES[0].checksum}
     a = migrations_diff("d", FILES, applied, SCHEMA, None)
-    b = migrations_diff("d", FILES, applied, {**SCHEMA, "public.c": []}, None)
+    b = migrations_diff("d", FILES, applied, {**SCHEMA, "public.c": table([])}, None)
     c = migrations_diff("d", FILES[:1], applied, SCHEMA, None)
     assert a.desired_digest == b.desired_digest != c.desired_digest
     assert a.live_digest == c.live_digest != b.live_digest
