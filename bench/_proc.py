@@ -23,3 +23,18 @@ def listener_pid(port: int) -> int | None:
     )
     match = re.search(r"pid=(\d+)", out.stdout)
     return int(match.group(1)) if match else None
+
+
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU time of a process, of its children it has reaped, and of its live descendants.
+
+    For servers that fork a process per connection (PostgreSQL): a backend that exited is
+    counted in its parent's reaped-children time, one still running in its own.
+    """
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return own + sum(tree_cpu_seconds(int(k)) for k in kids if Path(f"/proc/{k}").exists())
