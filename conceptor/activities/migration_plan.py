@@ -27,6 +27,9 @@ class Table(TypedDict):
     constraints: list[str]
     indexes: list[str]
     triggers: list[str]
+    # Each part's definition as PostgreSQL prints it ("column:<name>": its type, collation,
+    # default, identity, NOT NULL; "index:<name>": CREATE INDEX ...; "view": the query).
+    definitions: dict[str, str]
 
 
 # A database's tables and views by qualified name: {"<schema>.<table>": Table}.
@@ -145,6 +148,9 @@ def schema_drift(
     trigger) is a `create` with fields `["missing"]`: applying rebuilds it from the schema the
     migrations create (a table comes back empty: its rows are not the migrations' to
     restore). One that cannot be rebuilt (`unrestorable`: label -> why) is `drift`, with why.
+    An index, constraint, trigger or view whose definition differs is an `update` (fields
+    `["definition"]`: applying makes it again); a column whose definition differs (type,
+    collation, default, identity, NOT NULL) is `drift`, never rewritten: that is its data's.
     An object none of them created is `drift`, never touched: it may be a developer's
     experiment. `sources` names the migration that created each object.
 
@@ -163,6 +169,19 @@ def schema_drift(
         source = sources.get(label, "")
         return Change(kind=kind, name=name, action="create", fields=["missing"], source=source)
 
+    def changed(kind: str, name: str, want: Table, have: Table, key: str) -> Change:
+        # A column's definition is its data's (a type, NOT NULL): never rewritten. An index,
+        # constraint, trigger or view holds no data of its own: made again as the files say.
+        if kind == "column":
+            fields = [
+                "definition",
+                f"migrations: {want['definitions'].get(key)}",
+                f"live: {have['definitions'].get(key)}",
+            ]
+            return Change(kind=kind, name=name, action="drift", fields=fields)
+        source = sources.get(f"{kind}:{name}", "")
+        return Change(kind=kind, name=name, action="update", fields=["definition"], source=source)
+
     changes: list[Change] = []
     for name in sorted(set(live) | set(expected)):
         want, have = expected.get(name), live.get(name)
@@ -177,17 +196,22 @@ def schema_drift(
             fields = [f"a {have['kind']}, the migrations create a {want['kind']}"]
             changes.append(Change(kind=want["kind"], name=name, action="drift", fields=fields))
             continue
+        if want["definitions"].get("view") != have["definitions"].get("view"):
+            changes.append(changed("view", name, want, have, "view"))
         for key, kind in PARTS:
             if want["kind"] == "view" and key == "columns":
-                if want[key] != have[key]:  # a view's columns are its definition's to change
-                    changes.append(
-                        Change(kind="view", name=name, action="drift", fields=["columns"])
-                    )
-                continue
+                continue  # a view's columns are its query's: compared with it
             for part in sorted(set(have[key]) - set(want[key])):
                 changes.append(Change(kind=kind, name=part_name(name, kind, part), action="drift"))
             for part in sorted(set(want[key]) - set(have[key])):
                 changes.append(missing(kind, part_name(name, kind, part)))
+            for part in sorted(set(want[key]) & set(have[key])):
+                if want["definitions"].get(f"{kind}:{part}") != have["definitions"].get(
+                    f"{kind}:{part}"
+                ):
+                    changes.append(
+                        changed(kind, part_name(name, kind, part), want, have, f"{kind}:{part}")
+                    )
     return changes
 
 

@@ -118,9 +118,9 @@ class PostgresActivities:
             _refuse_unrebuildable(before)
             # What the recorded migrations made and is gone comes back first: a pending
             # migration may alter it.
-            missing = [c for c in before.pending if c.kind != "migration"]
-            if missing and expected is not None:
-                await _rebuild(conn, before.target, expected, missing)
+            rebuild = [c for c in before.pending if c.kind != "migration"]
+            if rebuild and expected is not None:
+                await _rebuild(conn, before.target, expected, rebuild)
             pending = {c.name for c in before.pending if c.kind == "migration"}
             if pending:
                 await conn.execute(_CREATE_TABLE)
@@ -141,11 +141,14 @@ class PostgresActivities:
         )
         done = len(pending)
         detail = f"{done} applied, {len(files) - done} already applied"
-        if missing:
-            tables = sum(c.kind == "table" for c in missing)
-            detail += f"; {len(missing)} missing rebuilt" + (
+        gone = [c for c in rebuild if c.action == "create"]
+        if gone:
+            tables = sum(c.kind == "table" for c in gone)
+            detail += f"; {len(gone)} missing rebuilt" + (
                 f" ({tables} table(s) empty: their rows are gone)" if tables else ""
             )
+        if len(rebuild) > len(gone):
+            detail += f"; {len(rebuild) - len(gone)} changed made again"
         if after.drift:
             detail += f"; {len(after.drift)} not created by any migration (left alone)"
         return StepResult.from_diff(applied, attempts=attempt, detail=detail)
@@ -208,15 +211,18 @@ def _refuse_unrebuildable(diff: Diff) -> None:
 
 
 async def _rebuild(
-    conn: asyncpg.Connection, target: str, expected: ExpectedSchema, missing: list[Change]
+    conn: asyncpg.Connection, target: str, expected: ExpectedSchema, changes: list[Change]
 ) -> None:
-    """Re-create what the recorded migrations made and is gone, from the statements read
-    off the replayed schema, in one transaction: all of it comes back, or none."""
-    labels = [c.label for c in missing]
+    """Re-create what the recorded migrations made and is gone, and remake what they made
+    and differs, from the statements read off the replayed schema, in one transaction: all
+    of it comes back, or none."""
+    labels = [c.label for c in changes]
+    create = [c.label for c in changes if c.action == "create"]
+    replace = [c.label for c in changes if c.action == "update"]
     statement = ""
     try:
         async with conn.transaction():
-            for statement in expected.restore.plan(labels):
+            for statement in expected.restore.plan(create, replace):
                 await conn.execute(statement)
     except asyncpg.PostgresError as exc:
         msg = (

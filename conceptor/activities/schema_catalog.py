@@ -15,12 +15,17 @@ OWN_TABLES = frozenset({"public.schema_migrations"})
 # Restore statements run in this order across every missing object, so that a foreign key
 # finds the table it references and a view the columns it selects.
 SEQUENCE, TABLE, COLUMN, CONSTRAINT, INDEX, FOREIGN_KEY, VIEW, TRIGGER, DECORATION = range(9)
+# Objects whose definition changed are dropped first (latest made first) and made again.
+DROP = -1
 
 # pg_catalog, not information_schema: the latter hides tables the application role has no
 # privilege on, and a table someone created as another role is exactly what must be seen.
 # Objects an extension owns are the extension's, not a migration's.
 _RELATIONS = r"""
-SELECT c.oid, n.nspname, c.relname, c.relkind::text, format('%I.%I', n.nspname, c.relname) AS quoted
+SELECT c.oid, n.nspname, c.relname, c.relkind::text,
+  format('%I.%I', n.nspname, c.relname) AS quoted,
+  CASE WHEN c.relkind IN ('v', 'm') THEN c.relkind::text || ' ' || pg_get_viewdef(c.oid) END
+    AS viewdef
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm')
@@ -149,14 +154,20 @@ class Restore:
 
     statements: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    # What drops the live object of a label whose definition changed (indexes, constraints,
+    # triggers, views), before its statements make it again.
+    drops: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
     def add(self, label: str, phase: int, order: int, sql: str) -> None:
         self.statements.setdefault(label, []).append((phase, order, sql))
 
-    def plan(self, labels: list[str]) -> list[str]:
-        """The statements of `labels`, in the order that satisfies their dependencies."""
-        steps = sorted({s for label in labels for s in self.statements.get(label, [])})
-        return [sql for _, _, sql in steps]
+    def plan(self, create: list[str], replace: list[str] | None = None) -> list[str]:
+        """The statements that make the objects of `create` and remake those of `replace`,
+        in an order that satisfies their dependencies."""
+        replace = replace or []
+        steps = {s for label in [*create, *replace] for s in self.statements.get(label, [])}
+        steps.update(self.drops[label] for label in replace if label in self.drops)
+        return [sql for _, _, sql in sorted(steps)]
 
 
 class Relation(NamedTuple):
@@ -164,6 +175,7 @@ class Relation(NamedTuple):
     schema: str
     kind: Kind
     quoted: str  # "schema"."table", as written in SQL
+    viewdef: str | None  # a view's kind and query, as PostgreSQL prints it
 
 
 async def _relations(conn: asyncpg.Connection) -> dict[int, Relation]:
@@ -173,13 +185,13 @@ async def _relations(conn: asyncpg.Connection) -> dict[int, Relation]:
         name = f"{row['nspname']}.{row['relname']}"
         if name not in OWN_TABLES:
             kind = _KINDS[row["relkind"]]
-            out[row["oid"]] = Relation(name, row["nspname"], kind, row["quoted"])
+            out[row["oid"]] = Relation(name, row["nspname"], kind, row["quoted"], row["viewdef"])
     return out
 
 
 async def read_schema(conn: asyncpg.Connection) -> Schema:
     """Every table and view of every user schema: columns, constraints, indexes and triggers
-    (each sorted by name); provisioning's own table aside."""
+    (each sorted by name) and their definitions; provisioning's own table aside."""
     schema, _ = await _read(conn, with_restore=False)
     return schema
 
@@ -193,32 +205,56 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
     relations = await _relations(conn)
     oids = list(relations)
     tables: dict[int, Table] = {
-        oid: Table(kind=rel.kind, columns=[], constraints=[], indexes=[], triggers=[])
+        oid: Table(
+            kind=rel.kind,
+            columns=[],
+            constraints=[],
+            indexes=[],
+            triggers=[],
+            definitions={"view": rel.viewdef} if rel.viewdef else {},
+        )
         for oid, rel in relations.items()
     }
     restore = Restore()
     columns = await conn.fetch(_COLUMNS, oids)
     for row in columns:
-        tables[row["attrelid"]]["columns"].append(row["attname"])
+        table = tables[row["attrelid"]]
+        table["columns"].append(row["attname"])
+        table["definitions"][f"column:{row['attname']}"] = row["definition"]
     for row in await conn.fetch(_CONSTRAINTS, oids):
-        tables[row["conrelid"]]["constraints"].append(row["conname"])
+        rel = relations[row["conrelid"]]
+        table = tables[row["conrelid"]]
+        table["constraints"].append(row["conname"])
+        table["definitions"][f"constraint:{row['conname']}"] = row["sql"]
         if with_restore:
-            name = relations[row["conrelid"]].name
             phase = FOREIGN_KEY if row["contype"] == "f" else CONSTRAINT
-            for label in (f"table:{name}", f"constraint:{name}.{row['conname']}"):
-                restore.add(label, phase, row["oid"], row["sql"])
+            label = f"constraint:{rel.name}.{row['conname']}"
+            for owner in (f"table:{rel.name}", label):
+                restore.add(owner, phase, row["oid"], row["sql"])
+            drop = f"ALTER TABLE {rel.quoted} DROP CONSTRAINT {_quote(row['conname'])}"
+            restore.drops[label] = (DROP, -row["oid"], drop)
     for row in await conn.fetch(_INDEXES, oids):
-        tables[row["indrelid"]]["indexes"].append(row["relname"])
+        rel = relations[row["indrelid"]]
+        table = tables[row["indrelid"]]
+        table["indexes"].append(row["relname"])
+        table["definitions"][f"index:{row['relname']}"] = row["sql"]
         if with_restore:
-            rel = relations[row["indrelid"]]
-            for label in (f"{rel.kind}:{rel.name}", f"index:{rel.schema}.{row['relname']}"):
-                restore.add(label, INDEX, row["oid"], row["sql"])
+            label = f"index:{rel.schema}.{row['relname']}"
+            for owner in (f"{rel.kind}:{rel.name}", label):
+                restore.add(owner, INDEX, row["oid"], row["sql"])
+            drop = f"DROP INDEX {_quote(rel.schema)}.{_quote(row['relname'])}"
+            restore.drops[label] = (DROP, -row["oid"], drop)
     for row in await conn.fetch(_TRIGGERS, oids):
-        tables[row["tgrelid"]]["triggers"].append(row["tgname"])
+        rel = relations[row["tgrelid"]]
+        table = tables[row["tgrelid"]]
+        table["triggers"].append(row["tgname"])
+        table["definitions"][f"trigger:{row['tgname']}"] = row["sql"]
         if with_restore:
-            rel = relations[row["tgrelid"]]
-            for label in (f"{rel.kind}:{rel.name}", f"trigger:{rel.name}.{row['tgname']}"):
-                restore.add(label, TRIGGER, row["oid"], row["sql"])
+            label = f"trigger:{rel.name}.{row['tgname']}"
+            for owner in (f"{rel.kind}:{rel.name}", label):
+                restore.add(owner, TRIGGER, row["oid"], row["sql"])
+            drop = f"DROP TRIGGER {_quote(row['tgname'])} ON {rel.quoted}"
+            restore.drops[label] = (DROP, -row["oid"], drop)
     if with_restore:
         await _relation_restore(conn, relations, columns, restore)
     schema: Schema = {}
@@ -264,6 +300,8 @@ async def _relation_restore(
             else:
                 sql = f"CREATE MATERIALIZED VIEW {qualified}{options} AS {body} WITH DATA"
             restore.add(label, VIEW, oid, sql)
+            what = "VIEW" if row["relkind"] == "v" else "MATERIALIZED VIEW"
+            restore.drops[label] = (DROP, -oid, f"DROP {what} {qualified}")
         else:
             unlogged = "UNLOGGED " if row["relpersistence"] == "u" else ""
             cols = ",\n    ".join(c["definition"] for c in by_table.get(oid, []))
@@ -294,3 +332,8 @@ def _unrestorable(row: asyncpg.Record, columns: list[asyncpg.Record]) -> str:
     if any(c["has_acl"] for c in columns):
         found.append("it has column-level privileges")
     return "; ".join(found)
+
+
+def _quote(identifier: str) -> str:
+    """An identifier as SQL writes it (what `format('%I')` does, always quoted)."""
+    return '"' + identifier.replace('"', '""') + '"'

@@ -119,6 +119,9 @@ async def sql(env: ProvisionEnv, statement: str, *args: Any) -> list[asyncpg.Rec
         database=env.database,
     )
     try:
+        if not args and ";" in statement:  # several statements: not one prepared statement
+            await conn.execute(statement)
+            return []
         return list(await conn.fetch(statement, *args))
     finally:
         await conn.close()
@@ -191,6 +194,63 @@ async def test_dropped_columns_indexes_and_triggers_come_back(env: ProvisionEnv)
     # The column comes back at the end of the table; everything else is as the file made it.
     assert sorted(await fingerprint(env)) == sorted(made)
     assert await sql(env, "SELECT id, name FROM authors") == [(1, "ada")]
+
+
+async def test_changed_definitions_are_made_again_a_changed_column_is_only_reported(
+    env: ProvisionEnv,
+) -> None:
+    """An index, a check, a trigger and a view redefined by hand are made again as the file
+    says; a column whose type was changed by hand is reported (its data is not rewritten)."""
+    await migrate(env)
+    made = await fingerprint(env)
+    await sql(env, "INSERT INTO authors (name, handle) VALUES ('ada', 'ada')")
+    await sql(env, "DROP INDEX posts_tags_idx; CREATE INDEX posts_tags_idx ON posts (title)")
+    await sql(
+        env,
+        "ALTER TABLE posts DROP CONSTRAINT posts_title_check, "
+        "ADD CONSTRAINT posts_title_check CHECK (length(title) > 3)",
+    )
+    await sql(
+        env,
+        "DROP TRIGGER posts_touch ON posts; CREATE TRIGGER posts_touch AFTER INSERT ON posts "
+        "FOR EACH ROW EXECUTE FUNCTION posts_touch()",
+    )
+    await sql(
+        env,
+        "CREATE OR REPLACE VIEW author_post_counts AS SELECT a.id, a.name, 0::bigint AS posts "
+        "FROM authors a",
+    )
+    await sql(env, "ALTER TABLE authors ALTER COLUMN handle TYPE text")
+
+    planned = await migrate(env, plan=True)
+    assert planned.diff is not None
+    found = [c for c in planned.diff.changes if c.kind != "migration"]
+    assert sorted((c.label, c.action, c.fields[0]) for c in found) == [
+        ("column:public.authors.handle", "drift", "definition"),
+        ("constraint:public.posts.posts_title_check", "update", "definition"),
+        ("index:public.posts_tags_idx", "update", "definition"),
+        ("trigger:public.posts.posts_touch", "update", "definition"),
+        ("view:public.author_post_counts", "update", "definition"),
+    ]
+    column = next(c for c in planned.diff.drift if c.kind == "column")
+    assert column.fields[1:] == [
+        "migrations: handle character varying(40)",
+        "live: handle text",
+    ]
+
+    remade = await migrate(env)
+    assert "4 changed made again" in remade.detail
+    after = await fingerprint(env)
+    differs = [
+        (kind, name, text.split()[0])
+        for kind, name, text in after
+        if (kind, name, text) not in made
+    ]
+    assert differs == [("column", "authors.handle", "text")], differs
+    assert await sql(env, "SELECT handle FROM authors") == [("ada",)]
+    # The column stays reported, never rewritten; everything else is settled.
+    again = await migrate(env)
+    assert again.changed == ["!column:public.authors.handle"]
 
 
 async def test_a_rebuild_that_fails_is_rolled_back_whole(env: ProvisionEnv) -> None:

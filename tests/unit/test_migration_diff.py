@@ -27,6 +27,7 @@ def table(
     indexes: list[str] | None = None,
     triggers: list[str] | None = None,
     kind: str = "table",
+    definitions: dict[str, str] | None = None,
 ) -> Table:
     return Table(
         kind="view" if kind == "view" else "table",
@@ -34,6 +35,7 @@ def table(
         constraints=constraints or [],
         indexes=indexes or [],
         triggers=triggers or [],
+        definitions=definitions or {},
     )
 
 
@@ -102,14 +104,57 @@ def test_an_object_that_cannot_be_rebuilt_is_drift_saying_why() -> None:
     assert change.fields == ["missing", "cannot be rebuilt: it is partitioned or a partition"]
 
 
-def test_views_are_compared_by_kind_and_columns_without_rebuilding_columns() -> None:
-    want = {"public.v": table(["a", "b"], kind="view"), "public.t": table(["x"])}
-    have = {"public.v": table(["a"], kind="view"), "public.t": table(["x"], kind="view")}
-    found = [(c.label, c.action, c.fields) for c in schema_drift(have, want)]
+def test_a_changed_view_index_constraint_or_trigger_is_an_update_a_column_drift() -> None:
+    want = {
+        "public.v": table(["a", "b"], kind="view", definitions={"view": "v SELECT a, b"}),
+        "public.t": table(
+            ["x"],
+            ["t_check"],
+            ["t_idx"],
+            ["t_touch"],
+            definitions={
+                "column:x": "x integer NOT NULL",
+                "constraint:t_check": "CHECK (x > 0)",
+                "index:t_idx": "CREATE INDEX t_idx ON public.t (x)",
+                "trigger:t_touch": "CREATE TRIGGER t_touch BEFORE UPDATE",
+            },
+        ),
+    }
+    have = {
+        "public.v": table(["a"], kind="view", definitions={"view": "v SELECT a"}),
+        "public.t": table(
+            ["x"],
+            ["t_check"],
+            ["t_idx"],
+            ["t_touch"],
+            definitions={
+                "column:x": "x bigint",
+                "constraint:t_check": "CHECK (x > 1)",
+                "index:t_idx": "CREATE INDEX t_idx ON public.t (x DESC)",
+                "trigger:t_touch": "CREATE TRIGGER t_touch BEFORE UPDATE",
+            },
+        ),
+    }
+    sources = {"index:public.t_idx": "0001_a.sql"}
+    found = [(c.label, c.action, c.fields, c.source) for c in schema_drift(have, want, sources)]
     assert found == [
-        ("table:public.t", "drift", ["a view, the migrations create a table"]),
-        ("view:public.v", "drift", ["columns"]),
+        (
+            "column:public.t.x",
+            "drift",
+            ["definition", "migrations: x integer NOT NULL", "live: x bigint"],
+            "",
+        ),
+        ("constraint:public.t.t_check", "update", ["definition"], ""),
+        ("index:public.t_idx", "update", ["definition"], "0001_a.sql"),
+        ("view:public.v", "update", ["definition"], ""),
     ]
+
+
+def test_a_table_where_the_migrations_make_a_view_is_drift() -> None:
+    want = {"public.t": table(["x"])}
+    have = {"public.t": table(["x"], kind="view")}
+    found = [(c.label, c.action, c.fields) for c in schema_drift(have, want)]
+    assert found == [("table:public.t", "drift", ["a view, the migrations create a table"])]
 
 
 def test_labels_name_every_object_as_changes_do() -> None:
