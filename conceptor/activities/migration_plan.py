@@ -20,19 +20,22 @@ _NAME = re.compile(r"^\d{4}_[A-Za-z0-9_]+\.sql$")
 
 
 class Table(TypedDict):
-    """One table or view of a database, as compared: the names of what it holds, sorted."""
+    """One table, view or function of a database, as compared: the names of what it holds,
+    sorted, and their definitions."""
 
-    kind: Literal["table", "view"]
+    kind: Literal["table", "view", "function"]
     columns: list[str]
     constraints: list[str]
     indexes: list[str]
     triggers: list[str]
     # Each part's definition as PostgreSQL prints it ("column:<name>": its type, collation,
-    # default, identity, NOT NULL; "index:<name>": CREATE INDEX ...; "view": the query).
+    # default, identity, NOT NULL; "index:<name>": CREATE INDEX ...; "view": the query;
+    # "function": CREATE OR REPLACE FUNCTION ...).
     definitions: dict[str, str]
 
 
-# A database's tables and views by qualified name: {"<schema>.<table>": Table}.
+# A database's tables and views by qualified name ({"<schema>.<table>": Table}), and its
+# functions by signature ("<schema>.<name>(<argument types>)").
 Schema = dict[str, Table]
 # What a table holds, and the change kind of each; an index is named within its schema.
 PARTS: tuple[tuple[Literal["columns", "constraints", "indexes", "triggers"], str], ...] = (
@@ -144,12 +147,12 @@ def schema_drift(
 ) -> list[Change]:
     """How the live schema departs from what the applied migrations create.
 
-    An object they created that is gone (a table, view, column, constraint, index or
-    trigger) is a `create` with fields `["missing"]`: applying rebuilds it from the schema the
+    An object they created that is gone (a table, view, function, column, constraint, index
+    or trigger) is a `create` with fields `["missing"]`: applying rebuilds it from the schema the
     migrations create (a table comes back empty: its rows are not the migrations' to
     restore). One that cannot be rebuilt (`unrestorable`: label -> why) is `drift`, with why.
-    An index, constraint, trigger or view whose definition differs is an `update` (fields
-    `["definition"]`: applying makes it again); a column whose definition differs (type,
+    An index, constraint, trigger, view or function whose definition differs is an `update`
+    (fields `["definition"]`: applying makes it again); a column whose definition differs (type,
     collation, default, identity, NOT NULL) is `drift`, never rewritten: that is its data's.
     An object none of them created is `drift`, never touched: it may be a developer's
     experiment. `sources` names the migration that created each object.
@@ -196,8 +199,9 @@ def schema_drift(
             fields = [f"a {have['kind']}, the migrations create a {want['kind']}"]
             changes.append(Change(kind=want["kind"], name=name, action="drift", fields=fields))
             continue
-        if want["definitions"].get("view") != have["definitions"].get("view"):
-            changes.append(changed("view", name, want, have, "view"))
+        whole = want["kind"]  # a view's query, a function's body: one definition each
+        if whole != "table" and want["definitions"].get(whole) != have["definitions"].get(whole):
+            changes.append(changed(whole, name, want, have, whole))
         for key, kind in PARTS:
             if want["kind"] == "view" and key == "columns":
                 continue  # a view's columns are its query's: compared with it

@@ -222,6 +222,8 @@ async def _rebuild(
     statement = ""
     try:
         async with conn.transaction():
+            # A function's body may name a table made later in the same rebuild.
+            await conn.execute("SET LOCAL check_function_bodies = off")
             for statement in expected.restore.plan(create, replace):
                 await conn.execute(statement)
     except asyncpg.PostgresError as exc:

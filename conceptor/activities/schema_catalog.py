@@ -14,7 +14,10 @@ OWN_TABLES = frozenset({"public.schema_migrations"})
 
 # Restore statements run in this order across every missing object, so that a foreign key
 # finds the table it references and a view the columns it selects.
-SEQUENCE, TABLE, COLUMN, CONSTRAINT, INDEX, FOREIGN_KEY, VIEW, TRIGGER, DECORATION = range(9)
+# Functions first: a default, a check or a generated column may call one.
+FUNCTION, SEQUENCE, TABLE, COLUMN, CONSTRAINT, INDEX, FOREIGN_KEY, VIEW, TRIGGER, DECORATION = (
+    range(10)
+)
 # Objects whose definition changed are dropped first (latest made first) and made again.
 DROP = -1
 
@@ -89,6 +92,24 @@ WHERE i.indrelid = ANY($1::oid[])
 ORDER BY ic.oid
 """
 
+# Functions and procedures a migration made (an extension's are the extension's), by their
+# signature, with the CREATE OR REPLACE statement PostgreSQL prints for each.
+_FUNCTIONS = r"""
+SELECT p.oid, p.prokind::text,
+  n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+    AS name,
+  CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END AS sql
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%'
+  AND n.nspname NOT LIKE 'pg\_temp\_%'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d
+      WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ORDER BY p.oid
+"""
+
 _TRIGGERS = r"""
 SELECT t.tgrelid, t.oid, t.tgname, pg_get_triggerdef(t.oid) AS sql
 FROM pg_trigger t
@@ -142,7 +163,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = ANY($1::oid[])
 """
 
-Kind = Literal["table", "view"]
+Kind = Literal["table", "view", "function"]
 _KINDS: dict[str, Kind] = {"r": "table", "p": "table", "v": "view", "m": "view"}
 
 
@@ -262,6 +283,20 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
         for key in ("columns", "constraints", "indexes", "triggers"):
             table[key].sort()
         schema[relations[oid].name] = table
+    for row in await conn.fetch(_FUNCTIONS):
+        schema[row["name"]] = Table(
+            kind="function",
+            columns=[],
+            constraints=[],
+            indexes=[],
+            triggers=[],
+            definitions={"function": row["sql"] or ""},
+        )
+        label = f"function:{row['name']}"
+        if row["sql"] is None:
+            restore.refused[label] = "it is an aggregate"
+        else:
+            restore.add(label, FUNCTION, row["oid"], row["sql"])
     return dict(sorted(schema.items())), restore
 
 

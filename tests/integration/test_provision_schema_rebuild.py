@@ -88,6 +88,9 @@ WHERE c.relnamespace = 'public'::regnamespace AND NOT t.tgisinternal
 UNION ALL
 SELECT 'view', viewname, definition FROM pg_views WHERE schemaname = 'public'
 UNION ALL
+SELECT 'function', p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace
+UNION ALL
 SELECT 'sequence', sequencename, concat_ws(' ', data_type, start_value, increment_by, max_value)
 FROM pg_sequences WHERE schemaname = 'public'
 ORDER BY 1, 2
@@ -251,6 +254,31 @@ async def test_changed_definitions_are_made_again_a_changed_column_is_only_repor
     # The column stays reported, never rewritten; everything else is settled.
     again = await migrate(env)
     assert again.changed == ["!column:public.authors.handle"]
+
+
+async def test_a_dropped_or_redefined_function_comes_back(env: ProvisionEnv) -> None:
+    """Dropping the trigger function takes the trigger along: both come back; a function
+    whose body was replaced by hand gets the file's body again."""
+    await migrate(env)
+    made = await fingerprint(env)
+    await sql(env, "DROP FUNCTION posts_touch() CASCADE")
+
+    planned = await migrate(env, plan=True)
+    assert [(c.label, c.action) for c in (planned.diff.pending if planned.diff else [])] == [
+        ("trigger:public.posts.posts_touch", "create"),  # listed with its table, public.posts
+        ("function:public.posts_touch()", "create"),
+    ]
+    await migrate(env)
+    assert await fingerprint(env) == made
+
+    await sql(
+        env,
+        "CREATE OR REPLACE FUNCTION posts_touch() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RETURN NULL; END $$",
+    )
+    remade = await migrate(env)
+    assert remade.changed == ["~function:public.posts_touch()"]
+    assert await fingerprint(env) == made
 
 
 async def test_a_rebuild_that_fails_is_rolled_back_whole(env: ProvisionEnv) -> None:

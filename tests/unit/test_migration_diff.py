@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 from temporalio.exceptions import ApplicationError
 
@@ -29,8 +31,12 @@ def table(
     kind: str = "table",
     definitions: dict[str, str] | None = None,
 ) -> Table:
+    kinds: dict[str, Literal["table", "view", "function"]] = {
+        "view": "view",
+        "function": "function",
+    }
     return Table(
-        kind="view" if kind == "view" else "table",
+        kind=kinds.get(kind, "table"),
         columns=columns,
         constraints=constraints or [],
         indexes=indexes or [],
@@ -204,3 +210,17 @@ def test_digests_follow_files_and_live_state() -> None:
     c = migrations_diff("d", FILES[:1], applied, SCHEMA, None)
     assert a.desired_digest == b.desired_digest != c.desired_digest
     assert a.live_digest == c.live_digest != b.live_digest
+
+
+def test_functions_are_compared_by_signature_then_body() -> None:
+    def fn(body: str) -> Table:
+        return table([], kind="function", definitions={"function": body})
+
+    want = {"public.f(integer)": fn("CREATE FUNCTION f ... 1"), "public.g()": fn("g")}
+    have = {"public.f(integer)": fn("CREATE FUNCTION f ... 2"), "public.h()": fn("h")}
+    found = [(c.label, c.action, c.fields) for c in schema_drift(have, want)]
+    assert found == [
+        ("function:public.f(integer)", "update", ["definition"]),
+        ("function:public.g()", "create", ["missing"]),
+        ("function:public.h()", "drift", []),
+    ]
