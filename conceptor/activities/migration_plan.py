@@ -37,8 +37,9 @@ class Table(TypedDict):
 # A database's tables and views by qualified name ({"<schema>.<table>": Table}), and its
 # functions by signature ("<schema>.<name>(<argument types>)").
 Schema = dict[str, Table]
+PartKey = Literal["columns", "constraints", "indexes", "triggers"]
 # What a table holds, and the change kind of each; an index is named within its schema.
-PARTS: tuple[tuple[Literal["columns", "constraints", "indexes", "triggers"], str], ...] = (
+PARTS: tuple[tuple[PartKey, str], ...] = (
     ("columns", "column"),
     ("constraints", "constraint"),
     ("indexes", "index"),

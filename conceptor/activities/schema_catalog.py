@@ -7,7 +7,7 @@ from typing import Literal, NamedTuple
 
 import asyncpg
 
-from conceptor.activities.migration_plan import Schema, Table
+from conceptor.activities.migration_plan import PartKey, Schema, Table, part_name
 
 # Tables provisioning itself keeps: never drift.
 OWN_TABLES = frozenset({"public.schema_migrations"})
@@ -191,6 +191,29 @@ class Restore:
         return [sql for _, _, sql in sorted(steps)]
 
 
+# What a table holds besides columns: (kind, Table key, query, table oid column, name column).
+_PART_QUERIES: tuple[tuple[str, PartKey, str, str, str], ...] = (
+    ("constraint", "constraints", _CONSTRAINTS, "conrelid", "conname"),
+    ("index", "indexes", _INDEXES, "indrelid", "relname"),
+    ("trigger", "triggers", _TRIGGERS, "tgrelid", "tgname"),
+)
+
+
+def _phase(kind: str, row: asyncpg.Record) -> int:
+    if kind == "constraint":
+        return FOREIGN_KEY if row["contype"] == "f" else CONSTRAINT
+    return INDEX if kind == "index" else TRIGGER
+
+
+def _drop(kind: str, rel: Relation, part: str) -> str:
+    """The statement that drops a live part of `rel`, to make it again."""
+    if kind == "constraint":
+        return f"ALTER TABLE {rel.quoted} DROP CONSTRAINT {_quote(part)}"
+    if kind == "index":
+        return f"DROP INDEX {_quote(rel.schema)}.{_quote(part)}"
+    return f"DROP TRIGGER {_quote(part)} ON {rel.quoted}"
+
+
 class Relation(NamedTuple):
     name: str  # schema.table, as compared and shown
     schema: str
@@ -242,40 +265,18 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
         table = tables[row["attrelid"]]
         table["columns"].append(row["attname"])
         table["definitions"][f"column:{row['attname']}"] = row["definition"]
-    for row in await conn.fetch(_CONSTRAINTS, oids):
-        rel = relations[row["conrelid"]]
-        table = tables[row["conrelid"]]
-        table["constraints"].append(row["conname"])
-        table["definitions"][f"constraint:{row['conname']}"] = row["sql"]
-        if with_restore:
-            phase = FOREIGN_KEY if row["contype"] == "f" else CONSTRAINT
-            label = f"constraint:{rel.name}.{row['conname']}"
-            for owner in (f"table:{rel.name}", label):
-                restore.add(owner, phase, row["oid"], row["sql"])
-            drop = f"ALTER TABLE {rel.quoted} DROP CONSTRAINT {_quote(row['conname'])}"
-            restore.drops[label] = (DROP, -row["oid"], drop)
-    for row in await conn.fetch(_INDEXES, oids):
-        rel = relations[row["indrelid"]]
-        table = tables[row["indrelid"]]
-        table["indexes"].append(row["relname"])
-        table["definitions"][f"index:{row['relname']}"] = row["sql"]
-        if with_restore:
-            label = f"index:{rel.schema}.{row['relname']}"
-            for owner in (f"{rel.kind}:{rel.name}", label):
-                restore.add(owner, INDEX, row["oid"], row["sql"])
-            drop = f"DROP INDEX {_quote(rel.schema)}.{_quote(row['relname'])}"
-            restore.drops[label] = (DROP, -row["oid"], drop)
-    for row in await conn.fetch(_TRIGGERS, oids):
-        rel = relations[row["tgrelid"]]
-        table = tables[row["tgrelid"]]
-        table["triggers"].append(row["tgname"])
-        table["definitions"][f"trigger:{row['tgname']}"] = row["sql"]
-        if with_restore:
-            label = f"trigger:{rel.name}.{row['tgname']}"
-            for owner in (f"{rel.kind}:{rel.name}", label):
-                restore.add(owner, TRIGGER, row["oid"], row["sql"])
-            drop = f"DROP TRIGGER {_quote(row['tgname'])} ON {rel.quoted}"
-            restore.drops[label] = (DROP, -row["oid"], drop)
+    for kind, key, query, relid, name_of in _PART_QUERIES:
+        for row in await conn.fetch(query, oids):
+            rel, part = relations[row[relid]], row[name_of]
+            table = tables[row[relid]]
+            table[key].append(part)
+            table["definitions"][f"{kind}:{part}"] = row["sql"]
+            if with_restore:
+                label = f"{kind}:{part_name(rel.name, kind, part)}"
+                phase = _phase(kind, row)
+                for owner in (f"{rel.kind}:{rel.name}", label):
+                    restore.add(owner, phase, row["oid"], row["sql"])
+                restore.drops[label] = (DROP, -row["oid"], _drop(kind, rel, part))
     if with_restore:
         await _relation_restore(conn, relations, columns, restore)
     schema: Schema = {}
