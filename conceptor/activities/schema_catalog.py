@@ -14,10 +14,10 @@ OWN_TABLES = frozenset({"public.schema_migrations"})
 
 # Restore statements run in this order across every missing object, so that a foreign key
 # finds the table it references and a view the columns it selects.
-# Functions first: a default, a check or a generated column may call one.
-FUNCTION, SEQUENCE, TABLE, COLUMN, CONSTRAINT, INDEX, FOREIGN_KEY, VIEW, TRIGGER, DECORATION = (
-    range(10)
-)
+# Types first (a column or a function's argument may be one), then functions (a default, a
+# check or a generated column may call one).
+TYPE, FUNCTION, SEQUENCE, TABLE, COLUMN, CONSTRAINT, INDEX, FOREIGN_KEY, VIEW, TRIGGER = range(10)
+DECORATION = 10
 # Objects whose definition changed are dropped first (latest made first) and made again.
 DROP = -1
 
@@ -41,15 +41,16 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm')
 ORDER BY c.oid
 """
 
+# A COLLATE clause when the collation `{c}` is not its type's (`{base}`), else ''.
+_COLLATE = r"""CASE WHEN {c} <> 0 AND {c} <> {base}
+    THEN ' COLLATE ' || (SELECT format('%I.%I', cn.nspname, co.collname) FROM pg_collation co
+                         JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = {c})
+    ELSE '' END"""
+
 _COLUMNS = r"""
 SELECT a.attrelid, a.attname, a.attacl IS NOT NULL AS has_acl,
   format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
-  || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
-          THEN ' COLLATE ' || (SELECT format('%I.%I', cn.nspname, co.collname)
-                               FROM pg_collation co
-                               JOIN pg_namespace cn ON cn.oid = co.collnamespace
-                               WHERE co.oid = a.attcollation)
-          ELSE '' END
+  || {collate}
   || CASE WHEN a.attgenerated = 's'
           THEN ' GENERATED ALWAYS AS (' || pg_get_expr(d.adbin, d.adrelid) || ') STORED'
           WHEN a.atthasdef THEN ' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid)
@@ -67,7 +68,7 @@ JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
-"""
+""".format(collate=_COLLATE.format(c="a.attcollation", base="t.typcollation"))
 
 # Constraint triggers (contype 't') are compared and rebuilt as triggers.
 _CONSTRAINTS = r"""
@@ -109,6 +110,46 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
       WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
 ORDER BY p.oid
 """
+
+# Types a migration made: enums, domains, standalone composite types and ranges (a table's row
+# type, array types and an extension's types are not the migrations' own), with the statement
+# that makes each; none for a range (refused when gone).
+_TYPES = r"""
+SELECT t.oid, t.typtype::text, n.nspname || '.' || t.typname AS name,
+  CASE t.typtype
+    WHEN 'e' THEN format('CREATE TYPE %I.%I AS ENUM (%s)', n.nspname, t.typname,
+        (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
+         FROM pg_enum e WHERE e.enumtypid = t.oid))
+    WHEN 'd' THEN format('CREATE DOMAIN %I.%I AS %s', n.nspname, t.typname,
+                         format_type(t.typbasetype, t.typtypmod))
+        || {domain_collate}
+        || CASE WHEN t.typdefault IS NOT NULL THEN ' DEFAULT ' || t.typdefault ELSE '' END
+        || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+        || coalesce((SELECT string_agg(format(' CONSTRAINT %I %s', k.conname,
+                                              pg_get_constraintdef(k.oid)), '' ORDER BY k.conname)
+                     FROM pg_constraint k WHERE k.contypid = t.oid), '')
+    WHEN 'c' THEN format('CREATE TYPE %I.%I AS (%s)', n.nspname, t.typname,
+        (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod))
+                           || {attribute_collate}, ', ' ORDER BY a.attnum)
+         FROM pg_attribute a JOIN pg_type at ON at.oid = a.atttypid
+         WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped))
+  END AS sql
+FROM pg_type t
+JOIN pg_namespace n ON n.oid = t.typnamespace
+LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%'
+  AND n.nspname NOT LIKE 'pg\_temp\_%'
+  AND (t.typtype IN ('e', 'd', 'r')
+       OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d
+      WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+ORDER BY t.oid
+""".format(
+    domain_collate=_COLLATE.format(c="t.typcollation", base="bt.typcollation"),
+    attribute_collate=_COLLATE.format(c="a.attcollation", base="at.typcollation"),
+)
 
 _TRIGGERS = r"""
 SELECT t.tgrelid, t.oid, t.tgname, pg_get_triggerdef(t.oid) AS sql
@@ -163,7 +204,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = ANY($1::oid[])
 """
 
-Kind = Literal["table", "view", "function"]
+Kind = Literal["table", "view", "function", "type"]
 _KINDS: dict[str, Kind] = {"r": "table", "p": "table", "v": "view", "m": "view"}
 
 
@@ -284,20 +325,25 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
         for key in ("columns", "constraints", "indexes", "triggers"):
             table[key].sort()
         schema[relations[oid].name] = table
-    for row in await conn.fetch(_FUNCTIONS):
-        schema[row["name"]] = Table(
-            kind="function",
-            columns=[],
-            constraints=[],
-            indexes=[],
-            triggers=[],
-            definitions={"function": row["sql"] or ""},
-        )
-        label = f"function:{row['name']}"
-        if row["sql"] is None:
-            restore.refused[label] = "it is an aggregate"
-        else:
-            restore.add(label, FUNCTION, row["oid"], row["sql"])
+    whole: tuple[tuple[Kind, str, int, str], ...] = (
+        ("function", _FUNCTIONS, FUNCTION, "it is an aggregate"),
+        ("type", _TYPES, TYPE, "it is a range type"),
+    )
+    for kind, query, phase, why in whole:
+        for row in await conn.fetch(query):
+            schema[row["name"]] = Table(
+                kind=kind,
+                columns=[],
+                constraints=[],
+                indexes=[],
+                triggers=[],
+                definitions={kind: row["sql"] or ""},
+            )
+            label = f"{kind}:{row['name']}"
+            if row["sql"] is None:
+                restore.refused[label] = why
+            else:
+                restore.add(label, phase, row["oid"], row["sql"])
     return dict(sorted(schema.items())), restore
 
 

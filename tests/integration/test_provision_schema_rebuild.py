@@ -26,6 +26,10 @@ BLOG = "9100_blog.sql"
 # generated column, defaults, checks, unique and foreign keys, storage options, expression,
 # partial and GIN indexes, a trigger, comments, a grant and a view over two tables.
 BLOG_SQL = """
+CREATE TYPE post_state AS ENUM ('draft', 'published');
+CREATE DOMAIN slug_text AS text COLLATE "C" NOT NULL CHECK (VALUE ~ '^[a-z0-9-]*$');
+CREATE TYPE geo AS (lat double precision, lon double precision, label text COLLATE "C");
+
 CREATE TABLE authors (
     id         serial PRIMARY KEY,
     name       text COLLATE "C" NOT NULL,
@@ -41,7 +45,10 @@ CREATE TABLE posts (
     title     text NOT NULL CHECK (length(title) > 0),
     slug      text GENERATED ALWAYS AS (lower(title)) STORED,
     tags      text[] NOT NULL DEFAULT '{}',
-    body      jsonb
+    body      jsonb,
+    state     post_state NOT NULL DEFAULT 'draft',
+    permalink slug_text DEFAULT 'draft',
+    place     geo
 ) WITH (fillfactor = 90);
 CREATE INDEX posts_tags_idx ON posts USING gin (tags);
 CREATE UNIQUE INDEX posts_title_idx ON posts (author_id, lower(title)) WHERE body IS NOT NULL;
@@ -90,6 +97,18 @@ SELECT 'view', viewname, definition FROM pg_views WHERE schemaname = 'public'
 UNION ALL
 SELECT 'function', p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p
 WHERE p.pronamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'type', t.typname, concat_ws(' ', t.typtype, format_type(t.typbasetype, t.typtypmod),
+       t.typcollation, t.typnotnull, t.typdefault,
+       (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e
+        WHERE e.enumtypid = t.oid),
+       (SELECT string_agg(pg_get_constraintdef(k.oid), ',') FROM pg_constraint k
+        WHERE k.contypid = t.oid),
+       (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+                          || a.attcollation, ',' ORDER BY a.attnum)
+        FROM pg_attribute a WHERE a.attrelid = t.typrelid AND t.typtype = 'c'))
+FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd', 'c')
+  AND t.typname IN ('post_state', 'slug_text', 'geo')
 UNION ALL
 SELECT 'sequence', sequencename, concat_ws(' ', data_type, start_value, increment_by, max_value)
 FROM pg_sequences WHERE schemaname = 'public'
@@ -279,6 +298,41 @@ async def test_a_dropped_or_redefined_function_comes_back(env: ProvisionEnv) -> 
     remade = await migrate(env)
     assert remade.changed == ["~function:public.posts_touch()"]
     assert await fingerprint(env) == made
+
+
+async def test_dropped_types_come_back_with_their_columns_a_changed_one_is_reported(
+    env: ProvisionEnv,
+) -> None:
+    """An enum, a domain and a composite type dropped with CASCADE (taking their columns
+    along) come back, columns and defaults too; an enum given a value by hand is reported
+    with both definitions and left alone (its values may be in use)."""
+    await migrate(env)
+    made = await fingerprint(env)
+    await sql(env, "DROP TYPE post_state CASCADE; DROP DOMAIN slug_text CASCADE")
+    await sql(env, "DROP TYPE geo CASCADE")
+
+    planned = await migrate(env, plan=True)
+    assert sorted((c.label, c.action) for c in (planned.diff.pending if planned.diff else [])) == [
+        ("column:public.posts.permalink", "create"),
+        ("column:public.posts.place", "create"),
+        ("column:public.posts.state", "create"),
+        ("type:public.geo", "create"),
+        ("type:public.post_state", "create"),
+        ("type:public.slug_text", "create"),
+    ]
+    await migrate(env)
+    assert await fingerprint(env) == made
+
+    await sql(env, "ALTER TYPE post_state ADD VALUE 'archived'")
+    result = await migrate(env)
+    assert result.changed == ["!type:public.post_state"]
+    assert result.diff is not None
+    (drift,) = result.diff.drift
+    assert drift.fields == [
+        "definition",
+        "migrations: CREATE TYPE public.post_state AS ENUM ('draft', 'published')",
+        "live: CREATE TYPE public.post_state AS ENUM ('draft', 'published', 'archived')",
+    ]
 
 
 async def test_a_rebuild_that_fails_is_rolled_back_whole(env: ProvisionEnv) -> None:

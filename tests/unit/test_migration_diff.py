@@ -31,9 +31,10 @@ def table(
     kind: str = "table",
     definitions: dict[str, str] | None = None,
 ) -> Table:
-    kinds: dict[str, Literal["table", "view", "function"]] = {
+    kinds: dict[str, Literal["table", "view", "function", "type"]] = {
         "view": "view",
         "function": "function",
+        "type": "type",
     }
     return Table(
         kind=kinds.get(kind, "table"),
@@ -223,4 +224,21 @@ def test_functions_are_compared_by_signature_then_body() -> None:
         ("function:public.f(integer)", "update", ["definition"]),
         ("function:public.g()", "create", ["missing"]),
         ("function:public.h()", "drift", []),
+    ]
+
+
+def test_a_changed_type_is_drift_naming_both_definitions_a_gone_one_a_create() -> None:
+    def enum(values: str) -> Table:
+        return table([], kind="type", definitions={"type": f"ENUM ({values})"})
+
+    want = {"public.state": enum("'a'"), "public.mood": enum("'ok'")}
+    have = {"public.state": enum("'a', 'b'")}
+    found = [(c.label, c.action, c.fields) for c in schema_drift(have, want)]
+    assert found == [
+        ("type:public.mood", "create", ["missing"]),
+        (
+            "type:public.state",
+            "drift",
+            ["definition", "migrations: ENUM ('a')", "live: ENUM ('a', 'b')"],
+        ),
     ]
