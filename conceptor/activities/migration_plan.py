@@ -23,19 +23,20 @@ class Table(TypedDict):
     """One table, view or function of a database, as compared: the names of what it holds,
     sorted, and their definitions."""
 
-    kind: Literal["table", "view", "function", "type"]
+    kind: Literal["table", "view", "function", "type", "sequence"]
     columns: list[str]
     constraints: list[str]
     indexes: list[str]
     triggers: list[str]
     # Each part's definition as PostgreSQL prints it ("column:<name>": its type, collation,
     # default, identity, NOT NULL; "index:<name>": CREATE INDEX ...; "view": the query;
-    # "function": CREATE OR REPLACE FUNCTION ...; "type": CREATE TYPE/DOMAIN ...).
+    # "function": CREATE OR REPLACE FUNCTION ...; "type": CREATE TYPE/DOMAIN ...;
+    # "sequence": CREATE SEQUENCE ...).
     definitions: dict[str, str]
 
 
-# A database's tables, views and types by qualified name ({"<schema>.<table>": Table}), and
-# its functions by signature ("<schema>.<name>(<argument types>)").
+# A database's tables, views, types and sequences by qualified name ({"<schema>.<table>":
+# Table}), and its functions by signature ("<schema>.<name>(<argument types>)").
 Schema = dict[str, Table]
 PartKey = Literal["columns", "constraints", "indexes", "triggers"]
 # What a table holds, and the change kind of each; an index is named within its schema.
@@ -148,14 +149,15 @@ def schema_drift(
 ) -> list[Change]:
     """How the live schema departs from what the applied migrations create.
 
-    An object they created that is gone (a table, view, function, type, column, constraint,
-    index or trigger) is a `create` with fields `["missing"]`: applying rebuilds it from the
-    schema the migrations create (a table comes back empty: its rows are not the migrations' to
-    restore). One that cannot be rebuilt (`unrestorable`: label -> why) is `drift`, with why.
+    An object they created that is gone (a table, view, function, type, sequence, column,
+    constraint, index or trigger) is a `create` with fields `["missing"]`: applying rebuilds it
+    from the schema the migrations create (a table comes back empty: its rows are not the
+    migrations' to restore). One that cannot be rebuilt (`unrestorable`: label -> why) is
+    `drift`, with why.
     An index, constraint, trigger, view or function whose definition differs is an `update`
     (fields `["definition"]`: applying makes it again); a column whose definition differs (type,
-    collation, default, identity, NOT NULL) or a type (enum values, a domain's checks) is
-    `drift`, never rewritten: that is its data's.
+    collation, default, identity, NOT NULL), a type (enum values, a domain's checks) or a
+    sequence is `drift`, never rewritten: that is its data's.
     An object none of them created is `drift`, never touched: it may be a developer's
     experiment. `sources` names the migration that created each object.
 
@@ -176,9 +178,9 @@ def schema_drift(
 
     def changed(kind: str, name: str, want: Table, have: Table, key: str) -> Change:
         # A column's definition is its data's (a type, NOT NULL), and so is a type's (an enum's
-        # values, a domain's checks): never rewritten. An index, constraint, trigger, view or
-        # function holds no data of its own: made again as the files say.
-        if kind in ("column", "type"):
+        # values, a domain's checks) and a sequence's (its range): never rewritten. An index,
+        # constraint, trigger, view or function holds no data of its own: made again.
+        if kind in ("column", "type", "sequence"):
             fields = [
                 "definition",
                 f"migrations: {want['definitions'].get(key)}",

@@ -160,12 +160,15 @@ ORDER BY t.oid
 
 # Sequences a column owns (serial): dropped with their table or column, so rebuilt with it.
 # Identity sequences (deptype 'i') come back with the column's GENERATED ... AS IDENTITY.
-_OWNED_SEQUENCES = r"""
-SELECT d.refobjid AS relid, a.attname, s.oid,
-  format('CREATE SEQUENCE IF NOT EXISTS %I.%I AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s '
-         'START WITH %s CACHE %s%s', sn.nspname, s.relname, format_type(q.seqtypid, NULL),
-         q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache,
-         CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END) AS create_sql,
+# The statement that makes sequence `s` (schema `sn`, parameters `q` from pg_sequence).
+_CREATE_SEQUENCE = r"""format(
+    'CREATE SEQUENCE IF NOT EXISTS %I.%I AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s '
+    'START WITH %s CACHE %s%s', sn.nspname, s.relname, format_type(q.seqtypid, NULL),
+    q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache,
+    CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END)"""
+
+_OWNED_SEQUENCES = rf"""
+SELECT d.refobjid AS relid, a.attname, s.oid, {_CREATE_SEQUENCE} AS create_sql,
   format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I',
          sn.nspname, s.relname, tn.nspname, t.relname, a.attname) AS own_sql
 FROM pg_depend d
@@ -177,6 +180,22 @@ JOIN pg_namespace tn ON tn.oid = t.relnamespace
 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
   AND d.deptype = 'a' AND d.refobjid = ANY($1::oid[])
+"""
+
+# Sequences of their own (`CREATE SEQUENCE`), not a serial's or an identity's (those come and
+# go with their column) nor an extension's.
+_SEQUENCES = rf"""
+SELECT s.oid, sn.nspname || '.' || s.relname AS name, {_CREATE_SEQUENCE} AS sql
+FROM pg_class s
+JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_sequence q ON q.seqrelid = s.oid
+WHERE s.relkind = 'S'
+  AND sn.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND sn.nspname NOT LIKE 'pg\_temp\_%'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d
+      WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i', 'e'))
+ORDER BY s.oid
 """
 
 _RELATION_DDL = r"""
@@ -204,7 +223,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = ANY($1::oid[])
 """
 
-Kind = Literal["table", "view", "function", "type"]
+Kind = Literal["table", "view", "function", "type", "sequence"]
 _KINDS: dict[str, Kind] = {"r": "table", "p": "table", "v": "view", "m": "view"}
 
 
@@ -328,6 +347,7 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
     whole: tuple[tuple[Kind, str, int, str], ...] = (
         ("function", _FUNCTIONS, FUNCTION, "it is an aggregate"),
         ("type", _TYPES, TYPE, "it is a range type"),
+        ("sequence", _SEQUENCES, SEQUENCE, ""),
     )
     for kind, query, phase, why in whole:
         for row in await conn.fetch(query):

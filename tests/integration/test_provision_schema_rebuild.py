@@ -29,6 +29,7 @@ BLOG_SQL = """
 CREATE TYPE post_state AS ENUM ('draft', 'published');
 CREATE DOMAIN slug_text AS text COLLATE "C" NOT NULL CHECK (VALUE ~ '^[a-z0-9-]*$');
 CREATE TYPE geo AS (lat double precision, lon double precision, label text COLLATE "C");
+CREATE SEQUENCE invoice_no AS integer START 1000 INCREMENT 10;
 
 CREATE TABLE authors (
     id         serial PRIMARY KEY,
@@ -333,6 +334,26 @@ async def test_dropped_types_come_back_with_their_columns_a_changed_one_is_repor
         "migrations: CREATE TYPE public.post_state AS ENUM ('draft', 'published')",
         "live: CREATE TYPE public.post_state AS ENUM ('draft', 'published', 'archived')",
     ]
+
+
+async def test_a_dropped_sequence_comes_back_a_changed_one_is_reported(
+    env: ProvisionEnv,
+) -> None:
+    await migrate(env)
+    made = await fingerprint(env)
+    await sql(env, "DROP SEQUENCE invoice_no")
+    planned = await migrate(env, plan=True)
+    assert [c.label for c in (planned.diff.pending if planned.diff else [])] == [
+        "sequence:public.invoice_no"
+    ]
+    await migrate(env)
+    assert await fingerprint(env) == made
+    assert await sql(env, "SELECT nextval('invoice_no')") == [(1000,)]
+
+    await sql(env, "ALTER SEQUENCE invoice_no INCREMENT BY 5")
+    result = await migrate(env)
+    assert result.changed == ["!sequence:public.invoice_no"]
+    assert (await sql(env, "SELECT nextval('invoice_no')")) == [(1005,)]  # left alone
 
 
 async def test_a_rebuild_that_fails_is_rolled_back_whole(env: ProvisionEnv) -> None:

@@ -31,7 +31,8 @@ def table(
     kind: str = "table",
     definitions: dict[str, str] | None = None,
 ) -> Table:
-    kinds: dict[str, Literal["table", "view", "function", "type"]] = {
+    kinds: dict[str, Literal["table", "view", "function", "type", "sequence"]] = {
+        "sequence": "sequence",
         "view": "view",
         "function": "function",
         "type": "type",
@@ -242,3 +243,11 @@ def test_a_changed_type_is_drift_naming_both_definitions_a_gone_one_a_create() -
             ["definition", "migrations: ENUM ('a')", "live: ENUM ('a', 'b')"],
         ),
     ]
+
+
+def test_a_changed_sequence_is_drift_never_an_update() -> None:
+    def seq(increment: int) -> Table:
+        return table([], kind="sequence", definitions={"sequence": f"INCREMENT BY {increment}"})
+
+    (change,) = schema_drift({"public.n": seq(5)}, {"public.n": seq(10)})
+    assert (change.label, change.action) == ("sequence:public.n", "drift")
