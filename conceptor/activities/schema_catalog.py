@@ -13,9 +13,9 @@ from conceptor.activities.migration_plan import PartKey, Schema, Table, part_nam
 OWN_TABLES = frozenset({"public.schema_migrations"})
 
 # Restore statements run in this order across every missing object, so that a foreign key
-# finds the table it references and a view the columns it selects.
-# Types first (a column or a function's argument may be one), then functions (a default, a
-# check or a generated column may call one).
+# finds the table it references and a view the columns it selects: types first (a column or
+# a function's argument may be one), then functions (a default, a check or a generated column
+# may call one); comments, grants and sequence ownership last.
 TYPE, FUNCTION, SEQUENCE, TABLE, COLUMN, CONSTRAINT, INDEX, FOREIGN_KEY, VIEW, TRIGGER = range(10)
 DECORATION = 10
 # Objects whose definition changed are dropped first (latest made first) and made again.
@@ -231,7 +231,8 @@ _KINDS: dict[str, Kind] = {"r": "table", "p": "table", "v": "view", "m": "view"}
 class Restore:
     """The statements that rebuild each object, keyed by its change label
     (`table:public.t`, `column:public.t.c`, `constraint:public.t.k`, `index:public.i`,
-    `trigger:public.t.g`), as (phase, order, sql); and what cannot be rebuilt, with why."""
+    `trigger:public.t.g`, `view:public.v`, `function:public.f(integer)`, `type:public.e`,
+    `sequence:public.s`), as (phase, order, sql); and what cannot be rebuilt, with why."""
 
     statements: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
@@ -294,8 +295,9 @@ async def _relations(conn: asyncpg.Connection) -> dict[int, Relation]:
 
 
 async def read_schema(conn: asyncpg.Connection) -> Schema:
-    """Every table and view of every user schema: columns, constraints, indexes and triggers
-    (each sorted by name) and their definitions; provisioning's own table aside."""
+    """Every table and view of every user schema (columns, constraints, indexes and triggers,
+    each sorted by name, and their definitions), function, type and sequence of its own;
+    provisioning's own table and extensions' objects aside."""
     schema, _ = await _read(conn, with_restore=False)
     return schema
 
