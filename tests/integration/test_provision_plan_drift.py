@@ -5,9 +5,11 @@ service that lost its data."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,13 @@ async def check_drift(client: Client, env: ProvisionEnv, timeout: float = 240) -
     """Trigger the environment's drift-watch schedule once and wait for that check's report."""
     schedule_id = env.settings.drift_watch_schedule_id
     before = await drift_status(client, schedule_id=schedule_id)
+    # A schedule names each run after the second it starts in: a trigger within the same
+    # second as the previous run would get its workflow id, and Temporal would drop it.
+    if before.latest_workflow_id:
+        stamp = before.latest_workflow_id[-20:]  # ...-run-2026-11-30T02:41:39Z
+        started = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        wait = (started + timedelta(seconds=1.2) - datetime.now(UTC)).total_seconds()
+        await asyncio.sleep(max(wait, 0.0))
     await client.get_schedule_handle(schedule_id).trigger()
 
     async def finished() -> DriftStatus:
