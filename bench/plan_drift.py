@@ -25,7 +25,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable
@@ -36,6 +35,7 @@ from urllib.parse import quote
 
 import httpx
 from _proc import cpu_seconds, listener_pid, tree_cpu_seconds  # run as `python bench/<name>.py`
+from _stack import stack_env
 from realm_import import WireCount, largest_fixture
 from rich.console import Console
 from rich.table import Table
@@ -266,18 +266,7 @@ def main() -> None:
     parser.add_argument("--fixture", type=Path, help="realm file (default: the largest fixture)")
     args = parser.parse_args()
     fixture = (args.fixture or largest_fixture()).resolve()
-    tmp = Path(tempfile.mkdtemp(prefix="conceptor-bench-plan-"))
-    tmp.chmod(0o755)  # the postgres server runs as `postgres` and must reach its data dir
-    localdev = tmp / "localdev"
-    localdev.mkdir()
-    localdev.chmod(0o755)
-    env = {
-        "TILT_PORT_PREFIX": args.prefix,
-        "CENTRAL_LOCALDEV_DIR": str(localdev),
-        "CENTRAL_ENVIRONMENT": "test",
-        "CENTRAL_LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env)
+    tmp, env = stack_env("plan", args.prefix)
     settings = Settings()
     stack = LocalStack(settings, env=env, log_dir=tmp / "logs", services=SERVICES)
     try:

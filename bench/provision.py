@@ -12,16 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from _stack import stack_env  # bench/_stack.py: run as `python bench/<name>.py`
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
@@ -143,18 +142,7 @@ def main() -> None:
     parser.add_argument("--prefix", default="453")
     parser.add_argument("--localdev", help="reuse services running on --prefix with this dir")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-provision-"))
-    tmp.chmod(0o755)  # the postgres server runs as `postgres` and must reach its data dir
-    localdev = Path(args.localdev) if args.localdev else tmp / "localdev"
-    localdev.mkdir(parents=True, exist_ok=True)
-    localdev.chmod(0o755)
-    env = {
-        "TILT_PORT_PREFIX": args.prefix,
-        "CENTRAL_LOCALDEV_DIR": str(localdev),
-        "CENTRAL_ENVIRONMENT": "test",
-        "CENTRAL_LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env)
+    tmp, env = stack_env("provision", args.prefix, Path(args.localdev) if args.localdev else None)
     settings = Settings()
     stack = LocalStack(settings, env=env, log_dir=tmp / "logs", services=SERVICES)
     reuse = bool(args.localdev) and port_in_use(settings.host, settings.port("temporal"))

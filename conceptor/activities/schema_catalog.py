@@ -21,6 +21,20 @@ DECORATION = 10
 # Objects whose definition changed are dropped first (latest made first) and made again.
 DROP = -1
 
+# An object of a user schema (not the system's, TOAST's or a session's temporary one) that no
+# extension owns: an extension's objects are the extension's, not a migration's.
+_OWN_OBJECT = r"""{ns}.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND {ns}.nspname NOT LIKE 'pg\_toast%'
+  AND {ns}.nspname NOT LIKE 'pg\_temp\_%'
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_depend d
+      WHERE d.classid = '{catalog}'::regclass AND d.objid = {oid} AND d.deptype IN ({deptypes}))"""
+
+
+def _own_object(ns: str, catalog: str, oid: str, deptypes: str = "'e'") -> str:
+    return _OWN_OBJECT.format(ns=ns, catalog=catalog, oid=oid, deptypes=deptypes)
+
+
 # pg_catalog, not information_schema: the latter hides tables the application role has no
 # privilege on, and a table someone created as another role is exactly what must be seen.
 # Objects an extension owns are the extension's, not a migration's.
@@ -32,14 +46,9 @@ SELECT c.oid, n.nspname, c.relname, c.relkind::text,
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%'
-  AND n.nspname NOT LIKE 'pg\_temp\_%'
-  AND NOT EXISTS (
-      SELECT 1 FROM pg_depend d
-      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+  AND {own}
 ORDER BY c.oid
-"""
+""".format(own=_own_object("n", "pg_class", "c.oid"))
 
 # A COLLATE clause when the collation `{c}` is not its type's (`{base}`), else ''.
 _COLLATE = r"""CASE WHEN {c} <> 0 AND {c} <> {base}
@@ -102,14 +111,9 @@ SELECT p.oid, p.prokind::text,
   CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END AS sql
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%'
-  AND n.nspname NOT LIKE 'pg\_temp\_%'
-  AND NOT EXISTS (
-      SELECT 1 FROM pg_depend d
-      WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+WHERE {own}
 ORDER BY p.oid
-"""
+""".format(own=_own_object("n", "pg_proc", "p.oid"))
 
 # Types a migration made: enums, domains, standalone composite types and ranges (a table's row
 # type, array types and an extension's types are not the migrations' own), with the statement
@@ -137,18 +141,14 @@ SELECT t.oid, t.typtype::text, n.nspname || '.' || t.typname AS name,
 FROM pg_type t
 JOIN pg_namespace n ON n.oid = t.typnamespace
 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%'
-  AND n.nspname NOT LIKE 'pg\_temp\_%'
-  AND (t.typtype IN ('e', 'd', 'r')
+WHERE (t.typtype IN ('e', 'd', 'r')
        OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
-  AND NOT EXISTS (
-      SELECT 1 FROM pg_depend d
-      WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+  AND {own}
 ORDER BY t.oid
 """.format(
     domain_collate=_COLLATE.format(c="t.typcollation", base="bt.typcollation"),
     attribute_collate=_COLLATE.format(c="a.attcollation", base="at.typcollation"),
+    own=_own_object("n", "pg_type", "t.oid"),
 )
 
 _TRIGGERS = r"""
@@ -184,19 +184,17 @@ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
 
 # Sequences of their own (`CREATE SEQUENCE`), not a serial's or an identity's (those come and
 # go with their column) nor an extension's.
-_SEQUENCES = rf"""
-SELECT s.oid, sn.nspname || '.' || s.relname AS name, {_CREATE_SEQUENCE} AS sql
+_SEQUENCES = r"""
+SELECT s.oid, sn.nspname || '.' || s.relname AS name, {create_sequence} AS sql
 FROM pg_class s
 JOIN pg_namespace sn ON sn.oid = s.relnamespace
 JOIN pg_sequence q ON q.seqrelid = s.oid
 WHERE s.relkind = 'S'
-  AND sn.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND sn.nspname NOT LIKE 'pg\_temp\_%'
-  AND NOT EXISTS (
-      SELECT 1 FROM pg_depend d
-      WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.deptype IN ('a', 'i', 'e'))
+  AND {own}
 ORDER BY s.oid
-"""
+""".format(
+    create_sequence=_CREATE_SEQUENCE, own=_own_object("sn", "pg_class", "s.oid", "'a', 'i', 'e'")
+)
 
 _RELATION_DDL = r"""
 SELECT c.oid, c.relkind::text, c.relpersistence::text, c.reloptions,
