@@ -19,11 +19,15 @@ MIGRATIONS_MISSING = "MigrationsMissing"
 _NAME = re.compile(r"^\d{4}_[A-Za-z0-9_]+\.sql$")
 
 
-class Table(TypedDict):
-    """One table, view or function of a database, as compared: the names of what it holds,
-    sorted, and their definitions."""
+# What a compared object is: a table holds parts (columns...); the others are one definition.
+Kind = Literal["table", "view", "function", "type", "sequence"]
 
-    kind: Literal["table", "view", "function", "type", "sequence"]
+
+class Table(TypedDict):
+    """One table, view, function, type or sequence of a database, as compared: the names of
+    what it holds, sorted, and their definitions."""
+
+    kind: Kind
     columns: list[str]
     constraints: list[str]
     indexes: list[str]

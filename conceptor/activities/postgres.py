@@ -74,21 +74,19 @@ class PostgresActivities:
             conn = await self._connect()
             try:
                 if data is not None and data.plan:
-                    diff, _ = await self._diff(conn, files, with_drift=True)
+                    diff, _ = await self._diff(conn, files)
                     return StepResult.from_diff(diff, planned=True, attempts=attempt)
                 return await self._migrate_locked(conn, files, data, attempt)
             finally:
                 await conn.close()
 
     async def _diff(
-        self, conn: asyncpg.Connection, files: list[MigrationFile], *, with_drift: bool
-    ) -> tuple[Diff, ExpectedSchema | None]:
-        """Read the live state (recorded migrations, the schema) and diff the files; with
-        drift, also against the schema the recorded migrations create."""
+        self, conn: asyncpg.Connection, files: list[MigrationFile]
+    ) -> tuple[Diff, ExpectedSchema]:
+        """Read the live state (recorded migrations, the schema) and diff it with the files and
+        with the schema the recorded migrations create."""
         applied = await _applied(conn)
         live = await read_schema(conn)
-        if not with_drift:
-            return migrations_diff(_target(self.settings), files, applied, live, None), None
         replayed = [m for m in files if m.name in applied]
         expected = await expected_schema(self.settings, replayed)
         diff = migrations_diff(
@@ -113,13 +111,13 @@ class PostgresActivities:
         # then find the files already recorded and apply nothing twice.
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
-            before, expected = await self._diff(conn, files, with_drift=True)
+            before, expected = await self._diff(conn, files)
             check_plan(before, data)
             _refuse_unrebuildable(before)
             # What the recorded migrations made and is gone comes back first: a pending
             # migration may alter it.
             rebuild = [c for c in before.pending if c.kind != "migration"]
-            if rebuild and expected is not None:
+            if rebuild:
                 await _rebuild(conn, before.target, expected, rebuild)
             pending = {c.name for c in before.pending if c.kind == "migration"}
             if pending:
@@ -129,7 +127,7 @@ class PostgresActivities:
                     await _apply(conn, migration)
             # Judged again after applying: the schema every recorded migration creates,
             # replayed into a throwaway database, against the live one.
-            after, _ = await self._diff(conn, files, with_drift=True)
+            after, _ = await self._diff(conn, files)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
         verify(after)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import asyncpg
 
-from conceptor.activities.migration_plan import PartKey, Schema, Table, part_name
+from conceptor.activities.migration_plan import PARTS, Kind, PartKey, Schema, Table, part_name
 
 # Tables provisioning itself keeps: never drift.
 OWN_TABLES = frozenset({"public.schema_migrations"})
@@ -37,12 +37,10 @@ def _own_object(ns: str, catalog: str, oid: str, deptypes: str = "'e'") -> str:
 
 # pg_catalog, not information_schema: the latter hides tables the application role has no
 # privilege on, and a table someone created as another role is exactly what must be seen.
-# Objects an extension owns are the extension's, not a migration's.
 _RELATIONS = r"""
 SELECT c.oid, n.nspname, c.relname, c.relkind::text,
   format('%I.%I', n.nspname, c.relname) AS quoted,
-  CASE WHEN c.relkind IN ('v', 'm') THEN c.relkind::text || ' ' || pg_get_viewdef(c.oid) END
-    AS viewdef
+  CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS query
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm')
@@ -158,8 +156,6 @@ WHERE t.tgrelid = ANY($1::oid[]) AND NOT t.tgisinternal
 ORDER BY t.oid
 """
 
-# Sequences a column owns (serial): dropped with their table or column, so rebuilt with it.
-# Identity sequences (deptype 'i') come back with the column's GENERATED ... AS IDENTITY.
 # The statement that makes sequence `s` (schema `sn`, parameters `q` from pg_sequence).
 _CREATE_SEQUENCE = r"""format(
     'CREATE SEQUENCE IF NOT EXISTS %I.%I AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s '
@@ -167,6 +163,8 @@ _CREATE_SEQUENCE = r"""format(
     q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache,
     CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END)"""
 
+# Sequences a column owns (serial): dropped with their table or column, so rebuilt with it.
+# Identity sequences (deptype 'i') come back with the column's GENERATED ... AS IDENTITY.
 _OWNED_SEQUENCES = rf"""
 SELECT d.refobjid AS relid, a.attname, s.oid, {_CREATE_SEQUENCE} AS create_sql,
   format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I',
@@ -197,7 +195,7 @@ ORDER BY s.oid
 )
 
 _RELATION_DDL = r"""
-SELECT c.oid, c.relkind::text, c.relpersistence::text, c.reloptions,
+SELECT c.oid, c.relpersistence::text, c.reloptions,
   c.relispartition OR c.relkind = 'p' AS partitioned,
   NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = c.oid)
     AS inherits,
@@ -205,7 +203,6 @@ SELECT c.oid, c.relkind::text, c.relpersistence::text, c.reloptions,
   c.relrowsecurity OR EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS rls,
   EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')
     AS rules,
-  CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid) END AS view_sql,
   CASE WHEN obj_description(c.oid, 'pg_class') IS NOT NULL
        THEN format('COMMENT ON %s %I.%I IS %L',
                    CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
@@ -221,7 +218,6 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = ANY($1::oid[])
 """
 
-Kind = Literal["table", "view", "function", "type", "sequence"]
 _KINDS: dict[str, Kind] = {"r": "table", "p": "table", "v": "view", "m": "view"}
 
 
@@ -276,9 +272,18 @@ def _drop(kind: str, rel: Relation, part: str) -> str:
 class Relation(NamedTuple):
     name: str  # schema.table, as compared and shown
     schema: str
-    kind: Kind
+    relkind: str  # pg_class.relkind: r, p, v (view) or m (materialized view)
     quoted: str  # "schema"."table", as written in SQL
-    viewdef: str | None  # a view's kind and query, as PostgreSQL prints it
+    query: str | None  # a view's query, as PostgreSQL prints it
+
+    @property
+    def kind(self) -> Kind:
+        return _KINDS[self.relkind]
+
+    @property
+    def definition(self) -> dict[str, str]:
+        """A view's one definition: its kind (a materialized one is another object) and query."""
+        return {"view": f"{self.relkind} {self.query}"} if self.query is not None else {}
 
 
 async def _relations(conn: asyncpg.Connection) -> dict[int, Relation]:
@@ -287,8 +292,8 @@ async def _relations(conn: asyncpg.Connection) -> dict[int, Relation]:
     for row in await conn.fetch(_RELATIONS):
         name = f"{row['nspname']}.{row['relname']}"
         if name not in OWN_TABLES:
-            kind = _KINDS[row["relkind"]]
-            out[row["oid"]] = Relation(name, row["nspname"], kind, row["quoted"], row["viewdef"])
+            rel = Relation(name, row["nspname"], row["relkind"], row["quoted"], row["query"])
+            out[row["oid"]] = rel
     return out
 
 
@@ -315,7 +320,7 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
             constraints=[],
             indexes=[],
             triggers=[],
-            definitions={"view": rel.viewdef} if rel.viewdef else {},
+            definitions=rel.definition,
         )
         for oid, rel in relations.items()
     }
@@ -341,7 +346,7 @@ async def _read(conn: asyncpg.Connection, *, with_restore: bool) -> tuple[Schema
         await _relation_restore(conn, relations, columns, restore)
     schema: Schema = {}
     for oid, table in tables.items():
-        for key in ("columns", "constraints", "indexes", "triggers"):
+        for key, _ in PARTS:
             table[key].sort()
         schema[relations[oid].name] = table
     whole: tuple[tuple[Kind, str, int, str], ...] = (
@@ -395,14 +400,11 @@ async def _relation_restore(
                 restore.refused[f"column:{name}.{col['attname']}"] = why
             continue
         options = f" WITH ({', '.join(row['reloptions'])})" if row["reloptions"] else ""
-        if row["relkind"] in ("v", "m"):
-            body = str(row["view_sql"]).strip().rstrip(";")
-            if row["relkind"] == "v":
-                sql = f"CREATE VIEW {qualified}{options} AS {body}"
-            else:
-                sql = f"CREATE MATERIALIZED VIEW {qualified}{options} AS {body} WITH DATA"
-            restore.add(label, VIEW, oid, sql)
-            what = "VIEW" if row["relkind"] == "v" else "MATERIALIZED VIEW"
+        if rel.query is not None:
+            body = rel.query.strip().rstrip(";")
+            what = "VIEW" if rel.relkind == "v" else "MATERIALIZED VIEW"
+            data = "" if rel.relkind == "v" else " WITH DATA"
+            restore.add(label, VIEW, oid, f"CREATE {what} {qualified}{options} AS {body}{data}")
             restore.drops[label] = (DROP, -oid, f"DROP {what} {qualified}")
         else:
             unlogged = "UNLOGGED " if row["relpersistence"] == "u" else ""
