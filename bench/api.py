@@ -33,7 +33,7 @@ from rich.table import Table
 
 from conceptor.platform.dev_tokens import password_grant_token
 from conceptor.platform.devservices.launcher import port_in_use
-from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.devservices.stack import LocalStack, stop_process
 from conceptor.platform.settings import REPO_ROOT, Settings
 
 PREFIX = "468"
@@ -131,13 +131,7 @@ def wrk(
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL of the process group after 20 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    stop_process(proc, signal.SIGTERM, timeout=20)
 
 
 def _pool_report(

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from conceptor.platform.devservices import SERVICES, get_service
 from conceptor.platform.devservices.launcher import port_in_use
-from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.devservices.stack import LocalStack, stop_process
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
 
@@ -75,12 +75,7 @@ def time_tilt_up(settings: Settings, localdev: Path, tilt: Path) -> float:
         asyncio.run(_all_ready(settings, timeout=400))
         elapsed = time.monotonic() - start
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc, signal.SIGINT, timeout=90)
     _wait_ports_free(settings)
     return elapsed
 

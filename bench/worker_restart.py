@@ -29,6 +29,7 @@ from temporalio.testing import ActivityEnvironment
 from conceptor.client.media import ingest_upload
 from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
+from conceptor.platform.devservices.stack import stop_process
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from conceptor.platform.tools import cached_tool
@@ -113,14 +114,8 @@ class TiltStack:
         )
 
     def down(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGINT, timeout=90)
 
 
 def free_port() -> int:

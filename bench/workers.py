@@ -33,7 +33,7 @@ from conceptor.activities.imaging import render_thumbnails
 from conceptor.client.media import ingest_upload
 from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
-from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.devservices.stack import LocalStack, stop_process
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 
@@ -107,13 +107,7 @@ class Proc:
             )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, timeout=40)
 
 
 async def wait_health(port: int, proc: Proc, timeout: float = 60) -> None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from conceptor.platform.devservices.stack import stop_process
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
 
@@ -83,14 +84,7 @@ def start_tilt_up(env: dict[str, str], port: int, log: Path, *args: str) -> subp
 
 def stop_tilt_up(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
     """Ctrl-C (Tilt stops every serve_cmd process on exit); its whole group killed if it hangs."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    stop_process(proc, signal.SIGINT, timeout=timeout)
 
 
 def listening_ports(settings: Settings) -> list[int]:

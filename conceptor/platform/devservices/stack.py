@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from conceptor.platform.devservices import SERVICES, get_service
 from conceptor.platform.devservices.launcher import probe_until_ready
@@ -87,13 +87,8 @@ class LocalStack:
 
     def stop_service(self, name: str, *, timeout: float = 45.0) -> None:
         proc = self.procs.pop(name, None)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, signal.SIGTERM, timeout=timeout)
         log = self._logs.pop(name, None)
         if log is not None:
             log.close()
@@ -105,3 +100,16 @@ class LocalStack:
                 proc.send_signal(signal.SIGTERM)
         for name in list(self.procs):
             self.stop_service(name)
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int, *, timeout: float) -> None:
+    """Send `sig` to a process started in its own session and wait up to `timeout` for it to
+    exit; if it has not, SIGKILL its whole process group (the children it started too)."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
