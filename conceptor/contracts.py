@@ -171,10 +171,19 @@ class StepResult(BaseModel):
     # Reconciling steps: the diff they applied (or, for a plan, would apply), every object.
     diff: Diff | None = None
     planned: bool = False  # True: a dry run, nothing was written
+    # What the step did not refuse but a person should know: one line per cause, naming the
+    # JSON path and what the server does with it (e.g. a field Keycloak 24+ drops).
+    warnings: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_diff(
-        cls, diff: Diff, *, planned: bool = False, attempts: int = 1, detail: str = ""
+        cls,
+        diff: Diff,
+        *,
+        planned: bool = False,
+        attempts: int = 1,
+        detail: str = "",
+        warnings: list[str] | None = None,
     ) -> StepResult:
         """The result of applying (or planning) `diff`: outcome, counts and names from it."""
         counts = diff.counts()
@@ -194,6 +203,7 @@ class StepResult(BaseModel):
             detail=detail,
             diff=diff,
             planned=planned,
+            warnings=list(warnings or []),
         )
 
 
