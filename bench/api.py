@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _options import add_options, exit_if_missed, parse_options, write_results
 from _proc import cpu_seconds, listener_pid  # bench/_proc.py: run as `python bench/<name>.py`
 from rich.console import Console
 from rich.table import Table
@@ -34,11 +35,10 @@ from rich.table import Table
 from conceptor.platform.dev_tokens import password_grant_token
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack, stop_process
-from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform.settings import Settings
 
 PREFIX = "468"
 POOL_SIZES = {"connection per request": 0, "pool (default)": Settings().api_postgres_pool_size}
-RESULTS = REPO_ROOT / "bench" / "results" / "api.json"
 TARGET_RATIO = 0.7
 SERVICES = ("postgres", "redis", "temporal", "keycloak", "minio", "front-door")
 # wrk prints this JSON line when a run is done (latencies in microseconds).
@@ -176,14 +176,16 @@ def _pool_report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
+    add_options(parser, runs=5)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--prefix", default=PREFIX)
     parser.add_argument(
         "--localdev", help="reuse services already running on --prefix with this data dir"
     )
-    args = parser.parse_args()
+    args = parse_options(parser)
+    if args.quick:
+        args.seconds = 1
     if shutil.which("wrk") is None:
         sys.exit("bench/api.py needs wrk: `apt-get install wrk`")
 
@@ -323,13 +325,9 @@ def main() -> None:
             )
     Console(width=160).print(table)
     report["status_pool"] = _pool_report(pool_samples, args)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2))
-    print(f"results: {RESULTS}")
-    if not all(c["meets_target"] for c in report["cases"].values()):
-        sys.exit(1)
-    if not report["status_pool"]["meets_target"]:
-        sys.exit(1)
+    write_results(args, "api", report)
+    met = all(c["meets_target"] for c in report["cases"].values())
+    exit_if_missed(args, met and report["status_pool"]["meets_target"])
 
 
 if __name__ == "__main__":

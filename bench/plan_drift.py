@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from _options import add_options, exit_if_missed, parse_options, write_results
 from _proc import cpu_seconds, listener_pid, tree_cpu_seconds  # run as `python bench/<name>.py`
 from _stack import stack_env
 from realm_import import WireCount, largest_fixture
@@ -59,7 +60,6 @@ from tests.integration.provision_support import (
 )
 
 PREFIX = "468"
-RESULTS = REPO_ROOT / "bench" / "results" / "plan_drift.json"
 SERVICES = ("postgres", "redis", "temporal", "keycloak", "minio")
 MEASURED = ("keycloak", "postgres", "minio", "temporal")
 TARGET_PLAN_S = 3.0
@@ -265,10 +265,10 @@ def report(data: dict[str, Any], fixture: Path, console: Console) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    add_options(parser, runs=5)
     parser.add_argument("--prefix", default=PREFIX)
     parser.add_argument("--fixture", type=Path, help="realm file (default: the largest fixture)")
-    args = parser.parse_args()
+    args = parse_options(parser)
     fixture = (args.fixture or largest_fixture()).resolve()
     tmp, env = stack_env("plan", args.prefix)
     settings = Settings()
@@ -280,11 +280,8 @@ def main() -> None:
         stack.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     summary = report(data, fixture, Console(width=160))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(f"results: {RESULTS}")
-    if not summary["plan_target_met"]:
-        sys.exit(1)
+    write_results(args, "plan_drift", summary)
+    exit_if_missed(args, summary["plan_target_met"])
 
 
 if __name__ == "__main__":

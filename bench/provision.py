@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -20,6 +19,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from _options import add_options, parse_options, write_results
 from _stack import stack_env  # bench/_stack.py: run as `python bench/<name>.py`
 from rich.console import Console
 from rich.table import Table
@@ -42,7 +42,6 @@ from tests.integration.provision_support import (
     isolated_env,
 )
 
-RESULTS = REPO_ROOT / "bench" / "results" / "provision.json"
 SERVICES = ("postgres", "redis", "temporal", "keycloak", "minio")
 PROBED = ("postgres", "redis", "minio", "keycloak")
 TARGET_RERUN_S = 1.0
@@ -138,10 +137,10 @@ def report(data: dict[str, Any], console: Console) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
+    add_options(parser, runs=5)
     parser.add_argument("--prefix", default="453")
     parser.add_argument("--localdev", help="reuse services running on --prefix with this dir")
-    args = parser.parse_args()
+    args = parse_options(parser)
     tmp, env = stack_env("provision", args.prefix, Path(args.localdev) if args.localdev else None)
     settings = Settings()
     stack = LocalStack(settings, env=env, log_dir=tmp / "logs", services=SERVICES)
@@ -162,8 +161,7 @@ def main() -> None:
     data["rerun_target_met"] = data["rerun_s"] <= TARGET_RERUN_S
     data["first_run_target_met"] = data["first_run_s"] <= TARGET_FIRST_S
     report(data, Console())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(args, "provision", data)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from _options import add_options, exit_if_missed, parse_options, write_results
 from _proc import cpu_seconds, listener_pid  # bench/_proc.py: run as `python bench/<name>.py`
 from rich.console import Console
 from rich.table import Table
@@ -51,7 +51,6 @@ from conceptor.platform.settings import REPO_ROOT, Settings, get_settings
 
 PREFIX = "467"
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "realms"
-RESULTS = REPO_ROOT / "bench" / "results" / "realm_import.json"
 TARGET_RERUN_S = 5.0
 TARGET_RERUN_WRITES = 0
 READS = {"GET", "HEAD", "OPTIONS"}
@@ -292,11 +291,11 @@ def report(data: dict[str, Any], fixture: Path, console: Console) -> dict[str, A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    add_options(parser, runs=5)
     parser.add_argument("--prefix", default=PREFIX)
     parser.add_argument("--fixture", type=Path, help="realm file (default: the largest fixture)")
     parser.add_argument("--localdev", help="reuse a Keycloak running on --prefix with this dir")
-    args = parser.parse_args()
+    args = parse_options(parser)
     fixture = (args.fixture or largest_fixture()).resolve()
     realm_name = json.loads(fixture.read_text(encoding="utf-8"))["realm"]
 
@@ -332,11 +331,8 @@ def main() -> None:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
     summary = report(data, fixture, Console(width=160))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2, default=str))
-    print(f"results: {RESULTS}")
-    if not summary["rerun_target_met"]:
-        sys.exit(1)
+    write_results(args, "realm_import", summary)
+    exit_if_missed(args, summary["rerun_target_met"])
 
 
 if __name__ == "__main__":

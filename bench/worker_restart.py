@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
 import shutil
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _options import add_options, parse_options, write_results
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
@@ -35,7 +35,6 @@ from conceptor.platform.temporal import connect
 from conceptor.platform.tools import cached_tool
 
 PREFIX = "473"
-RESULTS = REPO_ROOT / "bench" / "results" / "worker_restart.json"
 # The Tiltfile runs the whole stack; the bench waits for every service so that nothing is
 # still starting (Keycloak takes most of the CPU) while it measures.
 WORKERS = ["--", "--core-workers=1", "--media-workers=1"]
@@ -294,9 +293,9 @@ def report(result: dict[str, Any], runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=5)
+    add_options(parser, runs=5)
     parser.add_argument("--prefix", default=PREFIX, help="port prefix for the Tilt stack")
-    args = parser.parse_args()
+    args = parse_options(parser)
     root = Path(tempfile.mkdtemp(prefix="conceptor-bench-restart-"))
     stack = TiltStack(root, args.prefix)
     settings = Settings(port_prefix=args.prefix, localdev_dir=root / "localdev")
@@ -318,15 +317,14 @@ def main() -> None:
         for svc in SERVICES:
             launcher = settings.launcher_port(svc)
             wait_for(lambda p=launcher: _ready(p), timeout=300, what=f"{svc} ready", interval=0.5)
-        time.sleep(SETTLE_SECONDS)
+        # A quick run only checks that the bench works: no need for a quiet machine.
+        time.sleep(0 if args.quick else SETTLE_SECONDS)
         result = asyncio.run(bench(stack, settings, args.runs, logs))
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
     summary = report(result, args.runs)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2))
-    print(f"wrote {RESULTS}")
+    write_results(args, "worker_restart", summary)
 
 
 def _ready(port: int) -> bool:

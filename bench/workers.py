@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _options import add_options, parse_options, write_results
 from PIL import Image
 from rich.console import Console
 from rich.table import Table
@@ -34,12 +34,11 @@ from conceptor.client.media import ingest_upload
 from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack, stop_process
-from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform.settings import Settings
 from conceptor.platform.temporal import connect
 
 PREFIX = "469"
 SERVICES = ("postgres", "redis", "temporal", "minio", "mailpit")
-RESULTS = REPO_ROOT / "bench" / "results" / "workers.json"
 BARE_QUEUE = "bench-bare-core"
 NOOP_FLOWS, NOOP_PER_FLOW = 4, 25  # per run: 100 activities in flight at once
 IMAGES = 6  # per media run: 12-megapixel PNG photos (4000x3000)
@@ -202,7 +201,9 @@ async def media_run(
     return len(images) / (time.perf_counter() - start), ids
 
 
-async def bench(settings: Settings, env: dict[str, str], logs: Path, runs: int) -> dict[str, Any]:
+async def bench(
+    settings: Settings, env: dict[str, str], logs: Path, runs: int, images_per_run: int
+) -> dict[str, Any]:
     from conceptor.activities.postgres import PostgresActivities
     from conceptor.activities.storage import StorageActivities
 
@@ -243,7 +244,7 @@ async def bench(settings: Settings, env: dict[str, str], logs: Path, runs: int) 
         bare.stop()
 
         sizes = sorted(set(settings.media_thumbnail_sizes))
-        images = make_images(IMAGES, 4000, 3000)
+        images = make_images(images_per_run, 4000, 3000)
         direct = [direct_rate(images, sizes, settings) for _ in range(runs)]
         samples["thumbnails direct Pillow"] = [wall for wall, _ in direct]
         samples["thumbnails direct Pillow per CPU-s"] = [per_cpu for _, per_cpu in direct]
@@ -348,10 +349,10 @@ async def bare_worker() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
+    add_options(parser, runs=3)
     parser.add_argument("--prefix", default=PREFIX, help="port prefix of the stack to use/start")
     parser.add_argument("--bare-worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_options(parser)
     if args.bare_worker:
         asyncio.run(bare_worker())
         return
@@ -373,14 +374,13 @@ def main() -> None:
         else:
             stack.start(timeout=300)
         (root / "workers").mkdir()
-        result = asyncio.run(bench(settings, env, root / "workers", args.runs))
+        images = 2 if args.quick else IMAGES
+        result = asyncio.run(bench(settings, env, root / "workers", args.runs, images))
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
     summary = report(result, settings, args.runs)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2))
-    print(f"wrote {RESULTS}")
+    write_results(args, "workers", summary)
 
 
 if __name__ == "__main__":
