@@ -17,7 +17,34 @@ from tests.e2e.chromium import launch_options
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.api_stack"]
 
-SCREENSHOT = Path(__file__).parents[1] / "artifacts" / "panel.png"
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
+SCREENSHOT = ARTIFACTS / "panel.png"
+# Common laptop and desktop screens: the panel must fit each without scrolling sideways.
+SCREENS = [(1280, 800), (1440, 900), (1920, 1080)]
+# What overflows, measured in the page: the document against the viewport, each card's box,
+# and how many lines each duration cell's text takes (one client rect per line box).
+LAYOUT_JS = """() => {
+  const lines = (node) => {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+  };
+  return {
+    viewport: window.innerWidth,
+    document: document.documentElement.scrollWidth,
+    cards: [...document.querySelectorAll(".card")].map((card) => {
+      const box = card.getBoundingClientRect();
+      return {
+        id: card.id, left: box.left, right: box.right,
+        content: card.scrollWidth, inner: card.clientWidth,
+      };
+    }),
+    durations: [...document.querySelectorAll("#steps td.duration")].map((cell) => ({
+      text: cell.textContent,
+      lines: lines(cell),
+    })),
+  };
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -69,4 +96,44 @@ def test_panel_shows_every_step_done_and_each_queue(
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert errors == []
+    page.close()
+
+
+@pytest.mark.parametrize(("width", "height"), SCREENS, ids=[f"{w}x{h}" for w, h in SCREENS])
+def test_panel_fits_the_screen(
+    api_stack: ApiStack,
+    provisioned: Any,
+    workers: None,
+    browser: Browser,
+    width: int,
+    height: int,
+) -> None:
+    """No sideways scrolling, every card (and its content) inside the viewport, each duration
+    on one line."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(f"{api_stack.front_door}/", wait_until="domcontentloaded")
+    # Filled in: every step with its duration, both queues' workers, every tool link.
+    expect(page.locator("#steps td.duration")).to_have_count(len(ALL_STEPS), timeout=15_000)
+    for queue in ("core", "media"):
+        expect(page.locator(f'.queue[data-queue="{queue}"] .poller')).not_to_have_count(0)
+    expect(page.get_by_test_id("links").locator("a")).to_have_count(7)
+    page.screenshot(path=str(ARTIFACTS / f"panel-{width}x{height}.png"), full_page=True)
+
+    layout = page.evaluate(LAYOUT_JS)
+    assert layout["viewport"] == width
+    assert layout["document"] <= width, f"the page scrolls sideways: {layout}"
+    outside = [c for c in layout["cards"] if c["left"] < 0 or c["right"] > width]
+    assert outside == [], f"cards past the edge of a {width} px viewport: {outside}"
+    spilling = [c for c in layout["cards"] if c["content"] > c["inner"]]
+    assert spilling == [], f"cards whose content is wider than they are: {spilling}"
+    assert {c["id"] for c in layout["cards"]} == {
+        "provision-card",
+        "drift-card",
+        "workers-card",
+        "links-card",
+        "media-card",
+    }
+    durations = layout["durations"]
+    assert all(d["text"].endswith(" s") for d in durations), durations
+    assert [d for d in durations if d["lines"] != 1] == []
     page.close()

@@ -52,13 +52,18 @@ function renderProvision(provision) {
   }
   for (const step of provision.steps) {
     const result = step.error ? step.error : step.outcome || "";
+    // A reconciling step's full diff: its result lists 50 changes at most.
+    const diff = step.diff_url
+      ? el("a", { href: step.diff_url, target: "_blank", rel: "noopener", class: "diff-link",
+        title: "every change this step found (JSON)" }, "diff")
+      : null;
     body.append(
       el("tr", { "data-step": step.step },
         el("td", {}, el("code", {}, step.step)),
         el("td", {}, pill(step.state)),
-        el("td", { class: step.error ? "" : "num" }, result),
+        el("td", { class: step.error ? "" : "num" }, result, diff && " · ", diff),
         el("td", { class: "num" }, step.attempts),
-        el("td", { class: "num" }, seconds(step.duration_seconds)),
+        el("td", { class: "num duration" }, seconds(step.duration_seconds)),
       ),
     );
   }
