@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.notes import some_names
 from conceptor.contracts import Change, Diff, ReconcileInput
 
 # The failure types a reconciling step raises; none of them is retried.
@@ -130,13 +131,25 @@ def verify(after: Diff) -> None:
     """After applying: the live state read again must leave nothing to do."""
     if after.is_empty:
         return
-    left = "; ".join(
-        f"{c.label} ({c.action}{': ' + ', '.join(c.fields) if c.fields else ''})"
-        for c in after.pending[:10]
-    )
-    more = f" and {len(after.pending) - 10} more" if len(after.pending) > 10 else ""
-    msg = f"{after.target}: applied, but the live state still differs: {left}{more}"
+    msg = f"{after.target}: applied, but the live state still differs: {summary(after.pending)}"
     raise ApplicationError(msg, type=NOT_CONVERGED, non_retryable=True)
+
+
+def summary(changes: list[Change], *, shown: int = 5) -> str:
+    """Changes grouped by kind, action and fields: one object in full, many as a count and
+    the first few names (a thousand users differing alike make one line)."""
+    groups: dict[tuple[str, str, tuple[str, ...]], list[Change]] = {}
+    for change in changes:
+        groups.setdefault((change.kind, change.action, tuple(change.fields)), []).append(change)
+    parts = []
+    for (kind, action, fields), members in groups.items():
+        what = f"{action}{': ' + ', '.join(fields) if fields else ''}"
+        if len(members) == 1:
+            parts.append(f"{members[0].label} ({what})")
+            continue
+        names = some_names((c.name for c in members), shown)
+        parts.append(f"{len(members)} of kind {kind} ({what}): {names}")
+    return "; ".join(parts)
 
 
 def merge(target: str, diffs: Iterable[Diff]) -> Diff:

@@ -1,9 +1,11 @@
-"""Create a realm whole with Keycloak's import; on a 500, find the element it cannot take."""
+"""Create a realm whole with Keycloak's import; on a 400 or 500, find the element it cannot take."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -26,29 +28,50 @@ _GROUPS: tuple[tuple[str, ...], ...] = (
     ("scopeMappings", "clientScopeMappings"),
 )
 _NAMES = ("clientId", "name", "alias", "username")
+_REJECTIONS = (400, 500)
 
 
 async def create_realm(admin: KeycloakAdmin, rep: dict[str, Any]) -> bool:
     """POST the whole representation; False when it exists already (a concurrent run made it)."""
-    # A 4xx names no element: Keycloak checks the whole representation before creating any.
-    resp = await admin.call("POST", "/realms", json=rep, ok=(201, 409, 500))
+    # Neither a 400 nor a 500 names the element at fault (a 400 says "unable to read contents
+    # from stream" for any element it cannot read): the culprit is found by creating parts.
+    resp = await admin.call("POST", "/realms", json=rep, ok=(201, 409, *_REJECTIONS))
     if resp.status_code == 409:
         return False
-    if resp.status_code == 500:
-        raise await _culprit(admin, rep, resp.text[:300])
+    if resp.status_code in _REJECTIONS:
+        raise await _culprit(admin, rep, _answer(resp))
     return True
+
+
+def _answer(resp: httpx.Response) -> str:
+    return f"HTTP {resp.status_code}: {resp.text[:300]}"
 
 
 async def _try(admin: KeycloakAdmin, body: dict[str, Any]) -> bool:
     """Create, then delete, a probe of the realm; True if Keycloak took it."""
     resp = await admin.call(
-        "POST", "/realms", json=body, ok=(201, 500), where=f"realm {body['realm']}"
+        "POST", "/realms", json=body, ok=(201, *_REJECTIONS), where=f"realm {body['realm']}"
     )
     activity.heartbeat()
-    if resp.status_code == 500:
+    if resp.status_code in _REJECTIONS:
         return False
     await admin.call("DELETE", f"/realms/{q(body['realm'])}", ok=(204, 404))
     return True
+
+
+async def _first_failing(
+    admin: KeycloakAdmin, make: Callable[[int], dict[str, Any]], count: int
+) -> int:
+    """Index of the item ending the shortest failing prefix (`make(n)`: the body with the
+    first n items; `make(0)` is taken, `make(count)` fails)."""
+    low, high = 0, count
+    while high - low > 1:
+        mid = (low + high) // 2
+        if await _try(admin, make(mid)):
+            low = mid
+        else:
+            high = mid
+    return high - 1
 
 
 async def _culprit(admin: KeycloakAdmin, rep: dict[str, Any], answer: str) -> ApplicationError:
@@ -56,7 +79,13 @@ async def _culprit(admin: KeycloakAdmin, rep: dict[str, Any], answer: str) -> Ap
     name = rep["realm"]
     body = {k: v for k, v in rep.items() if k not in ELEMENT_KEYS}
     if not await _try(admin, body):
-        return _rejected(name, "its settings (everything but its elements)", answer)
+        keys = sorted(k for k in body if k != "realm")
+        if not await _try(admin, {"realm": name}):
+            return _rejected(name, "its settings (everything but its elements)", answer)
+        i = await _first_failing(
+            admin, lambda n: {"realm": name, **{k: body[k] for k in keys[:n]}}, len(keys)
+        )
+        return _rejected(name, f"its setting {keys[i]!r}", answer)
     for group in _GROUPS:
         present = [k for k in group if k in rep]
         if not present:
@@ -64,31 +93,55 @@ async def _culprit(admin: KeycloakAdmin, rep: dict[str, Any], answer: str) -> Ap
         if await _try(admin, {**body, **{k: rep[k] for k in present}}):
             body.update({k: rep[k] for k in present})
             continue
-        key = present[0]
-        elements = rep[key]
-        if not isinstance(elements, list):
-            return _rejected(name, key, answer)
-        # The shortest prefix of the list that fails ends with the culprit.
-        low, high = 0, len(elements)  # elements[:low] is taken, elements[:high] fails
-        while high - low > 1:
-            mid = (low + high) // 2
-            if await _try(admin, {**body, key: elements[:mid]}):
-                low = mid
-            else:
-                high = mid
-        element = elements[high - 1]
-        label = next(
-            (str(element[k]) for k in _NAMES if isinstance(element, dict) and k in element), ""
-        )
-        return _rejected(name, f"{key}[{high - 1}]" + (f" ({label})" if label else ""), answer)
+        return await _element_at_fault(admin, body, present[0], rep[present[0]], answer)
     # Every group alone went in, the whole did not: a problem of Keycloak, retried.
-    msg = f"realm {name}: Keycloak failed to create it (HTTP 500: {answer}), yet took every part"
+    msg = f"realm {name}: Keycloak failed to create it ({answer}), yet took every part"
     raise KeycloakError(msg)
 
 
+async def _element_at_fault(
+    admin: KeycloakAdmin, body: dict[str, Any], key: str, elements: Any, answer: str
+) -> ApplicationError:
+    """The element of `key` (and its field, when that can be told) that Keycloak rejects."""
+    name = body["realm"]
+    if not isinstance(elements, list):
+        return _rejected(name, key, answer)
+    index = await _first_failing(admin, lambda n: {**body, key: elements[:n]}, len(elements))
+    element = elements[index]
+    label = next(
+        (str(element[k]) for k in _NAMES if isinstance(element, dict) and k in element), ""
+    )
+    where = f"{key}[{index}]" + (f" ({label})" if label else "")
+    field = await _field(admin, body, key, elements[:index], element)
+    return _rejected(name, where + (f", field {field!r}" if field else ""), answer)
+
+
+async def _field(
+    admin: KeycloakAdmin,
+    body: dict[str, Any],
+    key: str,
+    before: list[Any],
+    element: Any,
+) -> str | None:
+    """The field of a rejected element that makes the difference, when the element without
+    its other fields is taken (None when that cannot be told)."""
+    if not isinstance(element, dict):
+        return None
+    ident = {k: element[k] for k in _NAMES if k in element}
+    fields = sorted(k for k in element if k not in ident)
+    if not fields or not await _try(admin, {**body, key: [*before, ident]}):
+        return None
+
+    def make(n: int) -> dict[str, Any]:
+        return {**body, key: [*before, {**ident, **{k: element[k] for k in fields[:n]}}]}
+
+    return str(fields[await _first_failing(admin, make, len(fields))])
+
+
 def _rejected(realm: str, what: str, answer: str) -> ApplicationError:
+    log = "; the reason is in Keycloak's log" if answer.startswith("HTTP 500") else ""
     msg = (
-        f"realm {realm}: Keycloak cannot create it with {what} (HTTP 500: {answer}); the reason "
-        "is in Keycloak's log: correct that element in the realm file"
+        f"realm {realm}: Keycloak cannot create it with {what} ({answer}){log}: correct that "
+        "element in the realm file"
     )
     return ApplicationError(msg, type=REALM_REJECTED, non_retryable=True)

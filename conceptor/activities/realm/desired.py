@@ -6,6 +6,8 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.notes import some_names
+from conceptor.activities.realm.builtin_scopes import BUILT_IN_SCOPES, undefined
 from conceptor.activities.reconcile import refuse
 
 # Keys of exports older than Keycloak 12 that today's Keycloak no longer reads: importing
@@ -36,91 +38,36 @@ def refusals(rep: dict[str, Any], *, realm_exists: bool) -> list[ApplicationErro
                 "remove them: the provider supplies its users",
             )
         )
-    out.extend(_obsolete(rep))
-    if not realm_exists and "clientScopes" in rep:
+    if not realm_exists:
         out.extend(_undefined_scopes(rep))
-    if realm_exists:
+    linked = [u for u in rep.get("users", []) if u.get("federatedIdentities")]
+    if realm_exists and linked:
         # Keycloak imports these with a new realm, but cannot show them for comparison.
-        for i, user in enumerate(rep.get("users", [])):
-            if user.get("federatedIdentities"):
-                out.append(
-                    refuse(
-                        f"users[{i}].federatedIdentities",
-                        f"identity-provider links of user {user.get('username')!r} are only "
-                        "set when the realm is created",
-                        "link the account by logging in through the provider, or remove the field",
-                    )
-                )
-    return out
-
-
-def _obsolete(rep: dict[str, Any]) -> list[ApplicationError]:
-    """Fields of Keycloak 17-23 exports that Keycloak 24+ drops or reads differently."""
-    out = []
-    if "userProfileEnabled" in (rep.get("attributes") or {}):
+        index = rep["users"].index(linked[0])
+        where, whose = f"users[{index}].federatedIdentities", f"user {linked[0].get('username')!r}"
+        if len(linked) > 1:
+            names = some_names(str(u.get("username")) for u in linked)
+            where, whose = "users[*].federatedIdentities", f"{len(linked)} users ({names})"
         out.append(
             refuse(
-                "attributes.userProfileEnabled",
-                "Keycloak 24+ always has the declarative user profile and drops this attribute",
-                "remove it (declare user attributes in the user-profile component)",
+                where,
+                f"identity-provider links of {whose} are only set when the realm is created",
+                "link the account by logging in through the provider, or remove the field",
             )
         )
-    for i, provider in enumerate(rep.get("identityProviders") or []):
-        if "updateProfileFirstLoginMode" in provider:
-            out.append(
-                refuse(
-                    f"identityProviders[{i}].updateProfileFirstLoginMode",
-                    "Keycloak 24+ dropped this field",
-                    "remove it (the first-broker-login flow's review-profile step decides)",
-                )
-            )
-    for i, action in enumerate(rep.get("requiredActions") or []):
-        if action.get("alias") == "terms_and_conditions":
-            out.append(
-                refuse(
-                    f"requiredActions[{i}].alias",
-                    "Keycloak 22+ names this required action TERMS_AND_CONDITIONS",
-                    "rename alias and providerId to TERMS_AND_CONDITIONS",
-                )
-            )
-    storage = (rep.get("components") or {}).get("org.keycloak.storage.UserStorageProvider") or []
-    for i, component in enumerate(storage):
-        if (component.get("config") or {}).get("useTruststoreSpi") == ["ldapsOnly"]:
-            out.append(
-                refuse(
-                    f"components.org.keycloak.storage.UserStorageProvider[{i}].config."
-                    "useTruststoreSpi",
-                    "Keycloak 26 reads only `always` or `never` here (it turns `ldapsOnly` into "
-                    "`always`)",
-                    "write `always`",
-                )
-            )
     return out
 
 
 def _undefined_scopes(rep: dict[str, Any]) -> list[ApplicationError]:
-    """A file that lists `clientScopes` gets no built-in scopes from Keycloak's import: every
-    scope it refers to must be in that list."""
-    defined = {scope.get("name") for scope in rep.get("clientScopes") or []}
-    refs = [
-        (key, name)
-        for key in ("defaultDefaultClientScopes", "defaultOptionalClientScopes")
-        for name in rep.get(key) or []
-    ]
-    for i, client in enumerate(rep.get("clients") or []):
-        for key in ("defaultClientScopes", "optionalClientScopes"):
-            refs.extend((f"clients[{i}].{key}", name) for name in client.get(key) or [])
-    missing: dict[str, list[str]] = {}
-    for where, name in refs:
-        if name not in defined:
-            missing.setdefault(where, []).append(name)
+    """A file that lists `clientScopes` gets no built-in scopes from Keycloak's import, which
+    drops references to scopes the list lacks: a scope of the team's own must be defined."""
     return [
         refuse(
-            where,
-            f"refers to client scopes {', '.join(sorted(names))} that `clientScopes` does not "
-            "define (a realm created from a file that lists client scopes gets none of "
-            "Keycloak's built-in ones)",
-            "add them to `clientScopes`, or remove the references",
+            ", ".join(sorted(paths)),
+            f"refers to client scope {name!r}, which `clientScopes` does not define and which is "
+            "not one of Keycloak's built-in scopes (Keycloak's import would drop the reference)",
+            "add it to `clientScopes`, or remove the references",
         )
-        for where, names in missing.items()
+        for name, paths in sorted(undefined(rep).items())
+        if name not in BUILT_IN_SCOPES
     ]

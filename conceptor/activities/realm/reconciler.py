@@ -10,8 +10,11 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.keycloak_admin import KeycloakAdmin, KeycloakError
+from conceptor.activities.notes import Notebook
 from conceptor.activities.realm import ownership
 from conceptor.activities.realm.apply import Applier
+from conceptor.activities.realm.builtin_scopes import add_definitions, master_definitions, to_copy
+from conceptor.activities.realm.compat import adapt
 from conceptor.activities.realm.create import create_realm
 from conceptor.activities.realm.desired import refusals
 from conceptor.activities.realm.diff import RealmDiff, compare
@@ -36,12 +39,22 @@ class RealmReconciler:
 
     def __init__(self, admin: KeycloakAdmin, rep: dict[str, Any], *, managed: set[str]) -> None:
         self.admin = admin
-        self.rep = rep
+        # The file as Keycloak 26 keeps it: what it drops or renames is a warning, not a diff.
+        self.rep, self.warnings = adapt(rep)
         self.name = str(rep["realm"])
         self.target = f"realm {self.name}"
         self.deletable = ownership.deletable_kinds(managed)
-        self.desired = items_of(rep)
-        self.secrets_of = {c["clientId"] for c in rep.get("clients", []) if c.get("secret")}
+        self.desired = items_of(self.rep)
+        self.secrets_of = {c["clientId"] for c in self.rep.get("clients", []) if c.get("secret")}
+
+    async def _builtin_scopes(self) -> None:
+        """Built-in scopes the file refers to without defining them, as Keycloak defines them."""
+        if not to_copy(self.rep):
+            return
+        notes = Notebook()
+        self.rep = add_definitions(self.rep, await master_definitions(self.admin), notes)
+        self.warnings.extend(notes.messages())
+        self.desired = items_of(self.rep)
 
     async def _read(self) -> tuple[dict[str, Any] | None, RealmDiff]:
         live_rep = await read_live(self.admin, self.name, secrets_of=self.secrets_of)
@@ -64,6 +77,7 @@ class RealmReconciler:
 
     async def run(self, *, plan: bool, before_writes: Callable[[Diff], None] = _nothing) -> Diff:
         """The diff applied (or, for a plan, to apply); `before_writes` may refuse it first."""
+        await self._builtin_scopes()
         live_rep, result = await self._read()
         self._refuse(result)
         if plan:

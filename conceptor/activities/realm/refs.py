@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.notes import some_names
 from conceptor.activities.realm.items import Item, Ref, ref_label
 from conceptor.activities.reconcile import refuse
 
@@ -22,19 +23,35 @@ def target_of(ref: Ref) -> tuple[str, str]:
 
 
 def dangling(desired: Items, live: Items) -> list[ApplicationError]:
-    """Refusals for references to elements neither the file nor the live realm has."""
-    out: list[ApplicationError] = []
+    """Refusals for references to elements neither the file nor the live realm has: one per
+    missing element and kind of referrer, however many elements refer to it."""
+    found: dict[tuple[str, str, str, tuple[str, str]], list[Item]] = {}
     for item in desired.values():
         for field, refs in sorted(item.members.items()):
             for ref in sorted(refs):
                 key = target_of(ref)
                 if key not in desired and key not in live:
-                    out.append(
-                        refuse(
-                            f"{item.source}.{field}",
-                            f"{item.kind} {item.name!r} refers to {key[0]} {ref_label(ref)!r}, "
-                            "which is neither in the file nor in the live realm",
-                            f"add {key[0]} {ref_label(ref)!r} to the file, or remove the reference",
-                        )
-                    )
+                    found.setdefault((item.kind, field, ref_label(ref), key), []).append(item)
+    out: list[ApplicationError] = []
+    for (kind, field, label, key), items in found.items():
+        if len(items) == 1:
+            where = f"{items[0].source}.{field}"
+            who = f"{kind} {items[0].name!r} refers"
+        else:
+            where = f"{_every(items[0].source)}.{field}"
+            names = some_names(item.name for item in items)
+            who = f"{len(items)} elements of kind {kind} ({names}) refer"
+        out.append(
+            refuse(
+                where,
+                f"{who} to {key[0]} {label!r}, which is neither in the file nor in the live realm",
+                f"add {key[0]} {label!r} to the file, or remove the reference",
+            )
+        )
     return out
+
+
+def _every(source: str) -> str:
+    """`users[3]` → `users[*]`: the path of every element of a list."""
+    head, _, _ = source.rpartition("[")
+    return f"{head}[*]" if head else source

@@ -1,0 +1,165 @@
+"""What Keycloak 26 does with what older exports hold: the realm as Keycloak will keep it.
+
+An export written by Keycloak 18-25 holds fields that Keycloak 26 drops, renames or fills in
+its own way. Refusing them would refuse files Keycloak itself imports; comparing them as
+written would "update" them on every run and never converge. Instead each rule here rewrites
+the desired realm the way Keycloak 26 keeps it, and says so once per cause (a warning naming
+the JSON path and what Keycloak does). `conceptor realm upgrade` writes the same rewrite back
+to the file, after which it has nothing to warn about.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from conceptor.activities.notes import Notebook
+from conceptor.activities.realm.user_profile import major_version, undeclared_attributes
+
+# Clients Keycloak makes in every realm; `<realm>-realm` in master too.
+BUILT_IN_CLIENTS = frozenset(
+    {"account", "account-console", "admin-cli", "broker", "realm-management",
+     "security-admin-console"}
+)  # fmt: skip
+# Built-in clients whose full scope Keycloak 26's import of an older export switches on.
+_FULL_SCOPE_ON_IMPORT = frozenset({"admin-cli", "security-admin-console"})
+_TERMS = "TERMS_AND_CONDITIONS"
+
+
+def adapt(rep: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The realm representation as Keycloak 26 keeps it, and one warning per cause."""
+    out = copy.deepcopy(rep)
+    notes = Notebook()
+    dropped = undeclared_attributes(out)  # before the rules below rewrite what it reads
+    _realm_attributes(out, notes)
+    _identity_providers(out, notes)
+    _required_actions(out, notes)
+    _clients(out, notes)
+    _components(out, notes)
+    _users(out, dropped, notes)
+    return out, notes.messages()
+
+
+def _realm_attributes(rep: dict[str, Any], notes: Notebook) -> None:
+    attributes = rep.get("attributes")
+    if isinstance(attributes, dict) and "userProfileEnabled" in attributes:
+        del attributes["userProfileEnabled"]
+        notes.add(
+            "attributes.userProfileEnabled",
+            "dropped by Keycloak 24+: the declarative user profile is always on",
+        )
+
+
+def _identity_providers(rep: dict[str, Any], notes: Notebook) -> None:
+    for provider in rep.get("identityProviders") or []:
+        alias = str(provider.get("alias"))
+        if "updateProfileFirstLoginMode" in provider:
+            del provider["updateProfileFirstLoginMode"]
+            notes.add(
+                "identityProviders[*].updateProfileFirstLoginMode",
+                "dropped by Keycloak 24+: the first-broker-login flow decides",
+                noun="identity providers",
+                name=alias,
+            )
+        config = provider.get("config")
+        if isinstance(config, dict) and "hideOnLoginPage" in config:
+            hidden = str(config.pop("hideOnLoginPage")).lower() == "true"
+            provider.setdefault("hideOnLogin", hidden)
+            notes.add(
+                "identityProviders[*].config.hideOnLoginPage",
+                "moved by Keycloak 26 to identityProviders[*].hideOnLogin",
+                noun="identity providers",
+                name=alias,
+            )
+
+
+def _required_actions(rep: dict[str, Any], notes: Notebook) -> None:
+    actions = rep.get("requiredActions") or []
+    has_new = any(a.get("alias") == _TERMS for a in actions)
+    kept = []
+    for action in actions:
+        if action.get("alias") != "terms_and_conditions":
+            kept.append(action)
+            continue
+        notes.add(
+            "requiredActions[*].alias",
+            f"`terms_and_conditions` is named {_TERMS} by Keycloak 22+ (alias and providerId)",
+            noun="required actions",
+            name="terms_and_conditions",
+        )
+        if has_new:
+            continue  # the file has both: the new one counts, as in Keycloak
+        kept.append({**action, "alias": _TERMS, "providerId": _TERMS})
+    if "requiredActions" in rep:
+        rep["requiredActions"] = kept
+
+
+def _clients(rep: dict[str, Any], notes: Notebook) -> None:
+    master = rep.get("realm") == "master"
+    major = major_version(rep)
+    for client in rep.get("clients") or []:
+        cid = str(client.get("clientId"))
+        older = major is not None and major < 26
+        if older and cid in _FULL_SCOPE_ON_IMPORT and client.get("fullScopeAllowed") is False:
+            client["fullScopeAllowed"] = True
+            notes.add(
+                "clients[*].fullScopeAllowed",
+                "set to true by Keycloak 26's import of an export of Keycloak < 26 (its "
+                "migration of the built-in admin clients)",
+                noun="built-in clients",
+                name=cid,
+            )
+        if client.get("publicClient") and client.get("secret") not in (None, ""):
+            del client["secret"]
+            notes.add(
+                "clients[*].secret",
+                "ignored by Keycloak: a public client has no secret",
+                noun="public clients",
+                name=cid,
+            )
+        attributes = client.get("attributes")
+        if isinstance(attributes, dict) and "realm_client" in attributes:
+            value = str(attributes.pop("realm_client")).lower()
+            manages = cid == "realm-management" or (master and cid.endswith("-realm"))
+            if (value == "true") != manages:
+                notes.add(
+                    "clients[*].attributes.realm_client",
+                    "set by Keycloak itself: it marks the clients that manage a realm "
+                    "(realm-management, and <realm>-realm in master)",
+                    noun="clients",
+                    name=cid,
+                )
+
+
+def _components(rep: dict[str, Any], notes: Notebook) -> None:
+    storage = (rep.get("components") or {}).get("org.keycloak.storage.UserStorageProvider") or []
+    for component in storage:
+        config = component.get("config")
+        if isinstance(config, dict) and config.get("useTruststoreSpi") == ["ldapsOnly"]:
+            config["useTruststoreSpi"] = ["always"]
+            notes.add(
+                "components.org.keycloak.storage.UserStorageProvider[*].config.useTruststoreSpi",
+                "Keycloak 26 reads only `always` or `never`: it turns `ldapsOnly` into `always`",
+                noun="user storage providers",
+                name=str(component.get("name")),
+            )
+
+
+def _users(rep: dict[str, Any], dropped: set[str], notes: Notebook) -> None:
+    if not dropped:
+        return
+    for user in rep.get("users") or []:
+        attributes = user.get("attributes")
+        if not isinstance(attributes, dict):
+            continue
+        for name in sorted(set(attributes) & dropped):
+            del attributes[name]
+            notes.add(
+                f"users[*].attributes.{name}",
+                "the realm's user profile does not declare this attribute and Keycloak 24+ "
+                "drops undeclared attributes: declare it in the user profile "
+                "(components.org.keycloak.userprofile.UserProfileProvider), or set its "
+                "`unmanagedAttributePolicy`",
+                noun="users",
+                name=str(user.get("username")),
+            )
