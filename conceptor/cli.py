@@ -15,6 +15,7 @@ from conceptor.commands.provision import (
     provision_command,
     reset_postgres_command,
 )
+from conceptor.commands.realm import realm_app
 from conceptor.platform.logging import configure_from_settings
 from conceptor.workers.cli import worker_command
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(api_app, name="api")
 app.add_typer(panel_app, name="panel")
+app.add_typer(realm_app, name="realm")
 app.command("worker")(worker_command)
 app.command("provision")(provision_command)
 app.command("reset-postgres")(reset_postgres_command)

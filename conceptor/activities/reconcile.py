@@ -14,8 +14,8 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.notes import some_names
 from conceptor.contracts import Change, Diff, ReconcileInput
+from conceptor.realmfile.notes import some_names
 
 # The failure types a reconciling step raises; none of them is retried.
 UNMANAGED = "Unmanaged"  # the desired state holds something the reconciler cannot manage

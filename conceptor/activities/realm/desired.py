@@ -6,9 +6,9 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.notes import some_names
-from conceptor.activities.realm.builtin_scopes import BUILT_IN_SCOPES, undefined
 from conceptor.activities.reconcile import refuse
+from conceptor.realmfile.notes import some_names
+from conceptor.realmfile.scopes import BUILT_IN_SCOPES, undefined
 
 # Keys of exports older than Keycloak 12 that today's Keycloak no longer reads: importing
 # them would drop them silently, so they are refused.

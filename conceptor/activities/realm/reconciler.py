@@ -9,20 +9,21 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.keycloak_admin import KeycloakAdmin, KeycloakError
-from conceptor.activities.notes import Notebook
+from conceptor.activities.keycloak_admin import KeycloakAdmin
 from conceptor.activities.realm import ownership
 from conceptor.activities.realm.apply import Applier
-from conceptor.activities.realm.builtin_scopes import add_definitions, master_definitions, to_copy
-from conceptor.activities.realm.compat import adapt
-from conceptor.activities.realm.create import create_realm
+from conceptor.activities.realm.create import conflict_culprit, create_realm
 from conceptor.activities.realm.desired import refusals
 from conceptor.activities.realm.diff import RealmDiff, compare
 from conceptor.activities.realm.normalise import items_of
 from conceptor.activities.realm.refs import dangling
 from conceptor.activities.realm.snapshot import q, read_live
+from conceptor.activities.realm.strip import strip
 from conceptor.activities.reconcile import UNMANAGED, verify
 from conceptor.contracts import Diff
+from conceptor.realmfile.compat import adapt
+from conceptor.realmfile.notes import Notebook
+from conceptor.realmfile.scopes import BUILT_IN_SCOPES, add_definitions, to_copy
 
 _VISIBLE_POLLS = 120
 
@@ -52,7 +53,7 @@ class RealmReconciler:
         if not to_copy(self.rep):
             return
         notes = Notebook()
-        self.rep = add_definitions(self.rep, await master_definitions(self.admin), notes)
+        self.rep = add_definitions(self.rep, await _master_scopes(self.admin), notes)
         self.warnings.extend(notes.messages())
         self.desired = items_of(self.rep)
 
@@ -125,12 +126,14 @@ class RealmReconciler:
                 return
             activity.heartbeat()
             await asyncio.sleep(_VISIBLE_INTERVAL)
-        waited = f"{_VISIBLE_POLLS * _VISIBLE_INTERVAL:g}s"
-        msg = (
-            f"realm {self.name}: Keycloak answered 409 (conflict) to creating it, yet no such "
-            f"realm appeared within {waited}: unless another run is still creating it, ids in "
-            "the file (of clients, roles, components...) belong to another realm of this "
-            "Keycloak; remove the `id` fields from the file, or that realm"
-        )
-        # Retryable: a run creating a large realm can take longer than the wait.
-        raise KeycloakError(msg)
+        # No realm came: the conflict is inside the file (a duplicate element, or ids of
+        # another realm of this Keycloak). Narrowed down like a 400 or 500; when every part
+        # goes in alone, that raises a retryable error (a run creating a large realm can take
+        # longer than the wait).
+        raise await conflict_culprit(self.admin, self.rep)
+
+
+async def _master_scopes(admin: KeycloakAdmin) -> dict[str, dict[str, Any]]:
+    """The built-in client scopes as this Keycloak defines them (in its master realm)."""
+    scopes = await admin.get_json("/realms/master/client-scopes")
+    return {s["name"]: strip(s) for s in scopes if s.get("name") in BUILT_IN_SCOPES}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.notes import some_names
 from conceptor.activities.realm.items import Item, Ref, ref_label
 from conceptor.activities.reconcile import refuse
+from conceptor.realmfile.notes import some_names
 
 Items = dict[tuple[str, str], Item]
 

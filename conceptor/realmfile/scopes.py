@@ -11,10 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conceptor.activities.keycloak_admin import KeycloakAdmin
-from conceptor.activities.notes import Notebook
-from conceptor.activities.realm.strip import strip
-from conceptor.activities.realm.user_profile import major_version
+from conceptor.realmfile.notes import Notebook
+from conceptor.realmfile.user_profile import major_version
 
 BUILT_IN_SCOPES = frozenset(
     {"acr", "address", "basic", "email", "microprofile-jwt", "offline_access", "organization",
@@ -64,24 +62,22 @@ def to_copy(rep: dict[str, Any]) -> list[str]:
 def add_definitions(
     rep: dict[str, Any], definitions: dict[str, dict[str, Any]], notes: Notebook
 ) -> dict[str, Any]:
-    """`rep` with the named built-in scopes added to `clientScopes`, each noted."""
+    """`rep` with the built-in scopes it lacks added to `clientScopes` from `definitions`
+    (name → representation without server ids), each noted."""
     names = [n for n in to_copy(rep) if n in definitions]
     if not names:
         return rep
     out = copy.deepcopy(rep)
     paths = undefined(rep)
+    where = sorted({p for name in names for p in paths[name]})
     for name in names:
-        out["clientScopes"].append(strip(definitions[name]))
+        out["clientScopes"].append(copy.deepcopy(definitions[name]))
         notes.add(
-            ", ".join(sorted(paths[name])),
-            f"refers to Keycloak's built-in client scope `{name}`, which `clientScopes` does not "
-            "define (Keycloak's import would drop the reference): it is created as this "
-            "Keycloak defines it in realm master",
+            ", ".join(where),
+            "refer to Keycloak's built-in client scopes, which `clientScopes` does not define "
+            "(Keycloak's import would drop the references): they are created as this Keycloak "
+            "defines them in realm master",
+            noun="scopes",
+            name=name,
         )
     return out
-
-
-async def master_definitions(admin: KeycloakAdmin) -> dict[str, dict[str, Any]]:
-    """The built-in client scopes as this Keycloak defines them (in its master realm)."""
-    scopes = await admin.get_json("/realms/master/client-scopes")
-    return {s["name"]: s for s in scopes if s.get("name") in BUILT_IN_SCOPES}

@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conceptor.activities.notes import Notebook
-from conceptor.activities.realm.user_profile import major_version, undeclared_attributes
+from conceptor.realmfile.notes import Notebook
+from conceptor.realmfile.user_profile import major_version, undeclared_attributes
 
 # Clients Keycloak makes in every realm; `<realm>-realm` in master too.
 BUILT_IN_CLIENTS = frozenset(
@@ -24,6 +24,8 @@ BUILT_IN_CLIENTS = frozenset(
 # Built-in clients whose full scope Keycloak 26's import of an older export switches on.
 _FULL_SCOPE_ON_IMPORT = frozenset({"admin-cli", "security-admin-console"})
 _TERMS = "TERMS_AND_CONDITIONS"
+# Clients Keycloak marks `realm_client` in every realm.
+_REALM_CLIENTS = frozenset({"broker", "realm-management"})
 
 
 def adapt(rep: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -120,12 +122,12 @@ def _clients(rep: dict[str, Any], notes: Notebook) -> None:
         attributes = client.get("attributes")
         if isinstance(attributes, dict) and "realm_client" in attributes:
             value = str(attributes.pop("realm_client")).lower()
-            manages = cid == "realm-management" or (master and cid.endswith("-realm"))
+            manages = cid in _REALM_CLIENTS or (master and cid.endswith("-realm"))
             if (value == "true") != manages:
                 notes.add(
                     "clients[*].attributes.realm_client",
-                    "set by Keycloak itself: it marks the clients that manage a realm "
-                    "(realm-management, and <realm>-realm in master)",
+                    "set by Keycloak itself: it marks a realm's own clients (broker, "
+                    "realm-management, and <realm>-realm in master)",
                     noun="clients",
                     name=cid,
                 )
@@ -146,6 +148,8 @@ def _components(rep: dict[str, Any], notes: Notebook) -> None:
 
 
 def _users(rep: dict[str, Any], dropped: set[str], notes: Notebook) -> None:
+    if not rep.get("internationalizationEnabled"):
+        _drop_locale(rep, notes)
     if not dropped:
         return
     for user in rep.get("users") or []:
@@ -160,6 +164,21 @@ def _users(rep: dict[str, Any], dropped: set[str], notes: Notebook) -> None:
                 "drops undeclared attributes: declare it in the user profile "
                 "(components.org.keycloak.userprofile.UserProfileProvider), or set its "
                 "`unmanagedAttributePolicy`",
+                noun="users",
+                name=str(user.get("username")),
+            )
+
+
+def _drop_locale(rep: dict[str, Any], notes: Notebook) -> None:
+    """A user's `locale` is kept only by a realm with internationalization on."""
+    for user in rep.get("users") or []:
+        attributes = user.get("attributes")
+        if isinstance(attributes, dict) and "locale" in attributes:
+            del attributes["locale"]
+            notes.add(
+                "users[*].attributes.locale",
+                "dropped by Keycloak: the realm does not switch internationalization on "
+                "(`internationalizationEnabled`)",
                 noun="users",
                 name=str(user.get("username")),
             )
