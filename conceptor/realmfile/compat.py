@@ -24,6 +24,16 @@ BUILT_IN_CLIENTS = frozenset(
 # Built-in clients whose full scope Keycloak 26's import of an older export switches on.
 _FULL_SCOPE_ON_IMPORT = frozenset({"admin-cli", "security-admin-console"})
 _TERMS = "TERMS_AND_CONDITIONS"
+# OTP applications as Keycloak 18 exported them, and the message keys Keycloak 26 keeps.
+_OTP_KEYS = {
+    "FreeOTP": "totpAppFreeOTPName",
+    "Google Authenticator": "totpAppGoogleName",
+    "Microsoft Authenticator": "totpAppMicrosoftAuthenticatorName",
+}
+# Built-in flows Keycloak no longer has: its import of an older export leaves them out.
+_GONE_FLOWS = frozenset({"http challenge", "Authentication Options"})
+# An execution Keycloak 24+ removes from every flow (the user profile does its work).
+_GONE_AUTHENTICATOR = "registration-profile-action"
 # Clients Keycloak marks `realm_client` in every realm.
 _REALM_CLIENTS = frozenset({"broker", "realm-management"})
 
@@ -34,6 +44,8 @@ def adapt(rep: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     notes = Notebook()
     dropped = undeclared_attributes(out)  # before the rules below rewrite what it reads
     _realm_attributes(out, notes)
+    _otp_applications(out, notes)
+    _flows(out, notes)
     _identity_providers(out, notes)
     _required_actions(out, notes)
     _clients(out, notes)
@@ -50,6 +62,53 @@ def _realm_attributes(rep: dict[str, Any], notes: Notebook) -> None:
             "attributes.userProfileEnabled",
             "dropped by Keycloak 24+: the declarative user profile is always on",
         )
+
+
+def _otp_applications(rep: dict[str, Any], notes: Notebook) -> None:
+    apps = rep.get("otpSupportedApplications")
+    if not isinstance(apps, list) or not any(a in _OTP_KEYS for a in apps):
+        return
+    rep["otpSupportedApplications"] = [_OTP_KEYS.get(a, a) for a in apps]
+    for app in apps:
+        if app in _OTP_KEYS:
+            notes.add(
+                "otpSupportedApplications",
+                "display names are kept by Keycloak 19+ as message keys "
+                f"({', '.join(f'{k} → {v}' for k, v in _OTP_KEYS.items())})",
+                noun="applications",
+                name=app,
+            )
+
+
+def _flows(rep: dict[str, Any], notes: Notebook) -> None:
+    flows = rep.get("authenticationFlows")
+    if not isinstance(flows, list):
+        return
+    kept = []
+    for flow in flows:
+        alias = str(flow.get("alias"))
+        if alias in _GONE_FLOWS and flow.get("builtIn"):
+            notes.add(
+                "authenticationFlows[*]",
+                "built-in flows Keycloak 26 no longer has: its import leaves them out",
+                noun="flows",
+                name=alias,
+            )
+            continue
+        executions = flow.get("authenticationExecutions")
+        if isinstance(executions, list):
+            gone = [e for e in executions if e.get("authenticator") == _GONE_AUTHENTICATOR]
+            if gone:
+                flow["authenticationExecutions"] = [e for e in executions if e not in gone]
+                notes.add(
+                    f"authenticationFlows[*].authenticationExecutions[authenticator="
+                    f"{_GONE_AUTHENTICATOR}]",
+                    "removed by Keycloak 24+ (the user profile validates registration)",
+                    noun="flows",
+                    name=alias,
+                )
+        kept.append(flow)
+    rep["authenticationFlows"] = kept
 
 
 def _identity_providers(rep: dict[str, Any], notes: Notebook) -> None:
@@ -148,6 +207,18 @@ def _components(rep: dict[str, Any], notes: Notebook) -> None:
 
 
 def _users(rep: dict[str, Any], dropped: set[str], notes: Notebook) -> None:
+    for user in rep.get("users") or []:
+        actions = user.get("requiredActions")
+        if isinstance(actions, list) and "terms_and_conditions" in actions:
+            user["requiredActions"] = [
+                _TERMS if a == "terms_and_conditions" else a for a in actions
+            ]
+            notes.add(
+                "users[*].requiredActions",
+                f"`terms_and_conditions` is named {_TERMS} by Keycloak 22+",
+                noun="users",
+                name=str(user.get("username")),
+            )
     if not rep.get("internationalizationEnabled"):
         _drop_locale(rep, notes)
     if not dropped:
