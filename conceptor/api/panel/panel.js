@@ -66,6 +66,13 @@ function renderProvision(provision) {
         el("td", { class: "num duration" }, seconds(step.duration_seconds)),
       ),
     );
+    // What the step accepted but a person should know (e.g. fields Keycloak 24+ drops).
+    for (const warning of step.warnings || []) {
+      body.append(
+        el("tr", { class: "warning", "data-step-warning": step.step },
+          el("td", { colspan: 5 }, el("span", { class: "warning-mark" }, "warning"), " ", warning)),
+      );
+    }
   }
 }
 
