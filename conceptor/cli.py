@@ -10,6 +10,7 @@ import typer
 
 from conceptor.api.cli import api_app, panel_app
 from conceptor.commands.dev import dev_app
+from conceptor.commands.env import env_app
 from conceptor.commands.provision import (
     drift_command,
     provision_command,
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.add_typer(env_app, name="env")
 app.add_typer(api_app, name="api")
 app.add_typer(panel_app, name="panel")
 app.add_typer(realm_app, name="realm")

@@ -58,26 +58,26 @@ def _media_activities(settings: Settings) -> list[Callable[..., Any]]:
 
 # Imports are deferred into the factories so `conceptor worker core` never loads Pillow and
 # declaring a queue costs nothing until a process actually runs it.
-QUEUES: dict[str, QueueDeclaration] = {
-    CORE_QUEUE: QueueDeclaration(
-        name=CORE_QUEUE,
-        workflows=_core_workflows,
-        activities=_core_activities,
-        max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[CORE_QUEUE],
-        max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[CORE_QUEUE],
-        description="environment provisioning and notifications",
-    ),
-    MEDIA_QUEUE: QueueDeclaration(
-        name=MEDIA_QUEUE,
-        workflows=_media_workflows,
-        activities=_media_activities,
-        max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[MEDIA_QUEUE],
-        max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[MEDIA_QUEUE],
-        blocking=lambda s: s.media_pool_kind,
-        pool_size=lambda s: s.media_pool_size,
-        description="media ingestion: thumbnails (CPU-bound, in a pool), asset rows",
-    ),
-}
+CORE = QueueDeclaration(
+    name=CORE_QUEUE,
+    workflows=_core_workflows,
+    activities=_core_activities,
+    max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[CORE_QUEUE],
+    max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[CORE_QUEUE],
+    description="environment provisioning and notifications",
+)
+MEDIA = QueueDeclaration(
+    name=MEDIA_QUEUE,
+    workflows=_media_workflows,
+    activities=_media_activities,
+    max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[MEDIA_QUEUE],
+    max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[MEDIA_QUEUE],
+    blocking=lambda s: s.media_pool_kind,
+    pool_size=lambda s: s.media_pool_size,
+    description="media ingestion: thumbnails (CPU-bound, in a pool), asset rows",
+)
+# Each queue by name; _dev-env/environment.yaml names CORE and MEDIA by import path.
+QUEUES: dict[str, QueueDeclaration] = {CORE.name: CORE, MEDIA.name: MEDIA}
 
 
 def get_queue(name: str) -> QueueDeclaration:
