@@ -562,7 +562,7 @@ def _graph_problems(env: Environment) -> Iterator[Problem]:
                     reported.add(frozenset(cycle))
                     yield Problem(
                         f"steps[{own[name]}].after[{j}]",
-                        "the steps wait for each other in a cycle: " + " -> ".join(cycle),
+                        "the steps wait for each other in a cycle: " + " after ".join(cycle),
                         "remove one of these `after:` entries",
                     )
             elif dep not in state:
