@@ -18,13 +18,19 @@ OK_PREFIX = "environment ok:"
 
 @env_app.command("check")
 def check_command(
-    file: Path = typer.Argument(environment.DEFAULT_FILE, help="The environment file."),
+    file: Path | None = typer.Argument(
+        None,
+        help=f"The environment file (default: ${environment.FILE_VARIABLE}, else "
+        "_dev-env/environment.yaml).",
+        show_default=False,
+    ),
     imports: bool = typer.Option(
         True, "--imports/--no-imports", help="Import each queue's and step's module."
     ),
 ) -> None:
     """Refuse FILE (exit 1, one line per problem: YAML path, what is wrong, what to do), or
     summarise what it declares (exit 0)."""
+    file = file or environment.default_file()
     try:
         env = environment.check(file, imports=imports)
     except environment.EnvironmentFileError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, REPO_ROOT
 
 API_VERSION = "conceptor/v1"
 DEFAULT_FILE = REPO_ROOT / "_dev-env" / "environment.yaml"
+# Another file for one run (a test, or a variant of the stack): `CONCEPTOR_ENVIRONMENT_FILE`.
+FILE_VARIABLE = "CONCEPTOR_ENVIRONMENT_FILE"
 SCHEMA_FILE = REPO_ROOT / "_dev-env" / "environment.schema.json"
 # Python entry points a team's package may publish instead of an import path.
 QUEUE_ENTRY_POINTS = "conceptor.queues"
@@ -410,6 +413,11 @@ def parse(file: Path, text: str) -> Environment:
         return Environment.model_validate(raw)
     except ValidationError as exc:
         raise EnvironmentFileError(file, _validation_problems(exc)) from None
+
+
+def default_file() -> Path:
+    """The file in use: $CONCEPTOR_ENVIRONMENT_FILE, else _dev-env/environment.yaml."""
+    return Path(os.environ.get(FILE_VARIABLE) or DEFAULT_FILE)
 
 
 def load(file: Path = DEFAULT_FILE) -> Environment:
