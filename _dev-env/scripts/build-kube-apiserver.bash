@@ -11,6 +11,9 @@
 # staging module named in that go.mod by its published release (v1.X.Y -> v0.X.Y). The list
 # is read from the downloaded go.mod, so a new pin brings its own list.
 set -euo pipefail
+# The whole script is one block, parsed before it runs: editing the file (a pull) while it
+# runs (a build takes minutes) cannot change what this run does.
+{
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VERSIONS_FILE="$REPO_ROOT/_dev-env/versions.env"
@@ -118,3 +121,5 @@ mkdir -p "$HOME_DIR/bin"
 # The binary moves in last, so an interrupted build leaves nothing that looks installed.
 mv -f "$work/kube-apiserver" "$BIN"
 say built "kube-apiserver $VERSION ($(($(date +%s) - START))s, go build) $BIN"
+exit
+}

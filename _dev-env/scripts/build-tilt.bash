@@ -10,7 +10,15 @@
 # the dashboard is kept as it is: a re-run then prints one "found" line.
 # If the dashboard cannot be built, the binary embeds a placeholder page saying so (the CLI,
 # `tilt ci`, `tilt get` and `tilt trigger` still work) and the next run tries again.
+#
+#   build-tilt.bash --check   exit 0 when the binary is current, 1 when a run would build it,
+#                             2 when only its Go build (the dashboard is built already)
+#   build-tilt.bash --web     only the dashboard (kept in the source copy for the next run):
+#                             dev-setup.bash builds it while Go builds other tools
 set -euo pipefail
+# The whole script is one block, parsed before it runs: editing the file (a pull) while it
+# runs (a build takes minutes) cannot change what this run does.
+{
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VERSIONS_FILE="$REPO_ROOT/_dev-env/versions.env"
@@ -38,9 +46,24 @@ LOG="$LOG_DIR/build-tilt.log"
 # What the stamp says of a binary that embeds the real dashboard.
 stamp_with_ui() { printf 'version=%s\nweb_ui=dashboard\n' "$TILT_VERSION"; }
 current() { [[ -x $TILT_BIN && -f $STAMP_FILE && "$(<"$STAMP_FILE")" == "$(stamp_with_ui)" ]]; }
+# Marks a complete dashboard build of this source copy (a new module means a new copy): a run
+# after `--web`, or after a failed Go build, uses it as it is.
+WEB_DONE="$SRC/web/.conceptor-web-built"
+web_ready() { [[ -f $WEB_DONE && -f "$SRC/web/build/index.html" ]]; }
+
+MODE="${1:-}"
+[[ $MODE == "" || $MODE == --check || $MODE == --web ]] ||
+	die "unknown option $MODE (usage: build-tilt.bash [--check | --web])"
+# A dashboard build has its own log: the full run that follows it starts a new one.
+if [[ $MODE == --web ]]; then LOG="$LOG_DIR/build-tilt-web.log"; fi
+if [[ $MODE == --check ]]; then
+	current && exit 0
+	web_ready && exit 2
+	exit 1
+fi
 
 if current; then
-	say found "tilt $TILT_VERSION $TILT_BIN"
+	[[ $MODE == --web ]] || say found "tilt $TILT_VERSION $TILT_BIN"
 	exit 0
 fi
 
@@ -60,7 +83,7 @@ if ! flock -n 9; then
 	flock 9
 	# It may have built exactly what we want.
 	if current; then
-		say found "tilt $TILT_VERSION $TILT_BIN"
+		[[ $MODE == --web ]] || say found "tilt $TILT_VERSION $TILT_BIN"
 		exit 0
 	fi
 fi
@@ -129,6 +152,7 @@ yarn_js() {
 
 build_web() {
 	local yarn registry cafile
+	rm -f "$WEB_DONE"
 	yarn="$(yarn_js)" || return 1
 	# A yarn from npm must not hand over to the (missing) yarnPath of .yarnrc.yml.
 	if [[ $yarn != "$SRC/web/.yarn/releases/"* ]]; then export YARN_IGNORE_PATH=1; fi
@@ -152,6 +176,7 @@ build_web() {
 		log "yarn build produced no web/build/index.html"
 		return 1
 	}
+	touch "$WEB_DONE"
 }
 
 # pkg/assets/build starts as the module ships it, then receives the built dashboard.
@@ -177,8 +202,13 @@ failed (see $LOG). The command line works: <code>tilt get uiresources</code>,
 EOF
 }
 
+if [[ $MODE == --web ]]; then
+	web_ready || build_web || fail "the dashboard build failed"
+	exit 0
+fi
+
 reset_assets
-if build_web; then
+if web_ready || build_web; then
 	web_ui=dashboard
 	cp -R "$SRC/web/build/." "$SRC/pkg/assets/build/"
 else
@@ -218,3 +248,5 @@ else
 	printf 'build-tilt: this tilt serves a placeholder page instead; the CLI works. Re-run to retry.\n' >&2
 	say built "tilt $TILT_VERSION ($took, WITHOUT web dashboard: placeholder page) $TILT_BIN"
 fi
+exit
+}

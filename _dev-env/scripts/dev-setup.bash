@@ -5,6 +5,16 @@
 # Tools land in ${CONCEPTOR_TOOLS_DIR:-~/.cache/conceptor/tools}/<name>-<version>/,
 # the Python venv in ${CONCEPTOR_VENV:-<repo>/.venv}. With everything present a
 # re-run only checks and prints one "found" line per tool.
+#
+#   dev-setup.bash                 every tool: the stack's and the ones only the tests use
+#   dev-setup.bash --stack         only what `tilt up` runs (`make up`); kube-apiserver, etcd,
+#                                  Chromium, psql, shellcheck and wrk are left for the tests
+#   dev-setup.bash --without TOOL  all but TOOL, one of those test-only tools (`make test`
+#                                  builds kube-apiserver while the tests that need none run)
+#
+# While anything installs or builds it prints a line per step at least every 15 s (a live
+# display on a terminal): what, for how long, and how long it is expected to take, from the
+# step's last run on this machine (kept in <tools>/.durations/) or a stated estimate.
 set -euo pipefail
 # The whole script is one block, parsed before it runs: editing the file (a pull) while it
 # runs cannot change what this run does. (The installers in it are called indirectly.)
@@ -21,6 +31,35 @@ JAVA="${JAVA:-java}"
 MVN="${MVN:-mvn}"
 PYTHON="${PYTHON:-python3}"
 APT_GET="${APT_GET:-apt-get}"
+# Only the tests set this: the directory of a small Go module of theirs, built on every run
+# as one more step, so the progress lines of a real build can be watched in seconds.
+EXTRA_GO_MODULE="${CONCEPTOR_SETUP_EXTRA_GO_MODULE:-}"
+
+# What only the tests (and `make lint`, `make bench`) use.
+TEST_ONLY=(postgresql-client chromium shellcheck wrk etcd-server kube-apiserver)
+usage() {
+	printf 'dev-setup: %s (usage: dev-setup.bash [--stack | --without TOOL]; TOOL: %s)\n' \
+		"$1" "${TEST_ONLY[*]}" >&2
+	exit 2
+}
+LEFT_OUT=()
+args=("$@")
+while (($#)); do
+	case $1 in
+	--stack) LEFT_OUT=("${TEST_ONLY[@]}") ;;
+	--without)
+		[[ " ${TEST_ONLY[*]} " == *" ${2:-} "* ]] || usage "--without takes a test-only tool, not '${2:-}'"
+		LEFT_OUT+=("$2")
+		shift
+		;;
+	*) usage "unknown option $1" ;;
+	esac
+	shift
+done
+set -- "${args[@]}"
+wanted() { # tool -> 0 unless the options leave it out
+	[[ " ${LEFT_OUT[*]} " != *" $1 "* ]]
+}
 
 say() { printf '%-10s %s\n' "$1" "$2"; }
 die() {
@@ -86,15 +125,31 @@ venv_current() {
 	[[ -f $STAMP_FILE && "$(<"$STAMP_FILE")" == "$(venv_stamp)" ]]
 }
 
+wanted_debs=()
 missing_debs=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
+	wanted "$pkg" || continue
+	wanted_debs+=("$pkg")
 	deb_installed "$pkg" || missing_debs+=("$pkg")
 done
 need_go=()
 [[ -x $MINIO_BIN ]] || need_go+=(minio)
 [[ -x $MAILPIT_BIN ]] || need_go+=(mailpit)
 if [[ ! -f $BUILD_TILT && ! -x $TILT_BIN ]]; then need_go+=(tilt); fi
-[[ -x $KUBE_APISERVER_BIN ]] || need_go+=(kube-apiserver)
+if wanted kube-apiserver && [[ ! -x $KUBE_APISERVER_BIN ]]; then need_go+=(kube-apiserver); fi
+# build-tilt.bash checks Go itself; asking it first keeps a step (and a progress line) for a
+# build that will happen, and none for one that will not.
+need_tilt_build=false
+need_tilt_web=false
+if [[ -f $BUILD_TILT ]]; then
+	tilt_check=0
+	bash "$BUILD_TILT" --check || tilt_check=$?
+	case $tilt_check in
+	0) ;;
+	2) need_tilt_build=true ;; # the dashboard is built already
+	*) need_tilt_build=true need_tilt_web=true ;;
+	esac
+fi
 need_postgres=false
 for program in initdb pg_ctl postgres; do
 	[[ -x "$POSTGRES_HOME/bin/$program" ]] || need_postgres=true
@@ -130,9 +185,9 @@ if $need_postgres; then
 	command -v xz >/dev/null ||
 		die "missing prerequisite: xz (unpacks PostgreSQL $POSTGRES_VERSION): install xz-utils"
 fi
-if ((${#need_go[@]})); then
+if ((${#need_go[@]})) || [[ -n $EXTRA_GO_MODULE ]]; then
 	command -v "$GO" >/dev/null ||
-		die "missing prerequisite: Go (builds ${need_go[*]}): install Go 1.24 or newer and put it on PATH"
+		die "missing prerequisite: Go (builds ${need_go[*]:-$EXTRA_GO_MODULE}): install Go 1.24 or newer and put it on PATH"
 fi
 SUDO=()
 if ((${#missing_debs[@]})); then
@@ -149,14 +204,102 @@ fi
 mkdir -p "$TOOLS_DIR"
 LOG_DIR="$TOOLS_DIR/.logs"
 mkdir -p "$LOG_DIR"
+# Progress: the steps of the run that holds the lock (read by setup_progress.py), and how long
+# each step took the last time it succeeded on this machine.
+STATE_DIR="$TOOLS_DIR/.progress"
+DURATIONS_DIR="$TOOLS_DIR/.durations"
+PROGRESS="$REPO_ROOT/_dev-env/scripts/setup_progress.py"
+progress_pid=
+start_progress() { # [--follow]
+	local python=$PYTHON
+	# On a terminal, the venv's rich draws a live display; a venv about to be installed or
+	# updated is left alone.
+	if [[ -t 1 ]] && ! $need_venv && [[ -x $VENV/bin/python ]]; then python="$VENV/bin/python"; fi
+	# Without fd 9: the lock must not outlive this script in a reporter.
+	"$python" "$PROGRESS" "$STATE_DIR" "$@" 9>&- &
+	progress_pid=$!
+}
+stop_progress() { # it prints what is left and exits
+	[[ -n $progress_pid ]] || return 0
+	touch "$STATE_DIR/.finished"
+	wait "$progress_pid" || true
+	progress_pid=
+}
+kill_progress() {
+	[[ -n $progress_pid ]] || return 0
+	kill "$progress_pid" 2>/dev/null || true
+	wait "$progress_pid" || true
+	progress_pid=
+}
+trap kill_progress EXIT
+
 exec 9>"$TOOLS_DIR/.dev-setup.lock"
 if ! flock -n 9; then
-	echo "dev-setup: another dev-setup is using $TOOLS_DIR; waiting for it"
+	echo "dev-setup: another dev-setup is using $TOOLS_DIR; waiting for it (its progress follows)"
+	start_progress --follow
 	flock 9
+	kill_progress
+	# It may have installed what this run found missing: look again, from the start.
+	exec 9>&-
+	exec bash "${BASH_SOURCE[0]}" "$@"
 fi
+rm -rf "$STATE_DIR"
+mkdir -p "$STATE_DIR" "$DURATIONS_DIR"
 
 START=$(date +%s)
 elapsed() { echo "$(($(date +%s) - $1))s"; }
+
+# ----- steps: what runs, how long it took last time, a progress line while it runs ------------
+
+# A first build's expected seconds: measured on a machine with 2 cores (MinIO 270 s, Tilt
+# with its dashboard 342 s, kube-apiserver 303 s, ...). After one run, that run's own time.
+declare -A ESTIMATE=(
+	[apt]=70 [venv]=165 [keycloak]=40 [postgres]=30
+	[minio]=270 [mailpit]=42 [tilt-web]=180 [tilt]=160 [kube-apiserver]=303
+)
+step_expected() { # name -> "<seconds> last|estimate"
+	local last
+	last="$(cat "$DURATIONS_DIR/$1" 2>/dev/null || true)"
+	if [[ $last =~ ^[0-9]+$ ]]; then
+		echo "$last last"
+	else
+		echo "${ESTIMATE[$1]:-60} estimate"
+	fi
+}
+step_begin() { # name verb label
+	local expected basis
+	read -r expected basis <<<"$(step_expected "$1")"
+	printf 'verb=%s\nlabel=%s\nstarted=%s\nexpected=%s\nbasis=%s\n' \
+		"$2" "$3" "$(date +%s)" "$expected" "$basis" >"$STATE_DIR/$1.step.tmp"
+	mv "$STATE_DIR/$1.step.tmp" "$STATE_DIR/$1.step"
+}
+step_end() { # name ok|failed
+	local started now
+	started="$(sed -n 's/^started=//p' "$STATE_DIR/$1.step")"
+	now=$(date +%s)
+	echo "$((now - started))s" >"$STATE_DIR/$1.took"
+	if [[ $2 == ok ]]; then
+		echo "$((now - started))" >"$DURATIONS_DIR/$1.tmp"
+		mv "$DURATIONS_DIR/$1.tmp" "$DURATIONS_DIR/$1"
+	fi
+	printf 'ended=%s\nstatus=%s\n' "$now" "$2" >"$STATE_DIR/$1.end.tmp"
+	mv "$STATE_DIR/$1.end.tmp" "$STATE_DIR/$1.end"
+}
+run_step() { # name verb label command...
+	local name=$1 rc=0
+	step_begin "$1" "$2" "$3"
+	shift 3
+	# In the background and waited for: errexit stays in force inside the command.
+	"$@" &
+	wait "$!" || rc=$?
+	if ((rc == 0)); then step_end "$name" ok; else step_end "$name" failed; fi
+	return "$rc"
+}
+took() { cat "$STATE_DIR/$1.took"; }
+step_ok() { [[ -f "$STATE_DIR/$1.end" ]] && grep -qx 'status=ok' "$STATE_DIR/$1.end"; }
+fmt_duration() { # seconds -> 45s, 4m30s
+	if (($1 < 60)); then echo "$1s"; else printf '%dm%02ds\n' $(($1 / 60)) $(($1 % 60)); fi
+}
 
 # ----- installers (each runs with its output in $LOG_DIR/<name>.log) --------------------------
 
@@ -242,66 +385,151 @@ install_tilt() {
 	rm -rf "$work"
 }
 
-# Go builds one after another (each uses every core); Maven and pip alongside them.
-install_go_tools() {
-	local tool t0
+build_tilt() {
+	CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" bash "$BUILD_TILT" >"$LOG_DIR/build-tilt.out"
+}
+# The dashboard (yarn: downloads, then one core) builds while Go builds MinIO and Mailpit; the
+# Tilt build that follows uses it.
+build_tilt_web() {
+	CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" bash "$BUILD_TILT" --web
+}
+
+build_kube_apiserver() {
+	CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" PYTHON="$PYTHON" bash "$BUILD_KUBE_APISERVER" \
+		>"$LOG_DIR/build-kube-apiserver.out"
+}
+
+EXTRA_NAME="$(basename "${EXTRA_GO_MODULE:-none}")"
+EXTRA_BIN="$TOOLS_DIR/$EXTRA_NAME-local/bin/$EXTRA_NAME"
+build_extra_go_module() {
+	local work
+	work="$(mktemp -d "$TOOLS_DIR/.partial-$EXTRA_NAME.XXXXXX")"
+	(cd "$EXTRA_GO_MODULE" && GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
+		"$GO" build -o "$work/$EXTRA_NAME" .)
+	mkdir -p "$(dirname "$EXTRA_BIN")"
+	mv "$work/$EXTRA_NAME" "$EXTRA_BIN"
+	rm -rf "$work"
+}
+
+# Go builds one after another (each uses every core); Maven, pip and apt alongside them.
+# The stack's tools first: `make up` waits for them, only the tests for kube-apiserver.
+go_builds() {
+	if [[ -n $EXTRA_GO_MODULE ]]; then
+		run_step "$EXTRA_NAME" building "$EXTRA_NAME (go build of $EXTRA_GO_MODULE)" build_extra_go_module
+	fi
+	local tool
 	for tool in "${need_go[@]}"; do
-		t0=$(date +%s)
 		case $tool in
-		minio) go_install minio "$MINIO_VERSION" github.com/minio/minio ;;
-		mailpit) go_install mailpit "$MAILPIT_VERSION" github.com/axllent/mailpit ;;
-		tilt) install_tilt ;;
-		kube-apiserver)
-			CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" PYTHON="$PYTHON" bash "$BUILD_KUBE_APISERVER" \
-				>"$LOG_DIR/build-kube-apiserver.out"
+		minio)
+			run_step minio building "minio $MINIO_VERSION (go build)" \
+				go_install minio "$MINIO_VERSION" github.com/minio/minio
 			;;
+		mailpit)
+			run_step mailpit building "mailpit $MAILPIT_VERSION (go build)" \
+				go_install mailpit "$MAILPIT_VERSION" github.com/axllent/mailpit
+			;;
+		tilt) run_step tilt building "tilt $TILT_VERSION (go build)" install_tilt ;;
 		esac
-		echo "$tool $(elapsed "$t0")" >>"$LOG_DIR/go-built"
 	done
-	if [[ -f $BUILD_TILT ]]; then
-		CONCEPTOR_TOOLS_DIR="$TOOLS_DIR" GO="$GO" bash "$BUILD_TILT" >"$LOG_DIR/build-tilt.out"
+	if $need_tilt_build; then
+		# A failed dashboard build is tried again (or replaced by a placeholder) by build_tilt.
+		while $need_tilt_web && [[ ! -f "$STATE_DIR/tilt-web.end" ]] &&
+			kill -0 "${job_pid[tilt-web]}" 2>/dev/null; do
+			sleep 1
+		done
+		run_step tilt building "tilt $TILT_VERSION (go build, with the web dashboard)" build_tilt
+	fi
+	if [[ " ${need_go[*]} " == *" kube-apiserver "* ]]; then
+		run_step kube-apiserver building "kube-apiserver $KUBE_APISERVER_VERSION (go build)" \
+			build_kube_apiserver
 	fi
 }
+
+install_debs_logged() { install_debs >"$LOG_DIR/apt.log" 2>&1; }
 
 # ----- run -----------------------------------------------------------------------------------
 
 echo "dev-setup: tools in $TOOLS_DIR, venv in $VENV"
-declare -A job_pid
-start_job() { # name function; on success the job's own duration lands in <name>.took
-	local t0
-	t0=$(date +%s)
-	rm -f "$LOG_DIR/$1.took"
-	# A plain subshell, not an && list: errexit must stay in force inside the installer.
-	(
-		"$2"
-		elapsed "$t0" >"$LOG_DIR/$1.took"
-	) >"$LOG_DIR/$1.log" 2>&1 &
-	job_pid[$1]=$!
+go_steps=()
+[[ -z $EXTRA_GO_MODULE ]] || go_steps+=("$EXTRA_NAME")
+for tool in "${need_go[@]}"; do [[ $tool == kube-apiserver ]] || go_steps+=("$tool"); done
+if $need_tilt_build; then go_steps+=(tilt); fi
+[[ " ${need_go[*]} " != *" kube-apiserver "* ]] || go_steps+=(kube-apiserver)
+other_steps=()
+((${#missing_debs[@]} == 0)) || other_steps+=(apt)
+! $need_venv || other_steps+=(venv)
+! $need_keycloak || other_steps+=(keycloak)
+! $need_postgres || other_steps+=(postgres)
+! $need_tilt_web || other_steps+=(tilt-web)
+
+if ((${#go_steps[@]} + ${#other_steps[@]})); then
+	# The whole takes as long as the longest lane: the Go builds in a row (Tilt's after its
+	# dashboard), or one of the others.
+	longest=0
+	for step in "${go_steps[@]}"; do
+		if [[ $step == tilt ]] && $need_tilt_web; then
+			read -r seconds _ <<<"$(step_expected tilt-web)"
+			((longest >= seconds)) || longest=$seconds
+		fi
+		read -r seconds _ <<<"$(step_expected "$step")"
+		longest=$((longest + seconds))
+	done
+	for step in "${other_steps[@]}"; do
+		read -r seconds _ <<<"$(step_expected "$step")"
+		((seconds <= longest)) || longest=$seconds
+	done
+	all_steps=("${other_steps[@]}" "${go_steps[@]}")
+	echo "dev-setup: installing ${all_steps[*]}; expected about" \
+		"$(fmt_duration "$longest") (Go builds one after another, the rest alongside)"
+	start_progress
+fi
+
+declare -A job_pid job_rc
+start_job() { # name command...: in the background, output in $LOG_DIR/<name>.log
+	local name=$1
+	shift
+	"$@" >"$LOG_DIR/$name.log" 2>&1 &
+	job_pid[$name]=$!
 }
-took() { cat "$LOG_DIR/$1.took"; }
+
+rm -f "$LOG_DIR/build-tilt.out" "$LOG_DIR/build-kube-apiserver.out"
+if $need_tilt_web; then
+	start_job tilt-web run_step tilt-web building "tilt $TILT_VERSION web dashboard (yarn)" build_tilt_web
+fi
+if ((${#go_steps[@]})); then start_job go go_builds; fi
+if $need_keycloak; then
+	start_job keycloak run_step keycloak installing "keycloak $KEYCLOAK_VERSION (maven)" install_keycloak
+fi
+if $need_postgres; then
+	start_job postgres run_step postgres installing "postgres $POSTGRES_VERSION (maven)" install_postgres
+fi
+if $need_venv; then
+	start_job venv run_step venv installing "python-venv (pip install into $VENV)" install_venv
+fi
+# apt in the foreground: Keycloak's unzip may come from it... and it is often a no-op.
+apt_rc=0
+if ((${#missing_debs[@]})); then
+	run_step apt installing "apt-get install ${missing_debs[*]}" install_debs_logged || apt_rc=$?
+fi
+for name in "${!job_pid[@]}"; do
+	job_rc[$name]=0
+	wait "${job_pid[$name]}" || job_rc[$name]=$?
+done
+stop_progress
+
 finish_job() { # name -> 0 when the job succeeded
-	if wait "${job_pid[$1]}"; then return 0; fi
+	((job_rc[$1] != 0)) || return 0
 	echo "dev-setup: installing $1 failed; last lines of $LOG_DIR/$1.log:" >&2
 	tail -n 25 "$LOG_DIR/$1.log" >&2
 	return 1
 }
 
-rm -f "$LOG_DIR/go-built" "$LOG_DIR/build-tilt.out" "$LOG_DIR/build-kube-apiserver.out"
-if ((${#need_go[@]})) || [[ -f $BUILD_TILT ]]; then start_job go install_go_tools; fi
-if $need_keycloak; then start_job keycloak install_keycloak; fi
-if $need_postgres; then start_job postgres install_postgres; fi
-if $need_venv; then start_job venv install_venv; fi
-# apt runs in the foreground: it is usually a no-op, and Keycloak's unzip may come from it.
-if ((${#missing_debs[@]})); then
-	t0=$(date +%s)
-	install_debs >"$LOG_DIR/apt.log" 2>&1 || {
-		echo "dev-setup: apt-get install ${missing_debs[*]} failed; last lines of $LOG_DIR/apt.log:" >&2
-		tail -n 25 "$LOG_DIR/apt.log" >&2
-		exit 1
-	}
-	apt_took="$(elapsed "$t0")"
+if ((apt_rc != 0)); then
+	echo "dev-setup: apt-get install ${missing_debs[*]} failed; last lines of $LOG_DIR/apt.log:" >&2
+	tail -n 25 "$LOG_DIR/apt.log" >&2
+	exit 1
 fi
-for pkg in "${DEBIAN_PACKAGES[@]}"; do
+for pkg in "${wanted_debs[@]}"; do
 	version="$(dpkg-query -W -f='${Version}' "$pkg")"
 	case $pkg in
 	postgresql-client) where="$(command -v psql)" ;;
@@ -320,7 +548,7 @@ for pkg in "${DEBIAN_PACKAGES[@]}"; do
 	*) where="$(command -v "$pkg")" ;;
 	esac
 	if [[ " ${missing_debs[*]} " == *" $pkg "* ]]; then
-		say installed "$pkg $version ($apt_took, apt) $where"
+		say installed "$pkg $version ($(took apt), apt) $where"
 	else
 		say found "$pkg $version $where"
 	fi
@@ -356,28 +584,32 @@ if $need_keycloak; then
 else
 	say found "keycloak $KEYCLOAK_VERSION $KEYCLOAK_HOME/bin/kc.sh"
 fi
-if ((${#need_go[@]})) || [[ -f $BUILD_TILT ]]; then
-	finish_job go || failed=1
-	touch "$LOG_DIR/go-built"
-	while read -r tool took; do
-		case $tool in
-		minio) say installed "minio $MINIO_VERSION ($took, go build) $MINIO_BIN" ;;
-		mailpit) say installed "mailpit $MAILPIT_VERSION ($took, go build) $MAILPIT_BIN" ;;
-		tilt) say installed "tilt $TILT_VERSION ($took, go build) $TILT_BIN" ;;
-		esac
-	done <"$LOG_DIR/go-built"
-fi
-[[ " ${need_go[*]} " == *" minio "* ]] || say found "minio $MINIO_VERSION $MINIO_BIN"
-[[ " ${need_go[*]} " == *" mailpit "* ]] || say found "mailpit $MAILPIT_VERSION $MAILPIT_BIN"
-if [[ -f $BUILD_TILT ]]; then
-	cat "$LOG_DIR/build-tilt.out" 2>/dev/null || true
-elif [[ " ${need_go[*]} " != *" tilt "* ]]; then
-	say found "tilt $TILT_VERSION $TILT_BIN"
-fi
-if [[ " ${need_go[*]} " == *" kube-apiserver "* ]]; then
-	cat "$LOG_DIR/build-kube-apiserver.out" 2>/dev/null || true
+if [[ -n ${job_pid[go]:-} ]]; then finish_job go || failed=1; fi
+# One line per Go tool, built or found; a failed build has its error above instead.
+go_line() { # tool version binary
+	if [[ " ${go_steps[*]} " != *" $1 "* ]]; then
+		say found "$1 $2 $3"
+	elif step_ok "$1"; then
+		say installed "$1 $2 ($(took "$1"), go build) $3"
+	fi
+}
+go_line minio "$MINIO_VERSION" "$MINIO_BIN"
+go_line mailpit "$MAILPIT_VERSION" "$MAILPIT_BIN"
+if $need_tilt_build; then
+	# build-tilt.bash says itself whether the dashboard is in.
+	! step_ok tilt || cat "$LOG_DIR/build-tilt.out"
 else
-	say found "kube-apiserver $KUBE_APISERVER_VERSION $KUBE_APISERVER_BIN"
+	go_line tilt "$TILT_VERSION" "$TILT_BIN"
+fi
+if wanted kube-apiserver; then
+	if [[ " ${go_steps[*]} " != *" kube-apiserver "* ]]; then
+		say found "kube-apiserver $KUBE_APISERVER_VERSION $KUBE_APISERVER_BIN"
+	elif step_ok kube-apiserver; then
+		cat "$LOG_DIR/build-kube-apiserver.out"
+	fi
+fi
+if [[ -n $EXTRA_GO_MODULE ]] && step_ok "$EXTRA_NAME"; then
+	say installed "$EXTRA_NAME ($(took "$EXTRA_NAME"), go build) $EXTRA_BIN"
 fi
 
 # The port blocks (44000-46999: the default prefix 440, tests' 45x, e2e's 46x) lie inside
@@ -390,6 +622,9 @@ elif [[ $EUID -eq 0 ]] && sysctl -q -w net.ipv4.ip_local_reserved_ports="$RESERV
 	say set "reserved ports $RESERVED_PORTS (net.ipv4.ip_local_reserved_ports)"
 else
 	say warning "ports $RESERVED_PORTS not reserved (needs root: sysctl -w net.ipv4.ip_local_reserved_ports=$RESERVED_PORTS)"
+fi
+if ((${#LEFT_OUT[@]})); then
+	say skipped "${LEFT_OUT[*]}: only the tests use them (\`make test\` installs them)"
 fi
 
 ((failed == 0)) || die "set-up incomplete (see the errors above); fix them and re-run"

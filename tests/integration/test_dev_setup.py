@@ -1,8 +1,10 @@
-"""_dev-env/scripts: shellcheck-clean; dev-setup re-runs in seconds and names what is missing."""
+"""_dev-env/scripts: shellcheck-clean; dev-setup quick when warm, says what is missing, talks."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conceptor.platform.settings import REPO_ROOT
+from conceptor.platform.settings import REPO_ROOT, get_settings
 from conceptor.platform.tools import versions
 
 pytestmark = pytest.mark.integration
@@ -51,13 +53,15 @@ TOOLS = [
     "kube-apiserver",
     "reserved",  # the port blocks, kept out of the ephemeral range
 ]
+# `make up` leaves these to the tests.
+TEST_ONLY = ["postgresql-client", "chromium", "shellcheck", "wrk", "etcd-server", "kube-apiserver"]
 
 
-def run_setup(timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+def run_setup(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     # The venv under test is the one running these tests (CONCEPTOR_VENV may move it).
     full_env = {**os.environ, "CONCEPTOR_VENV": sys.prefix, **env}
     return subprocess.run(
-        ["bash", str(DEV_SETUP)],
+        ["bash", str(DEV_SETUP), *args],
         env=full_env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -146,3 +150,140 @@ def test_missing_prerequisite_is_one_line(
     assert result.stderr == f"dev-setup: missing prerequisite: {message}\n"
     assert result.stdout == ""
     assert not tools.exists()
+
+
+def test_stack_only_leaves_the_test_tools_out() -> None:
+    """`--stack` (make up) checks only what `tilt up` runs and names the test-only tools it left."""
+    result = run_setup("--stack")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    tool_lines = [line.split() for line in lines[1:-1]]
+    assert [fields[1] for fields in tool_lines] == [
+        *(tool for tool in TOOLS if tool not in TEST_ONLY),
+        "postgresql-client",  # the `skipped` line, which lists them all
+    ]
+    assert lines[-2] == (
+        "skipped    postgresql-client chromium shellcheck wrk etcd-server kube-apiserver: "
+        "only the tests use them (`make test` installs them)"
+    )
+
+
+def test_without_takes_only_a_test_only_tool() -> None:
+    """`--without minio` is refused with the usage line, before anything is checked."""
+    result = run_setup("--without", "minio")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "dev-setup: --without takes a test-only tool, not 'minio' (usage: dev-setup.bash "
+        "[--stack | --without TOOL]; TOOL: postgresql-client chromium shellcheck wrk etcd-server "
+        "kube-apiserver)\n"
+    )
+
+
+PROBE = "progress-probe"
+# Enough of the standard library that, with an empty build cache, the build takes tens of
+# seconds on two cores: long enough to see the set-up report it more than once.
+PROBE_MAIN = """package main
+
+import (
+\t"encoding/json"
+\t"fmt"
+\t"html/template"
+\t"net/http"
+)
+
+func main() {
+\tout, _ := json.Marshal(map[string]int{"status": http.StatusOK})
+\tfmt.Println(string(out), template.HTMLEscapeString("<ok>"))
+}
+"""
+
+
+def seconds(text: str) -> int:
+    """`45s` or `1m04s`, as the set-up prints durations, in seconds."""
+    match = re.fullmatch(r"(?:(\d+)m)?(\d+)s", text)
+    assert match is not None, text
+    return int(match.group(1) or 0) * 60 + int(match.group(2))
+
+
+def cache_of_links(tmp_path: Path) -> Path:
+    """A tool cache whose tools are links to this machine's: everything is found, nothing shared."""
+    real = get_settings().tools_dir
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for entry in real.iterdir():
+        if not entry.name.startswith("."):
+            (tools / entry.name).symlink_to(entry)
+    return tools
+
+
+def test_a_build_reports_progress_at_least_every_15_seconds(tmp_path: Path) -> None:
+    """While a Go module builds, a line every 15 s or sooner: what, time so far, time expected."""
+    module = tmp_path / PROBE
+    module.mkdir()
+    (module / "go.mod").write_text(f"module example.local/{PROBE}\n\ngo 1.22\n")
+    (module / "main.go").write_text(PROBE_MAIN)
+    tools = cache_of_links(tmp_path)
+    # The time of this machine's last build of the probe, as the set-up records it.
+    (tools / ".durations").mkdir()
+    (tools / ".durations" / PROBE).write_text("33\n")
+    env = {
+        **os.environ,
+        "CONCEPTOR_VENV": sys.prefix,
+        "CONCEPTOR_TOOLS_DIR": str(tools),
+        "CONCEPTOR_SETUP_EXTRA_GO_MODULE": str(module),
+        "GOCACHE": str(tmp_path / "gocache"),  # empty: the standard library compiles too
+    }
+    received: list[tuple[float, str]] = []
+    started = time.monotonic()
+    with subprocess.Popen(
+        ["bash", str(DEV_SETUP)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for line in proc.stdout:
+            received.append((time.monotonic() - started, line.rstrip("\n")))
+        stderr = proc.stderr.read()
+    assert proc.returncode == 0, stderr
+    lines = [line for _, line in received]
+    label = f"{PROBE} (go build of {module})"
+    assert lines[1] == (
+        f"dev-setup: installing {PROBE}; expected about 33s "
+        "(Go builds one after another, the rest alongside)"
+    )
+    running = re.compile(
+        rf"building   {re.escape(label)}: ((?:\d+m)?\d+s) elapsed, "
+        r"expected 33s \(last run on this machine\)(; taking longer than expected)?"
+    )
+    progress = [i for i, line in enumerate(lines) if running.fullmatch(line)]
+    done = lines.index(next(line for line in lines if line.startswith(f"done       {label} in ")))
+    # From the set-up's first line about the build to the one saying it is done: nothing but
+    # progress lines, never more than 15 s apart.
+    assert progress == list(range(2, done)), lines
+    times = [at for at, _ in received[1 : done + 1]]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    build_took = received[done][0] - received[2][0]
+    assert build_took > 15, f"the probe built in {build_took:.0f}s: too fast to watch"
+    assert max(gaps) <= 15, list(zip(gaps, lines[2 : done + 1], strict=True))
+    elapsed = []
+    for i in progress:
+        match = running.fullmatch(lines[i])
+        assert match is not None
+        elapsed.append(seconds(match.group(1)))
+    assert elapsed[0] <= 2 and elapsed == sorted(elapsed) and len(elapsed) >= 2, elapsed
+    # The summary as before, then the probe; its time is the expected time of the next build.
+    took = seconds(lines[done].removeprefix(f"done       {label} in "))
+    binary = tools / f"{PROBE}-local" / "bin" / PROBE
+    summary = [line.split() for line in lines[done + 1 : -1]]
+    assert [fields[1] for fields in summary] == [*TOOLS[:-1], PROBE, TOOLS[-1]]
+    assert {fields[0] for fields in summary} - {"set"} == {"found", "installed"}
+    assert lines[-1].startswith("dev-setup: ready in ")
+    assert f"installed  {PROBE} ({took}s, go build) {binary}" in lines
+    assert (tools / ".durations" / PROBE).read_text() == f"{took}\n"
+    assert (
+        subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
+        == '{"status":200} &lt;ok&gt;\n'
+    )
