@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -334,12 +334,13 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
 
 
 def _unwrap(annotation: Any) -> Any:
-    """list[X], X | None -> X (the model inside a field's type)."""
-    for arg in (*get_args(annotation), annotation):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-        if get_origin(arg) is list:
-            return _unwrap(arg)
+    """list[X], X | None -> X (the model inside a field's type); other types as they are."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        inner = _unwrap(arg)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            return inner
     return annotation
 
 
@@ -347,12 +348,38 @@ def _keys(model: type[BaseModel]) -> str:
     return ", ".join(info.alias or name for name, info in model.model_fields.items())
 
 
+def _file_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The location without pydantic's union tags (`migrations.str`, `migrations.list[str]`)."""
+    out: list[int | str] = []
+    current: Any = Environment
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            break  # inside a union of plain types: the rest are tags
+        info = _field_by_key(current, part)
+        if info is None:  # an unknown key, or a model's validator error
+            out.append(part)
+            break
+        out.append(part)
+        current = _unwrap(info.annotation)
+    return tuple(out)
+
+
 def _validation_problems(exc: ValidationError) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
+    unions: dict[str, list[str]] = {}  # one problem per place, however many types it may take
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc = _file_loc(tuple(err["loc"]))
         path = yaml_path(loc)
         kind = err["type"]
+        if loc != tuple(err["loc"]) and kind != "extra_forbidden":
+            if path not in unions:
+                unions[path] = []
+                problems.append(Problem(path, "", "correct it (see environment.schema.json)"))
+            unions[path].append(str(err["msg"]).removeprefix("Input should be "))
+            continue
         if kind == "extra_forbidden":
             model = _model_at(loc[:-1])
             known = f"; known keys here: {_keys(model)}" if model else ""
@@ -384,7 +411,12 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
         else:
             msg = str(err["msg"]).removeprefix("Value error, ")
             problems.append(Problem(path, msg, "correct it (see environment.schema.json)"))
-    return problems
+    return [
+        Problem(p.path, "Input should be " + " or ".join(dict.fromkeys(unions[p.path])), p.fix)
+        if p.path in unions and not p.why
+        else p
+        for p in problems
+    ]
 
 
 def parse(file: Path, text: str) -> Environment:

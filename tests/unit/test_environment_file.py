@@ -192,6 +192,21 @@ def test_a_queue_needs_one_source_and_a_worker_count_in_range(tmp_path: Path) ->
     ]
 
 
+def test_wrong_types_are_named_once_per_place(tmp_path: Path) -> None:
+    doc = _changed(
+        databases=[{"name": "app", "migrations": 5}],
+        queues=[{**BASE["queues"][0], "blocking": {"kind": "fork", "pool_size": 2}}],
+        steps={},
+    )
+    assert _problems(tmp_path, doc) == [
+        "databases[0].migrations: Input should be a valid string or a valid list; correct it "
+        "(see environment.schema.json)",
+        "queues[0].blocking.kind: Input should be 'thread' or 'process'; correct it (see "
+        "environment.schema.json)",
+        "steps: Input should be a valid list; correct it (see environment.schema.json)",
+    ]
+
+
 def test_a_step_after_a_step_that_does_not_exist(tmp_path: Path) -> None:
     doc = _changed(
         steps=[{"name": "topics", "run": "team_steps:create_topics", "after": ["kafka"]}]
