@@ -1,14 +1,26 @@
-"""Read the live realm in the file's shape: Keycloak's partial export, plus users and secrets."""
+"""Read the live realm in the file's shape: Keycloak's partial export, plus users and secrets.
+
+Users and their links are read in bulk, so the cost grows with pages, not with users: the
+user listing page by page, then the members of every role and group, inverted into each
+user's `realmRoles`, `clientRoles` and `groups` (the shape a realm export gives them).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
 from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.realm.progress import advance, phase
 
 _READS_AT_ONCE = 8  # concurrent reads per realm: fast, without flooding a dev Keycloak
+_USERS_PAGE = 500  # full user representations per page
+_MEMBERS_PAGE = 1000  # brief representations per page of a role's or group's members
+_PAGES_AHEAD = 4  # pages read at once past a full one: a long list costs a few round trips
+
+Get = Callable[[str], Awaitable[Any]]
 
 
 def q(value: str) -> str:
@@ -21,7 +33,9 @@ async def read_live(
 ) -> dict[str, Any] | None:
     """The live realm as a representation (None when absent); client secrets of `secrets_of`."""
     base = f"/realms/{q(realm)}"
+    phase("reading the live realm")
     if await admin.find(base) is None:
+        phase("the live realm is absent")
         return None
     export = await admin.read(
         "POST", f"{base}/partial-export?exportClients=true&exportGroupsAndRoles=true"
@@ -29,34 +43,125 @@ async def read_live(
     rep: dict[str, Any] = export.json()
     limit = asyncio.Semaphore(_READS_AT_ONCE)
 
-    async def secret(client: dict[str, Any]) -> None:
+    async def get(path: str) -> Any:
         async with limit:
-            found = await admin.get_json(f"{base}/clients/{client['id']}/client-secret")
+            return await admin.get_json(path)
+
+    async def secret(client: dict[str, Any]) -> None:
+        found = await get(f"{base}/clients/{client['id']}/client-secret")
         client["secret"] = found.get("value")
 
-    async def links(user: dict[str, Any]) -> None:
-        path = f"{base}/users/{user['id']}"
-        async with limit:
-            roles, groups = await asyncio.gather(
-                admin.get_json(f"{path}/role-mappings"),
-                admin.get_json(f"{path}/groups?briefRepresentation=true"),
-            )
-        user["realmRoles"] = [r["name"] for r in roles.get("realmMappings", [])]
-        user["clientRoles"] = {
-            c["client"]: [r["name"] for r in c.get("mappings", [])]
-            for c in (roles.get("clientMappings") or {}).values()
-        }
-        user["groups"] = [g["path"] for g in groups]
-
-    users = await admin.get_json(f"{base}/users?briefRepresentation=false&first=0&max=1000000")
-    hidden = [u for u in rep.get("users", []) if u.get("serviceAccountClientId")]
-    rep["users"] = [u for u in users if not u.get("serviceAccountClientId")] + hidden
     masked = [
         c for c in rep.get("clients", [])
         if c.get("clientId") in secrets_of and not c.get("publicClient") and c.get("id")
     ]  # fmt: skip
-    await asyncio.gather(
-        *(secret(c) for c in masked),
-        *(links(u) for u in rep["users"] if not u.get("serviceAccountClientId")),
+    total = int(await get(f"{base}/users/count"))
+    phase("reading the live realm", users=total)
+    users, links, *_ = await asyncio.gather(
+        _users(get, base, total), _links(get, base, rep), *(secret(c) for c in masked)
     )
+    hidden = [u for u in rep.get("users", []) if u.get("serviceAccountClientId")]
+    rep["users"] = [u for u in users if not u.get("serviceAccountClientId")] + hidden
+    for user in rep["users"]:
+        if not user.get("serviceAccountClientId"):  # those keep the export's own links
+            user.update(links.of(user["id"]))
+    phase("the live realm is read", users=len(rep["users"]))  # then: writes, if any
     return rep
+
+
+async def _users(get: Get, base: str, total: int) -> list[dict[str, Any]]:
+    """Every user, full representation, in Keycloak's listing order."""
+    path = f"{base}/users?briefRepresentation=false"
+    users = await _paged(get, path, _USERS_PAGE, expected=total, what="users")
+    # A user created while paging shifts the next pages: one may come twice.
+    unique = {u["id"]: u for u in reversed(users)}
+    return [u for u in users if unique.pop(u["id"], None) is not None]
+
+
+class _Links:
+    """Each user's direct realm roles, client roles (by clientId) and groups (by path)."""
+
+    def __init__(self) -> None:
+        self.realm_roles: dict[str, list[str]] = {}
+        self.client_roles: dict[str, dict[str, list[str]]] = {}
+        self.groups: dict[str, list[str]] = {}
+
+    def of(self, user_id: str) -> dict[str, Any]:
+        return {
+            "realmRoles": self.realm_roles.get(user_id, []),
+            "clientRoles": self.client_roles.get(user_id, {}),
+            "groups": self.groups.get(user_id, []),
+        }
+
+
+async def _links(get: Get, base: str, rep: dict[str, Any]) -> _Links:
+    """The members of every realm role, client role and group (subgroups too), by user."""
+    links = _Links()
+    roles = rep.get("roles") or {}
+    client_ids = {c.get("clientId"): c.get("id") for c in rep.get("clients", [])}
+
+    async def realm_role(name: str) -> None:
+        path = f"{base}/roles/{q(name)}/users?briefRepresentation=true"
+        for member in await _paged(get, path, _MEMBERS_PAGE):
+            links.realm_roles.setdefault(member["id"], []).append(name)
+
+    async def client_role(client_id: str, uuid: str, name: str) -> None:
+        path = f"{base}/clients/{uuid}/roles/{q(name)}/users?briefRepresentation=true"
+        for member in await _paged(get, path, _MEMBERS_PAGE):
+            by_client = links.client_roles.setdefault(member["id"], {})
+            by_client.setdefault(client_id, []).append(name)
+
+    async def group(group_id: str, path: str) -> None:
+        url = f"{base}/groups/{group_id}/members?briefRepresentation=true"
+        for member in await _paged(get, url, _MEMBERS_PAGE):
+            links.groups.setdefault(member["id"], []).append(path)
+
+    await asyncio.gather(
+        *(realm_role(r["name"]) for r in roles.get("realm", [])),
+        *(
+            client_role(cid, client_ids[cid], r["name"])
+            for cid, client_roles in (roles.get("client") or {}).items()
+            if client_ids.get(cid)
+            for r in client_roles
+        ),
+        *(group(g["id"], g["path"]) for g in _all_groups(rep.get("groups", []), "")),
+    )
+    return links
+
+
+def _all_groups(groups: list[dict[str, Any]], parent: str) -> Iterator[dict[str, Any]]:
+    """Every group of the export's tree, subgroups included, each with its path."""
+    for g in groups:
+        path = g.get("path") or f"{parent}/{g['name']}"
+        yield {"id": g["id"], "path": path}
+        yield from _all_groups(g.get("subGroups") or [], path)
+
+
+async def _paged(
+    get: Get, path: str, page: int, *, expected: int | None = None, what: str = ""
+) -> list[dict[str, Any]]:
+    """Every element of a paged listing, in order.
+
+    With `expected` (how many there are), the pages are read concurrently; without, the first
+    page alone tells whether there is more (most member lists fit in one).
+    """
+
+    async def one(start: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = await get(f"{path}&first={start}&max={page}")
+        if what:
+            advance(what, len(items))  # the heartbeat's details say how far the read got
+        return items
+
+    first = 0
+    pages = 1 if expected is None else max(1, -(-expected // page))
+    found: list[dict[str, Any]] = []
+    while True:
+        batch = await asyncio.gather(*(one(first + i * page) for i in range(pages)))
+        for items in batch:
+            found.extend(items)
+        if len(batch[-1]) < page:
+            return found
+        # Full to the last page: more than counted (added meanwhile), or a long member list
+        # (the default role's holds every user): read on, a few pages at once.
+        first += pages * page
+        pages = _PAGES_AHEAD
