@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # dev: kubernetes-validate's, which checks the k8s manifests the same way
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -391,7 +392,6 @@ def test_the_committed_schema_is_the_generated_one() -> None:
 
 
 def test_the_schema_accepts_the_default_file_and_refuses_unknown_keys() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = environment.schema()
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
