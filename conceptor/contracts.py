@@ -106,6 +106,9 @@ _COUNTED_AS: dict[str, str] = {
     "drift": "drift",
 }
 _SIGN = {"create": "+", "update": "~", "delete": "-", "drift": "!"}
+_WRITES = ("create", "update", "delete")
+# How many changes a step's result lists; the full diff is kept apart (see Diff.bounded).
+RESULT_CHANGES = 50
 
 
 class Change(BaseModel):
@@ -130,17 +133,21 @@ class Diff(BaseModel):
     """Desired vs live state of one step's target: a pure value, computed apart from applying.
 
     The digests identify the states it was computed from, so a plan can be refused when the
-    files or the live state have moved on since.
+    files or the live state have moved on since. A step's result carries a bounded copy
+    (`bounded`): `left_out` counts the changes it does not list, and `ref` names the full diff,
+    kept outside the workflow history.
     """
 
     target: str  # e.g. "realm technova", "buckets", "database app"
     changes: list[Change] = Field(default_factory=list)
     desired_digest: str = ""
     live_digest: str = ""
+    left_out: dict[str, int] = Field(default_factory=dict)  # action -> changes not listed
+    ref: str | None = None  # the full diff: `conceptor provision --diff REF`
 
     @property
     def pending(self) -> list[Change]:
-        """What applying would write."""
+        """What applying would write (of the changes listed)."""
         return [c for c in self.changes if c.action in ("create", "update", "delete")]
 
     @property
@@ -150,25 +157,52 @@ class Diff(BaseModel):
     @property
     def is_empty(self) -> bool:
         """Nothing to write (drift that is only reported does not count)."""
-        return not self.pending
+        return not self.pending and not any(self.left_out.get(a) for a in _WRITES)
+
+    @property
+    def complete(self) -> bool:
+        """Every change is listed (not a bounded copy that left some out)."""
+        return not any(self.left_out.values())
 
     def counts(self) -> dict[str, int]:
+        """Changes per kind of change, those left out of a bounded copy included."""
         counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
-        for change in self.changes:
-            key = _COUNTED_AS[change.action]
-            counts[key] = counts.get(key, 0) + 1
+        for action, n in [(c.action, 1) for c in self.changes] + list(self.left_out.items()):
+            key = _COUNTED_AS[action]
+            counts[key] = counts.get(key, 0) + n
         return counts
+
+    def bounded(self, limit: int = RESULT_CHANGES, *, ref: str | None = None) -> Diff:
+        """A copy listing at most `limit` changes, writes and drift first, the rest counted.
+
+        What a workflow result carries: its size does not grow with the target's (a realm of
+        50 000 users), while the digests, the counts and the first changes stay.
+        """
+        rank = {"create": 0, "update": 0, "delete": 0, "drift": 1, "unchanged": 2}
+        changes = self.changes
+        if len(changes) > limit:
+            changes = sorted(changes, key=lambda c: rank[c.action])  # stable: order kept
+        left_out = dict(self.left_out)
+        for c in changes[limit:]:
+            left_out[c.action] = left_out.get(c.action, 0) + 1
+        return self.model_copy(
+            update={"changes": changes[:limit], "left_out": left_out, "ref": ref or self.ref}
+        )
 
 
 class StepResult(BaseModel):
-    """What one step changed: an outcome, counts per kind of change, and the names involved."""
+    """What one step changed: an outcome, counts per kind of change, and the names involved.
+
+    Its size is bounded whatever the size of the step's target: it names at most
+    RESULT_CHANGES changes, and the full diff is found by `diff.ref`.
+    """
 
     outcome: Outcome = "unchanged"
     counts: dict[str, int] = Field(default_factory=dict)
-    changed: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)  # "+kind:name" of the changes `diff` lists
     attempts: int = 1
     detail: str = ""
-    # Reconciling steps: the diff they applied (or, for a plan, would apply), every object.
+    # Reconciling steps: the diff they applied (or, for a plan, would apply), bounded.
     diff: Diff | None = None
     planned: bool = False  # True: a dry run, nothing was written
     # What the step did not refuse but a person should know: one line per cause, naming the
@@ -184,10 +218,15 @@ class StepResult(BaseModel):
         attempts: int = 1,
         detail: str = "",
         warnings: list[str] | None = None,
+        ref: str | None = None,
     ) -> StepResult:
-        """The result of applying (or planning) `diff`: outcome, counts and names from it."""
+        """The result of applying (or planning) `diff`: outcome, counts and names from it.
+
+        `ref` names where the full diff is kept; the result lists RESULT_CHANGES at most.
+        """
         counts = diff.counts()
-        changes = [c for c in diff.changes if c.action != "unchanged"]
+        shown = diff.bounded(ref=ref)
+        changes = [c for c in shown.changes if c.action != "unchanged"]
         writes = counts["created"] + counts["updated"] + counts["deleted"]
         if writes and counts["created"] == writes and not counts["unchanged"]:
             outcome: Outcome = "created"
@@ -201,7 +240,7 @@ class StepResult(BaseModel):
             changed=[f"{_SIGN[c.action]}{c.label}" for c in changes],
             attempts=attempts,
             detail=detail,
-            diff=diff,
+            diff=shown,
             planned=planned,
             warnings=list(warnings or []),
         )
@@ -308,10 +347,13 @@ class DriftReport(BaseModel):
     unchecked: dict[str, str] = Field(default_factory=dict)
     repair_workflow_id: str | None = None
     repaired: bool = False
+    # Drifted objects a step's bounded diff did not list, and each step's full diff (by ref).
+    left_out: int = 0
+    diff_refs: dict[str, str] = Field(default_factory=dict)
 
     @property
     def has_drift(self) -> bool:
-        return bool(self.items or self.data_loss)
+        return bool(self.items or self.left_out or self.data_loss)
 
 
 class ResetPostgresResult(BaseModel):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.diffs import keep_diff
 from conceptor.activities.keycloak_admin import KeycloakAdmin
 from conceptor.activities.realm.items import DELETABLE
+from conceptor.activities.realm.progress import Progress, track
 from conceptor.activities.realm.reconciler import RealmReconciler
 from conceptor.activities.realm_file import REALM_FILE_INVALID, load_realm
 from conceptor.activities.reconcile import check_plan
@@ -60,18 +63,32 @@ class KeycloakActivities:
 
     @activity.defn(name="import_realm")
     async def import_realm(self, data: ReconcileInput | None = None) -> StepResult:
-        """Bring the realm to its file (create it when absent); with `plan`, only say what."""
+        """Bring the realm to its file (create it when absent); with `plan`, only say what.
+
+        No fixed deadline (a realm of 50 000 users takes minutes): the heartbeats say the
+        worker is alive and how far it got (phase, users read, admin writes), shown in the
+        Web UI's pending activity; a dead worker is noticed by the heartbeat timeout.
+        """
         plan = bool(data and data.plan)
         path = Path(self.settings.realm_file)
         realm = load_realm(path, self.settings)
         managed = managed_kinds(self.settings)
-        async with heartbeating(), httpx.AsyncClient(timeout=60) as http:
+        progress = Progress()
+        track(progress)
+        async with httpx.AsyncClient(timeout=_timeout(realm)) as http:
             admin = KeycloakAdmin(self.settings, http, self.tokens)
+
+            def details() -> dict[str, object]:
+                return {**progress.details(), "writes": len(admin.writes)}
+
             try:
-                reconciler = RealmReconciler(admin, realm, managed=managed)
-                diff = await reconciler.run(
-                    plan=plan, before_writes=lambda diff: check_plan(diff, data)
-                )
+                async with heartbeating(details=details):
+                    reconciler = RealmReconciler(admin, realm, managed=managed)
+                    diff = await reconciler.run(
+                        plan=plan, before_writes=lambda diff: check_plan(diff, data)
+                    )
+                    progress.phase = "keeping the full diff"
+                    ref, kept = await keep_diff(self.settings, diff)
             finally:
                 self.last_writes = list(admin.writes)
         writes = len(admin.writes)
@@ -80,4 +97,13 @@ class KeycloakActivities:
             planned=plan,
             attempts=activity.info().attempt,
             detail=f"realm {realm['realm']} from {path.name}: {writes} admin writes",
+            warnings=[*reconciler.warnings, *kept],
+            ref=ref,
         )
+
+
+def _timeout(realm: dict[str, Any]) -> httpx.Timeout:
+    """Per admin call: reads are paged and short, but creating a realm is one POST whose
+    time grows with its users (about 2 ms each on a laptop): allow it 10 times that."""
+    users = len(realm.get("users") or [])
+    return httpx.Timeout(60.0 + 0.02 * users, connect=10.0)

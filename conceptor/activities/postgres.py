@@ -9,6 +9,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.diffs import step_result
 from conceptor.activities.migration_plan import (
     MIGRATION_FAILED,
     MigrationFile,
@@ -75,7 +76,7 @@ class PostgresActivities:
             try:
                 if data is not None and data.plan:
                     diff, _ = await self._diff(conn, files)
-                    return StepResult.from_diff(diff, planned=True, attempts=attempt)
+                    return await step_result(self.settings, diff, planned=True, attempts=attempt)
                 return await self._migrate_locked(conn, files, data, attempt)
             finally:
                 await conn.close()
@@ -149,7 +150,7 @@ class PostgresActivities:
             detail += f"; {len(rebuild) - len(gone)} changed made again"
         if after.drift:
             detail += f"; {len(after.drift)} not created by any migration (left alone)"
-        return StepResult.from_diff(applied, attempts=attempt, detail=detail)
+        return await step_result(self.settings, applied, attempts=attempt, detail=detail)
 
     @activity.defn(name=RESET_POSTGRES)
     async def reset_postgres(self) -> int:

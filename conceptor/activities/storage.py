@@ -22,6 +22,7 @@ from conceptor.activities.buckets import (
     lifecycle_rules_to_put,
     parse_buckets_file,
 )
+from conceptor.activities.diffs import step_result
 from conceptor.activities.reconcile import check_plan, verify
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import Change, Diff, ReconcileInput, StepResult, WaitInput
@@ -98,7 +99,7 @@ class StorageActivities:
             live = await self.live(names)
             diff = buckets_diff(desired, live)
             if data is not None and data.plan:
-                return StepResult.from_diff(diff, planned=True, attempts=attempt)
+                return await step_result(self.settings, diff, planned=True, attempts=attempt)
             check_plan(diff, data)
             s3 = await self._client()
             by_name = {b.name: b for b in live}
@@ -114,7 +115,7 @@ class StorageActivities:
             live_digest=diff.live_digest,
         )
         detail = ", ".join(f"{d.name} {d.policy}" for d in desired)
-        return StepResult.from_diff(done, attempts=attempt, detail=detail)
+        return await step_result(self.settings, done, attempts=attempt, detail=detail)
 
 
 # ----- reading the live state --------------------------------------------------------------

@@ -44,6 +44,11 @@ class Plan(BaseModel):
     changes: list[PlanRow]
     digests: dict[str, PlanDigests]
     unchanged: int
+    # Changes the steps' bounded results did not list, and each step's full diff (by ref).
+    left_out: int = 0
+    refs: dict[str, str] = Field(default_factory=dict)
+    # Per step: what it would accept but a person should know (one line per cause).
+    warnings: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class PlanFailedError(RuntimeError):
@@ -55,29 +60,40 @@ def plan_from_result(
 ) -> Plan:
     rows: list[PlanRow] = []
     digests: dict[str, PlanDigests] = {}
-    unchanged = 0
+    refs: dict[str, str] = {}
+    unchanged = left_out = 0
+    has_changes = False
+    warnings: dict[str, list[str]] = {}
     for step, step_result in result.steps.items():
+        if step_result.warnings:
+            warnings[step] = list(step_result.warnings)
         diff = step_result.diff
         if diff is None:
             continue
         digests[step] = PlanDigests(
             desired_digest=diff.desired_digest, live_digest=diff.live_digest
         )
-        for c in diff.changes:
-            if c.action == "unchanged":
-                unchanged += 1
-                continue
-            rows.append(
-                PlanRow(step=step, kind=c.kind, name=c.name, action=c.action, fields=c.fields)
-            )
+        if diff.ref:
+            refs[step] = diff.ref
+        unchanged += diff.counts()["unchanged"]
+        left_out += sum(n for action, n in diff.left_out.items() if action != "unchanged")
+        has_changes = has_changes or not diff.is_empty
+        rows.extend(
+            PlanRow(step=step, kind=c.kind, name=c.name, action=c.action, fields=c.fields)
+            for c in diff.changes
+            if c.action != "unchanged"
+        )
     return Plan(
         workflow_id=workflow_id,
         run_id=run_id,
         created_at=created_at,
-        has_changes=any(r.action in ("create", "update", "delete") for r in rows),
+        has_changes=has_changes,
         changes=rows,
         digests=digests,
         unchanged=unchanged,
+        left_out=left_out,
+        refs=refs,
+        warnings=warnings,
     )
 
 

@@ -23,22 +23,35 @@ def provision_command(
         "Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="With --plan: also save the plan as JSON (for --apply)."
+        None,
+        "--out",
+        help="With --plan: also save the plan as JSON (for --apply); with --diff: the diff.",
     ),
     apply: Path | None = typer.Option(
         None,
         "--apply",
         help="Apply exactly this saved plan; refused if the files or the live state moved since.",
     ),
+    diff: str | None = typer.Option(
+        None,
+        "--diff",
+        metavar="REF",
+        help="Print a step's full diff by the reference its result names (diff.ref): a "
+        "result lists 50 changes at most.",
+    ),
 ) -> None:
     """Start ProvisionWorkflow (or attach to the open run) on the core queue; or plan; or apply."""
     unknown = [s for s in step or [] if s not in ALL_STEPS]
     if unknown:
         raise typer.BadParameter(f"unknown step(s) {', '.join(unknown)}", param_hint="--step")
-    if plan and apply is not None:
-        raise typer.BadParameter("give either --plan or --apply", param_hint="--apply")
-    if out is not None and not plan:
-        raise typer.BadParameter("--out saves a plan: use it with --plan", param_hint="--out")
+    if sum((plan, apply is not None, diff is not None)) > 1:
+        raise typer.BadParameter("give one of --plan, --apply and --diff", param_hint="--apply")
+    if out is not None and not (plan or diff is not None):
+        raise typer.BadParameter("--out saves a plan or a diff", param_hint="--out")
+    if diff is not None:
+        from conceptor.commands.provision_diff import show_diff
+
+        raise typer.Exit(asyncio.run(show_diff(diff, out)))
     steps: list[StepName] | None = [s for s in ALL_STEPS if s in step] if step else None
     # Imported here: every other `conceptor` command starts without the Temporal client.
     from conceptor.commands import provision_follow

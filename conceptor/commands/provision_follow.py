@@ -82,6 +82,7 @@ async def provision(steps: list[StepName] | None, wait: bool, timeout: float) ->
     if not wait:
         return 0
     status = await _follow(client, PROVISION_WORKFLOW_ID, timeout)
+    print_warnings({s.step: s.result.warnings for s in status.steps if s.result is not None})
     if status.state == "completed":
         console.print("[green]provisioning completed[/]")
         return 0
@@ -111,6 +112,13 @@ async def reset_postgres(wait: bool) -> int:
     return 0
 
 
+def print_warnings(warnings: dict[str, list[str]]) -> None:
+    """What the steps accepted but a person should know, one line per cause."""
+    for step, lines in warnings.items():
+        for line in lines:
+            console.print(f"[yellow]warning[/] {step}: {line}", markup=True, highlight=False)
+
+
 def plan_table(plan: Plan) -> Table:
     """One row per object the plan would change (or reports as untouched drift)."""
     title = "plan: " + (
@@ -121,6 +129,9 @@ def plan_table(plan: Plan) -> Table:
         table.add_column(column)
     for row in plan.changes:
         table.add_row(row.step, f"{row.kind}:{row.name}", row.action, ", ".join(row.fields))
+    if plan.left_out:
+        refs = "; ".join(f"conceptor provision --diff {r}" for r in plan.refs.values())
+        table.caption = f"and {plan.left_out} more changes, not listed: {refs}"
     return table
 
 
@@ -133,6 +144,7 @@ async def plan(steps: list[StepName] | None, out: Path | None) -> int:
         console.print(f"[bold red]plan failed:[/] {exc}")
         return 1
     console.print(plan_table(result))
+    print_warnings(result.warnings)
     if out is not None:
         out.write_text(result.model_dump_json(indent=2))
         console.print(f"plan saved to {out}; apply it with: conceptor provision --apply {out}")
@@ -199,6 +211,9 @@ async def drift(*, check: bool, as_json: bool) -> int:
                 f"{since:%H:%M:%S}" if since else "",
             )
         console.print(table if report.items else "no drift: the live state matches the files")
+        if report.left_out:
+            refs = "; ".join(f"conceptor provision --diff {r}" for r in report.diff_refs.values())
+            console.print(f"and {report.left_out} more drifted objects, not listed: {refs}")
         if report.data_loss:
             console.print(f"[bold red]data loss healed:[/] {', '.join(report.data_loss)}")
     drifted = status.latest is not None and status.latest.has_drift

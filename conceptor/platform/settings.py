@@ -153,6 +153,9 @@ class Settings(BaseSettings):
 
     # Provisioning
     provision_step_deadline_seconds: float = 180.0
+    # How long a step's full diff stays in Redis (conceptor/platform/diff_store.py) after the
+    # last run that found it; the step's result names it by reference.
+    diff_retention_seconds: float = Field(default=30 * 24 * 3600.0, gt=0)
     # The drift watch (a Temporal Schedule, id drift-watch): how often it compares the files
     # with the live state (0 turns it off), and whether it repairs drift or only reports it.
     # Data loss (a service back with none of its state) is always healed.

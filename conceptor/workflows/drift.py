@@ -42,10 +42,10 @@ def lost_everything(result: StepResult) -> bool:
     That is what a wiped service looks like (no realm, no bucket, no migration applied),
     as opposed to drift, where some objects are still there.
     """
-    diff = result.diff
-    return (
-        diff is not None and bool(diff.changes) and all(c.action == "create" for c in diff.changes)
-    )
+    if result.diff is None:
+        return False
+    counts = result.diff.counts()  # the result's diff is bounded: its counts cover it all
+    return counts["created"] > 0 and counts["created"] == sum(counts.values())
 
 
 @workflow.defn(name=DRIFT_WATCH_WORKFLOW)
@@ -84,13 +84,18 @@ class DriftWatchWorkflow:
                             step=step, kind=c.kind, name=c.name, action=c.action, fields=c.fields
                         )
                     )
-            if defaults.drift_repair and result.diff.pending and step not in affected:
+            report.left_out += sum(
+                n for action, n in result.diff.left_out.items() if action != "unchanged"
+            )
+            if result.diff.ref:
+                report.diff_refs[step] = result.diff.ref
+            if defaults.drift_repair and not result.diff.is_empty and step not in affected:
                 affected.append(step)
         if affected:
             await self._repair(report, affected)
         workflow.upsert_memo(
             {
-                "drift": len(report.items),
+                "drift": len(report.items) + report.left_out,
                 "objects": [i.label for i in report.items[:MEMO_ITEMS]],
                 "data_loss": report.data_loss,
                 "repaired": report.repaired,
@@ -135,6 +140,11 @@ def _details(report: DriftReport) -> str:
         rows += change_table(
             (i.step, f"{i.kind}:{i.name}", i.action, i.fields) for i in report.items
         )
+    if report.left_out:
+        refs = ", ".join(
+            f"{s}: `conceptor provision --diff {r}`" for s, r in report.diff_refs.items()
+        )
+        rows += ["", f"{report.left_out} more not listed" + (f" ({refs})" if refs else "")]
     if report.unchecked:
         rows += [
             "",

@@ -136,6 +136,7 @@ def test_openapi_and_docs_served_under_api(api_stack: ApiStack) -> None:
         "/api/media",
         "/api/media/{asset_id}",
         "/api/provision",
+        "/api/provision/diffs/{ref}",
         "/api/provision/drift",
         "/api/provision/plan",
         "/api/ready",

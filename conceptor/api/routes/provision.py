@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
+from redis.exceptions import RedisError
 
 from conceptor.api.deps import AdminUser, CurrentUser, ResourcesDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES
+from conceptor.client.diffs import read_diff
 from conceptor.client.plan import DriftStatus, Plan, PlanFailedError, make_plan
 from conceptor.client.provisioning import ProvisionStatus, provision_status, start_provision
-from conceptor.contracts import StepName
+from conceptor.contracts import Diff, StepName
+from conceptor.platform.diff_store import DiffStore
 
 router = APIRouter(prefix="/provision", tags=["provision"], responses=ERROR_RESPONSES)
 
@@ -75,3 +78,33 @@ async def get_drift(
 ) -> DriftStatus:
     """The drift watch's latest check: which objects differ from the files, and since when."""
     return await resources.drift.read(client)
+
+
+@router.get(
+    "/diffs/{ref}",
+    responses={404: {"description": "no diff under this reference (unknown, or expired)"}},
+)
+async def get_diff(
+    ref: str,
+    resources: ResourcesDep,
+    changes_only: bool = Query(False, description="leave the unchanged objects out"),
+) -> Diff:
+    """A step's full diff, by the reference its result names (`diff.ref`).
+
+    A step's result lists at most 50 changes; this is all of them. No token is needed, like
+    the panel's drift table, which shows the same object names: the panel links here, and
+    the reference is a content hash nobody can guess.
+    """
+    store = DiffStore(resources.redis, retention_seconds=resources.settings.diff_retention_seconds)
+    try:
+        diff = await read_diff(store, ref, changes_only=changes_only)
+    except RedisError as exc:
+        detail = f"Redis, where the diffs are kept, is unavailable: {exc}"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=detail) from exc
+    if diff is None:
+        detail = (
+            f"no diff under {ref!r}: unknown, or older than the retention "
+            f"(CENTRAL_DIFF_RETENTION_SECONDS={resources.settings.diff_retention_seconds:g})"
+        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=detail)
+    return diff

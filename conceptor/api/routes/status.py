@@ -36,6 +36,8 @@ class StepSummary(BaseModel):
     attempts: int
     duration_seconds: float | None
     error: str | None
+    # A reconciling step's full diff (GET /api/provision/diffs/{ref}, no token needed).
+    diff_url: str | None = None
 
 
 class ProvisionSummary(BaseModel):
@@ -104,10 +106,15 @@ async def _provision(resources: ResourcesDep) -> ProvisionSummary | None:
             attempts=s.attempts,
             duration_seconds=s.duration_seconds,
             error=s.error,
+            diff_url=_diff_url(s.result.diff.ref if s.result and s.result.diff else None),
         )
         for s in status.steps
     ]
     return ProvisionSummary(state=status.state, steps=steps, error=status.error)
+
+
+def _diff_url(ref: str | None) -> str | None:
+    return f"/api/provision/diffs/{ref}?changes_only=true" if ref else None
 
 
 async def _queues(resources: ResourcesDep) -> list[QueuePollers] | None:
