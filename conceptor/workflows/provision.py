@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         REGISTER_DRIFT_WATCH,
         RESET_POSTGRES,
         RESET_POSTGRES_WORKFLOW,
+        Diff,
         PlanDigests,
         ProvisionDefaults,
         ProvisionInput,
@@ -48,6 +49,12 @@ STEP_RETRY = RetryPolicy(
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 # wait_for_* enforce the deadline themselves (with a precise message); this is the backstop.
 WAIT_GRACE_SECONDS = 10.0
+# Steps whose time grows with the size of what they manage (a realm of 50 000 users): an
+# attempt has no deadline a size can break. It heartbeats its progress, the heartbeat timeout
+# notices a dead worker, and failures are retried as many times as fit in the step deadline.
+PROGRESS_STEPS: frozenset[str] = frozenset({"import_realm"})
+# A backstop on one attempt of such a step, far beyond what any size takes.
+PROGRESS_STEP_LIMIT = timedelta(hours=6)
 
 
 class StepFailedError(Exception):
@@ -68,6 +75,17 @@ async def run_step(
     elif reconcile is not None:
         args = [reconcile]
     limit = timedelta(seconds=deadline + (WAIT_GRACE_SECONDS if waits else 0.0))
+    if step in PROGRESS_STEPS:
+        retry = RetryPolicy(
+            initial_interval=STEP_RETRY.initial_interval,
+            backoff_coefficient=STEP_RETRY.backoff_coefficient,
+            maximum_interval=STEP_RETRY.maximum_interval,
+            maximum_attempts=attempts_within(deadline),
+        )
+        whole: timedelta | None = None  # the attempts are counted instead
+        attempt = max(limit, PROGRESS_STEP_LIMIT)
+    else:
+        retry, whole, attempt = STEP_RETRY, limit, limit
     started = workflow.now()
     progress.state = "running"
     try:
@@ -75,10 +93,10 @@ async def run_step(
             step,
             args=args,
             result_type=StepResult,
-            schedule_to_close_timeout=limit,
-            start_to_close_timeout=limit,
+            schedule_to_close_timeout=whole,
+            start_to_close_timeout=attempt,
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=STEP_RETRY,
+            retry_policy=retry,
             summary=step,
         )
     except ActivityError as exc:
@@ -97,8 +115,29 @@ async def run_step(
     return result
 
 
+def attempts_within(deadline: float) -> int:
+    """How many attempts STEP_RETRY starts within `deadline` seconds of waits between them:
+    a step without a deadline gives up on a failure as soon as one with it would."""
+    attempts, waited = 1, 0.0
+    wait = STEP_RETRY.initial_interval.total_seconds()
+    top = STEP_RETRY.maximum_interval.total_seconds() if STEP_RETRY.maximum_interval else wait
+    while waited + wait <= deadline:
+        waited += wait
+        attempts += 1
+        wait = min(wait * STEP_RETRY.backoff_coefficient, top)
+    return attempts
+
+
 def describe_failure(step: StepName, exc: ActivityError, deadline: float) -> str:
     cause = exc.cause
+    if isinstance(cause, TimeoutError) and step in PROGRESS_STEPS:
+        if cause.type == TimeoutType.HEARTBEAT:
+            beat = HEARTBEAT_TIMEOUT.total_seconds()
+            return (
+                f"{step} stopped reporting progress (no heartbeat for {beat:g}s: its worker died)"
+            )
+        hours = PROGRESS_STEP_LIMIT.total_seconds() / 3600
+        return f"{step} did not finish within {hours:g} h, although it kept reporting progress"
     if isinstance(cause, TimeoutError):
         last = f"; last failure: {cause.cause}" if cause.cause is not None else ""
         return f"{step} did not finish within its {deadline:g}s deadline{last}"
@@ -254,7 +293,19 @@ class Provisioner:
         if not changes:
             return ["", f"**{title}:** nothing to do: the live state matches the files."]
         table = change_table((step, c.label, c.action, c.fields) for step, c in changes)
-        return ["", f"**{title}**", "", *table]
+        return ["", f"**{title}**", "", *table, *left_out_notes(diffs)]
+
+
+def left_out_notes(diffs: Iterable[tuple[str, Diff]]) -> list[str]:
+    """Under a change table: per bounded diff, how many changes it does not list, and where
+    the full diff is."""
+    notes: list[str] = []
+    for step, diff in diffs:
+        more = sum(n for action, n in diff.left_out.items() if action != "unchanged")
+        if more:
+            where = f": `conceptor provision --diff {diff.ref}`" if diff.ref else ""
+            notes.append(f"{step}: {more} more changes not listed{where}")
+    return ["", *notes] if notes else []
 
 
 def change_table(rows: Iterable[tuple[str, str, str, list[str]]]) -> list[str]:

@@ -27,7 +27,11 @@ from conceptor.contracts import (
     StepResult,
     WaitInput,
 )
-from conceptor.workflows.provision import PROVISIONING_WORKFLOWS, ProvisionWorkflow
+from conceptor.workflows.provision import (
+    PROVISIONING_WORKFLOWS,
+    ProvisionWorkflow,
+    attempts_within,
+)
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 Behaviour = Callable[[], Any]
@@ -240,13 +244,67 @@ async def test_provision_step_deadline_is_a_clear_failure(env: WorkflowEnvironme
 
     calls: list[str] = []
     exc, _, _ = await _run(
-        env, fake_activities({"import_realm": hang}, calls, deadline=1.0), step_deadline_seconds=1.0
+        env,
+        fake_activities({"ensure_buckets": hang}, calls, deadline=1.0),
+        step_deadline_seconds=1.0,
     )
     assert isinstance(exc, WorkflowFailureError)
     assert isinstance(exc.cause, ApplicationError)
     assert exc.cause.message.startswith(
-        "provisioning failed: import_realm: import_realm did not finish within its 1s deadline"
+        "provisioning failed: ensure_buckets: ensure_buckets did not finish within its 1s deadline"
     )
+
+
+async def test_import_realm_outlives_the_deadline_while_it_heartbeats(
+    env: WorkflowEnvironment,
+) -> None:
+    """A realm import that keeps heartbeating is not cut by the step deadline (its size alone
+    must never fail it): 3 s of work under a 1 s deadline completes."""
+
+    async def long_import() -> StepResult:
+        for _ in range(15):
+            activity.heartbeat({"phase": "reading the live realm"})
+            await asyncio.sleep(0.2)
+        return StepResult(outcome="created", counts={"created": 50_001})
+
+    calls: list[str] = []
+    result, _, _ = await _run(
+        env,
+        fake_activities({"import_realm": long_import}, calls, deadline=1.0),
+        step_deadline_seconds=1.0,
+    )
+    assert result.steps["import_realm"].outcome == "created"
+    assert calls.count("import_realm") == 1
+
+
+async def test_import_realm_without_heartbeats_fails_naming_it(env: WorkflowEnvironment) -> None:
+    """A realm import that stops heartbeating (its worker is gone) fails once its retries,
+    as many as fit in the deadline, are spent."""
+
+    async def silent() -> StepResult:
+        await asyncio.sleep(6)  # longer than the 5 s heartbeat timeout, without a beat
+        return StepResult(outcome="unchanged")
+
+    calls: list[str] = []
+    exc, _, _ = await _run(
+        env,
+        fake_activities({"import_realm": silent}, calls, deadline=0.1),
+        step_deadline_seconds=0.1,
+    )
+    assert isinstance(exc, WorkflowFailureError)
+    assert isinstance(exc.cause, ApplicationError)
+    assert exc.cause.message == (
+        "provisioning failed: import_realm: import_realm stopped reporting progress "
+        "(no heartbeat for 5s: its worker died)"
+    )
+    assert calls.count("import_realm") == 1  # one attempt fits in a 0.1 s deadline
+
+
+def test_attempts_within_match_the_retries_a_deadline_allows() -> None:
+    """Waits of 0.5, 1, 2, 4, then 5 s: as many attempts as a deadline-bound step makes."""
+    assert [attempts_within(s) for s in (0.1, 0.5, 1.0, 3.5, 7.5, 12.5, 180.0)] == [
+        1, 2, 2, 4, 5, 6, 39,
+    ]  # fmt: skip
 
 
 async def test_provision_current_details_table(env: WorkflowEnvironment) -> None:
