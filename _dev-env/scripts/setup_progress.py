@@ -117,7 +117,8 @@ class Plain:
     def show(self, steps: list[Step], seen: set[str], now: float) -> list[str]:
         lines = [running_line(s, now) for s in steps if s.ended is None and s.name not in seen]
         if now - self.last_tick >= TICK:
-            self.last_tick = now
+            # On the 10 s grid, so a late wake-up does not push every later line back too.
+            self.last_tick = now if now - self.last_tick >= 2 * TICK else self.last_tick + TICK
             lines = [running_line(s, now) for s in steps if s.ended is None]
         return lines
 
