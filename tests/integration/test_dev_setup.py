@@ -217,7 +217,11 @@ def cache_of_links(tmp_path: Path) -> Path:
 
 
 def test_a_build_reports_progress_at_least_every_15_seconds(tmp_path: Path) -> None:
-    """While a Go module builds, a line every 15 s or sooner: what, time so far, time expected."""
+    """While a Go module builds, a line every 15 s or sooner: what, time so far, time expected.
+
+    A second set-up started meanwhile on the same cache waits for the first, showing its
+    progress, then only finds.
+    """
     module = tmp_path / PROBE
     module.mkdir()
     (module / "go.mod").write_text(f"module example.local/{PROBE}\n\ngo 1.22\n")
@@ -235,6 +239,7 @@ def test_a_build_reports_progress_at_least_every_15_seconds(tmp_path: Path) -> N
     }
     received: list[tuple[float, str]] = []
     started = time.monotonic()
+    second: subprocess.Popen[str] | None = None
     with subprocess.Popen(
         ["bash", str(DEV_SETUP)],
         env=env,
@@ -246,8 +251,24 @@ def test_a_build_reports_progress_at_least_every_15_seconds(tmp_path: Path) -> N
         assert proc.stdout is not None and proc.stderr is not None
         for line in proc.stdout:
             received.append((time.monotonic() - started, line.rstrip("\n")))
+            if second is None and line.startswith("building "):
+                # The first holds the cache's lock now; the second has no module to build.
+                second_env = {
+                    k: v for k, v in env.items() if k != "CONCEPTOR_SETUP_EXTRA_GO_MODULE"
+                }
+                second = subprocess.Popen(
+                    ["bash", str(DEV_SETUP), "--stack"],
+                    env=second_env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
         stderr = proc.stderr.read()
     assert proc.returncode == 0, stderr
+    assert second is not None
+    second_out, second_err = second.communicate(timeout=120)
+    assert second.returncode == 0, second_err
     lines = [line for _, line in received]
     label = f"{PROBE} (go build of {module})"
     assert lines[1] == (
@@ -287,3 +308,12 @@ def test_a_build_reports_progress_at_least_every_15_seconds(tmp_path: Path) -> N
         subprocess.run([str(binary)], capture_output=True, text=True, check=True).stdout
         == '{"status":200} &lt;ok&gt;\n'
     )
+    waited = second_out.splitlines()
+    assert waited[0] == (
+        f"dev-setup: another dev-setup is using {tools}; waiting for it (its progress follows)"
+    )
+    ready = waited.index(f"dev-setup: tools in {tools}, venv in {sys.prefix}")
+    assert [line for line in waited[1:ready] if running.fullmatch(line)], waited
+    # Then the ordinary summary of `--stack`: every tool found, nothing to install.
+    assert {line.split()[0] for line in waited[ready + 1 : -1]} <= {"found", "skipped"}, waited
+    assert waited[-1].startswith("dev-setup: ready in ")
