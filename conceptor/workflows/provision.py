@@ -263,7 +263,8 @@ class Provisioner:
         if not self.show:
             return
         header = [f"**Why:** {self.reason}", ""] if self.reason else []
-        workflow.set_current_details("\n".join([*header, *self._steps_table(), *self._plan()]))
+        body = [*header, *self._steps_table(), *self._warnings(), *self._plan()]
+        workflow.set_current_details("\n".join(body))
 
     def _steps_table(self) -> list[str]:
         rows = ["| step | state | attempts | duration | result |", "|---|---|---|---|---|"]
@@ -278,6 +279,16 @@ class Provisioner:
                 outcome = p.error or ""
             rows.append(f"| {p.step} | {p.state} | {p.attempts} | {duration} | {_cell(outcome)} |")
         return rows
+
+    def _warnings(self) -> list[str]:
+        """What the steps accepted but a person should know, one line per cause."""
+        rows = [
+            f"- `{p.step}`: {_cell(line)}"
+            for p in self.progress.values()
+            if p.result is not None
+            for line in p.result.warnings
+        ]
+        return ["", "**Warnings** (accepted; worth knowing)", "", *rows] if rows else []
 
     def _plan(self) -> list[str]:
         """The changes the steps found (a plan) or applied, one row per object."""

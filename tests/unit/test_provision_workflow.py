@@ -329,6 +329,26 @@ async def test_provision_current_details_table(env: WorkflowEnvironment) -> None
     assert rows["migrate_postgres"].endswith(" | updated (created 1, unchanged 1) |")
 
 
+async def test_provision_current_details_list_warnings(env: WorkflowEnvironment) -> None:
+    """A step's warnings appear under the table, one line per cause, named by step."""
+    calls: list[str] = []
+    warned = StepResult(outcome="created", warnings=["a.b (2 users: x, y): dropped | kept"])
+    queue, workflow_id = f"test-{uuid.uuid4()}", f"provision-{uuid.uuid4()}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=PROVISIONING_WORKFLOWS,
+        activities=fake_activities({"import_realm": lambda: warned}, calls),
+    ):
+        handle = await start_provision(env.client, workflow_id=workflow_id, task_queue=queue)
+        result = await handle.result()
+        metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    lines = metadata.current_details.splitlines()
+    at = lines.index("**Warnings** (accepted; worth knowing)")
+    assert lines[at + 2 :] == ["- `import_realm`: a.b (2 users: x, y): dropped \\| kept"]
+    assert result.steps["import_realm"].warnings == warned.warnings
+
+
 async def test_plan_tells_reconciling_steps_to_plan_and_registers_nothing(
     env: WorkflowEnvironment,
 ) -> None:

@@ -38,6 +38,8 @@ class StepSummary(BaseModel):
     error: str | None
     # A reconciling step's full diff (GET /api/provision/diffs/{ref}, no token needed).
     diff_url: str | None = None
+    # What the step accepted but a person should know (e.g. fields Keycloak 24+ drops).
+    warnings: list[str] = []
 
 
 class ProvisionSummary(BaseModel):
@@ -107,6 +109,7 @@ async def _provision(resources: ResourcesDep) -> ProvisionSummary | None:
             duration_seconds=s.duration_seconds,
             error=s.error,
             diff_url=_diff_url(s.result.diff.ref if s.result and s.result.diff else None),
+            warnings=s.result.warnings if s.result else [],
         )
         for s in status.steps
     ]
