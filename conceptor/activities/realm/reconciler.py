@@ -17,7 +17,7 @@ from conceptor.activities.realm.desired import refusals
 from conceptor.activities.realm.diff import RealmDiff, compare
 from conceptor.activities.realm.normalise import items_of
 from conceptor.activities.realm.refs import dangling
-from conceptor.activities.realm.snapshot import q, read_live
+from conceptor.activities.realm.snapshot import q, read_live, user_scope
 from conceptor.activities.realm.strip import strip
 from conceptor.activities.reconcile import UNMANAGED, verify
 from conceptor.contracts import Diff
@@ -58,7 +58,8 @@ class RealmReconciler:
         self.desired = items_of(self.rep)
 
     async def _read(self) -> tuple[dict[str, Any] | None, RealmDiff]:
-        live_rep = await read_live(self.admin, self.name, secrets_of=self.secrets_of)
+        scope = user_scope(self.desired)  # only what the comparison of users needs: faster
+        live_rep = await read_live(self.admin, self.name, secrets_of=self.secrets_of, scope=scope)
         live = items_of(live_rep) if live_rep is not None else None
         owned = ownership.owned_of(live_rep)
         result = compare(self.target, self.desired, live, deletable=self.deletable, owned=owned)

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.realm.items import Item, Ref
 from conceptor.activities.realm.progress import advance, phase
 
 _READS_AT_ONCE = 8  # concurrent reads per realm: fast, without flooding a dev Keycloak
 _USERS_PAGE = 500  # full user representations per page
 _MEMBERS_PAGE = 1000  # brief representations per page of a role's or group's members
 _PAGES_AHEAD = 4  # pages read at once past a full one: a long list costs a few round trips
+_DETAILED_ONE_BY_ONE = 200  # users read in full one call each; more: the listing in full
+# What Keycloak's brief user representation holds.
+BRIEF_USER_KEYS = frozenset(
+    {"id", "username", "createdTimestamp", "firstName", "lastName", "email", "enabled",
+     "emailVerified", "federationLink"}
+)  # fmt: skip
+_NOTHING: tuple[Any, ...] = (None, [], {}, "")  # a field that says nothing, as compared
 
 Get = Callable[[str], Awaitable[Any]]
 
@@ -28,10 +37,46 @@ def q(value: str) -> str:
     return quote(value, safe="")
 
 
+@dataclass(frozen=True)
+class UserScope:
+    """What comparing the file's users needs of the live ones: which to read in full (the file
+    says more of them than the brief representation holds: attributes, required actions...),
+    and the members of which roles and groups (those the file grants: grants are only added,
+    so a live user's other grants never make a difference).
+
+    Full representations cost Keycloak ten times as much (it computes each user's profile),
+    and most member lists are of built-in roles no file grants.
+    """
+
+    detailed: frozenset[str]  # lower-case usernames
+    roles: frozenset[Ref]  # ("realm", role) and ("client", clientId, role)
+    groups: frozenset[str]  # paths
+
+
+def user_scope(desired: dict[tuple[str, str], Item]) -> UserScope:
+    users = [item for (kind, _), item in desired.items() if kind == "user"]
+    detailed = {
+        u.name
+        for u in users
+        if any(k not in BRIEF_USER_KEYS and v not in _NOTHING for k, v in u.body.items())
+    }
+    roles = {ref for u in users for ref in u.members.get("roles", frozenset())}
+    groups = {ref[1] for u in users for ref in u.members.get("groups", frozenset())}
+    return UserScope(frozenset(detailed), frozenset(roles), frozenset(groups))
+
+
 async def read_live(
-    admin: KeycloakAdmin, realm: str, *, secrets_of: set[str]
+    admin: KeycloakAdmin,
+    realm: str,
+    *,
+    secrets_of: set[str],
+    scope: UserScope | None = None,
 ) -> dict[str, Any] | None:
-    """The live realm as a representation (None when absent); client secrets of `secrets_of`."""
+    """The live realm as a representation (None when absent); client secrets of `secrets_of`.
+
+    Users as `scope` says (`user_scope` of the file); None: every user in full with every
+    grant and group, as an export holds them.
+    """
     base = f"/realms/{q(realm)}"
     phase("reading the live realm")
     if await admin.find(base) is None:
@@ -58,7 +103,9 @@ async def read_live(
     total = int(await get(f"{base}/users/count"))
     phase("reading the live realm", users=total)
     users, links, *_ = await asyncio.gather(
-        _users(get, base, total), _links(get, base, rep), *(secret(c) for c in masked)
+        _users(get, base, total, None if scope is None else scope.detailed),
+        _links(get, base, rep, scope),
+        *(secret(c) for c in masked),
     )
     hidden = [u for u in rep.get("users", []) if u.get("serviceAccountClientId")]
     rep["users"] = [u for u in users if not u.get("serviceAccountClientId")] + hidden
@@ -69,13 +116,27 @@ async def read_live(
     return rep
 
 
-async def _users(get: Get, base: str, total: int) -> list[dict[str, Any]]:
-    """Every user, full representation, in Keycloak's listing order."""
-    path = f"{base}/users?briefRepresentation=false"
+async def _users(
+    get: Get, base: str, total: int, detailed: frozenset[str] | None
+) -> list[dict[str, Any]]:
+    """Every user in Keycloak's listing order: in brief, but those of `detailed` in full
+    (one call each; past _DETAILED_ONE_BY_ONE, the whole listing in full)."""
+    whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
+    path = f"{base}/users?briefRepresentation={'false' if whole else 'true'}"
     users = await _paged(get, path, _USERS_PAGE, expected=total, what="users")
     # A user created while paging shifts the next pages: one may come twice.
     unique = {u["id"]: u for u in reversed(users)}
-    return [u for u in users if unique.pop(u["id"], None) is not None]
+    users = [u for u in users if unique.pop(u["id"], None) is not None]
+    if whole or not detailed:
+        return users
+
+    async def full(user: dict[str, Any]) -> dict[str, Any]:
+        if user["username"] not in detailed:
+            return user
+        found: dict[str, Any] = await get(f"{base}/users/{user['id']}")
+        return found
+
+    return list(await asyncio.gather(*(full(u) for u in users)))
 
 
 class _Links:
@@ -94,11 +155,17 @@ class _Links:
         }
 
 
-async def _links(get: Get, base: str, rep: dict[str, Any]) -> _Links:
-    """The members of every realm role, client role and group (subgroups too), by user."""
+async def _links(get: Get, base: str, rep: dict[str, Any], scope: UserScope | None) -> _Links:
+    """The members of every realm role, client role and group (subgroups too) `scope` names
+    (None: all), by user."""
     links = _Links()
     roles = rep.get("roles") or {}
     client_ids = {c.get("clientId"): c.get("id") for c in rep.get("clients", [])}
+
+    def wanted(ref: Ref) -> bool:
+        if scope is None:
+            return True
+        return ref in scope.roles if ref[0] != "group" else ref[1] in scope.groups
 
     async def realm_role(name: str) -> None:
         path = f"{base}/roles/{q(name)}/users?briefRepresentation=true"
@@ -117,14 +184,19 @@ async def _links(get: Get, base: str, rep: dict[str, Any]) -> _Links:
             links.groups.setdefault(member["id"], []).append(path)
 
     await asyncio.gather(
-        *(realm_role(r["name"]) for r in roles.get("realm", [])),
+        *(realm_role(r["name"]) for r in roles.get("realm", []) if wanted(("realm", r["name"]))),
         *(
             client_role(cid, client_ids[cid], r["name"])
             for cid, client_roles in (roles.get("client") or {}).items()
             if client_ids.get(cid)
             for r in client_roles
+            if wanted(("client", cid, r["name"]))
         ),
-        *(group(g["id"], g["path"]) for g in _all_groups(rep.get("groups", []), "")),
+        *(
+            group(g["id"], g["path"])
+            for g in _all_groups(rep.get("groups", []), "")
+            if wanted(("group", g["path"]))
+        ),
     )
     return links
 
@@ -161,7 +233,7 @@ async def _paged(
             found.extend(items)
         if len(batch[-1]) < page:
             return found
-        # Full to the last page: more than counted (added meanwhile), or a long member list
-        # (the default role's holds every user): read on, a few pages at once.
+        # Full to the last page: a long member list (the default role's holds every user):
+        # read on, a few pages at once; or a listing as long as counted: one more tells.
         first += pages * page
-        pages = _PAGES_AHEAD
+        pages = _PAGES_AHEAD if expected is None else 1
