@@ -17,7 +17,7 @@ groups=(
   "provision|453|tests/integration/test_provision*.py tests/e2e/test_provision_*.py"
   "workers|454|tests/integration/workers"
   "api|455|tests/integration/test_api*.py tests/e2e/test_panel*.py"
-  "tilt|-|tests/e2e/test_tilt_*.py"
+  "tilt|-|tests/e2e/test_tilt_*.py tests/integration/test_environment_tilt.py"
 )
 
 # Every test file must belong to a group: a new file nobody runs would be a silent gap.
