@@ -9,8 +9,9 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.diffs import keep_diff
+from conceptor.activities.diffs import keep, packed_result
 from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.own_loop import on_own_loop
 from conceptor.activities.realm.items import DELETABLE
 from conceptor.activities.realm.progress import Progress, track
 from conceptor.activities.realm.reconciler import RealmReconciler
@@ -18,6 +19,7 @@ from conceptor.activities.realm_file import REALM_FILE_INVALID, load_realm
 from conceptor.activities.reconcile import check_plan
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import ReconcileInput, StepResult, WaitInput
+from conceptor.platform.diff_store import Packed
 from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import Settings
 
@@ -67,38 +69,48 @@ class KeycloakActivities:
 
         No fixed deadline (a realm of 50 000 users takes minutes): the heartbeats say the
         worker is alive and how far it got (phase, users read, admin writes), shown in the
-        Web UI's pending activity; a dead worker is noticed by the heartbeat timeout.
+        Web UI's pending activity; a dead worker is noticed by the heartbeat timeout. The
+        work runs on its own loop: seconds of comparing never hold up the heartbeats.
         """
+        progress = Progress()
+        writes: list[str] = []
+
+        def details() -> dict[str, object]:
+            return {**progress.details(), "writes": len(writes)}
+
+        try:
+            async with heartbeating(details=details):
+                result, packed = await on_own_loop(lambda: self._import(data, progress, writes))
+                progress.phase = "keeping the full diff"
+                return await keep(self.settings, result, packed)
+        finally:
+            self.last_writes = list(writes)
+
+    async def _import(
+        self, data: ReconcileInput | None, progress: Progress, writes: list[str]
+    ) -> tuple[StepResult, Packed]:
+        """import_realm's work, reporting into `progress` and recording its admin writes: the
+        result, and the full diff packed to keep (from the worker's loop, whose Redis client
+        lives as long as the worker)."""
+        track(progress)
         plan = bool(data and data.plan)
         path = Path(self.settings.realm_file)
         realm = load_realm(path, self.settings)
         managed = managed_kinds(self.settings)
-        progress = Progress()
-        track(progress)
         async with httpx.AsyncClient(timeout=_timeout(realm)) as http:
             admin = KeycloakAdmin(self.settings, http, self.tokens)
-
-            def details() -> dict[str, object]:
-                return {**progress.details(), "writes": len(admin.writes)}
-
-            try:
-                async with heartbeating(details=details):
-                    reconciler = RealmReconciler(admin, realm, managed=managed)
-                    diff = await reconciler.run(
-                        plan=plan, before_writes=lambda diff: check_plan(diff, data)
-                    )
-                    progress.phase = "keeping the full diff"
-                    ref, kept = await keep_diff(self.settings, diff)
-            finally:
-                self.last_writes = list(admin.writes)
-        writes = len(admin.writes)
-        return StepResult.from_diff(
+            admin.writes = writes  # read by the heartbeats, from the worker's loop
+            reconciler = RealmReconciler(admin, realm, managed=managed)
+            diff = await reconciler.run(
+                plan=plan, before_writes=lambda diff: check_plan(diff, data)
+            )
+        progress.phase = "packing the full diff"
+        return packed_result(
             diff,
             planned=plan,
             attempts=activity.info().attempt,
-            detail=f"realm {realm['realm']} from {path.name}: {writes} admin writes",
-            warnings=[*reconciler.warnings, *kept],
-            ref=ref,
+            detail=f"realm {realm['realm']} from {path.name}: {len(writes)} admin writes",
+            warnings=reconciler.warnings,
         )
 
 
