@@ -233,7 +233,9 @@ async def _paged(
             found.extend(items)
         if len(batch[-1]) < page:
             return found
-        # Full to the last page: a long member list (the default role's holds every user):
-        # read on, a few pages at once; or a listing as long as counted: one more tells.
+        # Full to the last page: a listing as long as counted (one more page tells), or a
+        # long member list: read on, twice as many pages each time, up to _PAGES_AHEAD at
+        # once (a page past the end costs Keycloak about as much as a full one).
         first += pages * page
-        pages = _PAGES_AHEAD if expected is None else 1
+        read = first // page
+        pages = 1 if expected is not None else min(read, _PAGES_AHEAD)
