@@ -1,4 +1,19 @@
-"""Stack start-up: `tilt up` to all-ready (cold and warm) vs the slowest service starting alone."""
+"""Stack start-up: `tilt up` to everything ready (cold and warm) vs the slowest service alone.
+
+Each round, interleaved so that the stack and its baseline see the same machine load:
+
+- the stack: `tilt up` as `make up` runs it (local infra, dev-in-tilt: every service, one worker
+  per queue, provisioning, the API, the panel, the drift watch), on an empty data directory
+  (cold), then again on the same data (warm). Timed from `tilt up` to the moment every resource
+  it starts is ready in Tilt's own view (green on the dashboard), read from a watch on Tilt's
+  API. When each resource got ready, when each command and server was started, and what
+  provisioning's steps took are kept, so the table shows where the time after Keycloak went.
+- every service alone, cold and warm, through `conceptor dev serve` (what Tilt runs); db-tools
+  with PostgreSQL, without which it is never ready. The slowest alone (Keycloak) is the baseline.
+
+`unit-tests` is a test run, not part of the stack: it is reported on its own and not waited for.
+Target: the stack ready within 1.2x the slowest service alone, cold and warm.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +26,13 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-import httpx
+from _options import add_options, exit_if_missed, parse_options, write_results
 from rich.console import Console
 from rich.table import Table
 
@@ -25,135 +43,347 @@ from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
 
 PREFIX = "467"
-RESULTS = REPO_ROOT / "bench" / "results" / "stack_startup.json"
+TARGET_RATIO = 1.2
+TIMEOUT_S = 400.0
+# Resources `tilt up` does not start (manual), and a test run that is not part of the stack.
+NOT_STARTED = {"reset-postgres"}
+NOT_WAITED = {"unit-tests"}
+# What `tilt up` must at least show before "everything ready" can be said.
+EXPECTED = {f"localdev-{s}" for s in SERVICES if s != "db-tools"} | {
+    "db-tools",
+    "worker-core-0",
+    "worker-media-0",
+    "provision",
+    "api",
+    "panel",
+    "drift",
+}
+# A service that is only ready once another one is: started together, timed from the start.
+NEEDS = {"db-tools": ["postgres"]}
 
 
-def _env(localdev: Path) -> dict[str, str]:
+def _env(localdev: Path, prefix: str) -> dict[str, str]:
     return {
         "TILT_INFRA": "local",
-        "TILT_RUNMODE": "dev-outside-tilt",
-        "TILT_PORT_PREFIX": PREFIX,
+        "TILT_RUNMODE": "dev-in-tilt",
+        "TILT_PORT_PREFIX": prefix,
         "CENTRAL_LOCALDEV_DIR": str(localdev),
         "CENTRAL_LOG_FORMAT": "json",
+        # No usage data from a benchmark's Tilt, whatever the Tiltfile says.
+        "TILT_DISABLE_ANALYTICS": "1",
     }
 
 
-async def _all_ready(settings: Settings, timeout: float) -> float:
-    """Seconds until every launcher's /ready answers 200 (each backed by a real request)."""
-    start = time.monotonic()
-    pending = set(SERVICES)
-    async with httpx.AsyncClient(timeout=1) as http:
-        while pending:
-            if time.monotonic() - start > timeout:
-                msg = f"not ready after {timeout}s: {sorted(pending)}"
+def _ready(status: dict[str, Any]) -> bool:
+    """Green on the dashboard: its last update (command, or server start) and its readiness."""
+    update = status.get("updateStatus")
+    runtime = status.get("runtimeStatus")
+    return update in ("ok", "not_applicable") and runtime in ("ok", "not_applicable")
+
+
+class TiltWatch:
+    """`tilt get uiresources --watch`: when each resource got ready, and the moment all were."""
+
+    def __init__(self, tilt: Path, port: int, env: dict[str, str], started: float) -> None:
+        self.tilt, self.port, self.env, self.started = tilt, port, env, started
+        self.status: dict[str, dict[str, Any]] = {}
+        self.ready_at: dict[str, float] = {}
+        self.all_ready_at: float | None = None
+        self.proc: subprocess.Popen[str] | None = None
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self, deadline: float) -> None:
+        """Watch as soon as Tilt's API server answers (a `tilt get` fails until then)."""
+        argv = [str(self.tilt), "get", "uiresources", "--watch", "-o", "json"]
+        argv += ["--port", str(self.port)]
+        while True:
+            proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,
+            )
+            assert proc.stdout is not None
+            first = proc.stdout.read(1)  # the first object of the listing, or EOF on failure
+            if first:
+                self.proc, self._first = proc, first
+                self.thread.start()
+                return
+            proc.wait()
+            if time.monotonic() > deadline:
+                msg = "Tilt's API server never answered `tilt get uiresources`"
                 raise TimeoutError(msg)
-            for name in list(pending):
+            time.sleep(0.1)
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        decoder = json.JSONDecoder()
+        buffer = self._first
+        # One JSON object after another (pretty-printed): decode each as soon as it is whole.
+        for line in self.proc.stdout:
+            buffer += line
+            while True:
+                buffer = buffer.lstrip()
                 try:
-                    resp = await http.get(f"http://127.0.0.1:{settings.launcher_port(name)}/ready")
-                except httpx.HTTPError:
-                    continue
-                if resp.status_code == 200:
-                    pending.discard(name)
-            await asyncio.sleep(0.1)
-    return time.monotonic() - start
+                    obj, end = decoder.raw_decode(buffer)
+                except json.JSONDecodeError:
+                    break
+                buffer = buffer[end:]
+                self._update(obj)
+
+    def _update(self, obj: dict[str, Any]) -> None:
+        now = time.monotonic() - self.started
+        items = obj.get("items") if obj.get("kind", "").endswith("List") else [obj]
+        with self.changed:
+            for item in items or []:
+                name = item["metadata"]["name"]
+                status = item.get("status", {})
+                self.status[name] = status
+                if _ready(status):
+                    self.ready_at.setdefault(name, now)
+            if self.all_ready_at is None and self._all_ready():
+                self.all_ready_at = now
+            self.changed.notify_all()
+
+    def _all_ready(self) -> bool:
+        names = set(self.status)
+        if not names >= EXPECTED:
+            return False
+        waited = names - NOT_STARTED - NOT_WAITED
+        return all(_ready(self.status[n]) for n in waited)
+
+    def finished(self, name: str) -> bool:
+        """A command's run is over, green or red."""
+        return self.status.get(name, {}).get("updateStatus") in ("ok", "error")
+
+    def wait(self, condition: str, deadline: float) -> None:
+        """Until all are ready ('all'), or until a command's run is over (its name)."""
+        with self.changed:
+            while not (
+                self.all_ready_at is not None if condition == "all" else self.finished(condition)
+            ):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pending = sorted(
+                        n for n, s in self.status.items() if not _ready(s) and n not in NOT_STARTED
+                    )
+                    msg = f"not ready after {TIMEOUT_S:.0f}s: {pending}"
+                    raise TimeoutError(msg)
+                self.changed.wait(timeout=min(left, 1.0))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGTERM, timeout=10)
 
 
-def time_tilt_up(settings: Settings, localdev: Path, tilt: Path) -> float:
-    """From `tilt up` to all seven services ready; then Tilt is stopped (it stops its servers)."""
-    env = {**os.environ, **_env(localdev)}
-    port = str(10000 + int(PREFIX))
-    start = time.monotonic()
+def _micro(value: str | None, wall_start: float) -> float | None:
+    """A Tilt timestamp (RFC 3339) as seconds since `tilt up` started."""
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - wall_start
+
+
+def _starts(tilt: Path, port: int, env: dict[str, str], wall_start: float) -> dict[str, float]:
+    """When Tilt began each resource's current update (its command, or its server's start)."""
+    out = subprocess.run(
+        [str(tilt), "get", "uiresources", "-o", "json", "--port", str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    starts: dict[str, float] = {}
+    for item in json.loads(out.stdout)["items"]:
+        history = item.get("status", {}).get("buildHistory") or []
+        at = _micro(history[-1].get("startTime") if history else None, wall_start)
+        if at is not None:
+            starts[item["metadata"]["name"]] = at
+    return starts
+
+
+async def _provision_steps(settings: Settings, wall_start: float) -> dict[str, float]:
+    """The provisioning run's start and end, and each step's duration, from Temporal."""
+    from conceptor.client.provisioning import provision_status
+    from conceptor.platform.temporal import connect
+
+    client = await connect(settings)
+    status = await provision_status(client)
+    desc = await client.get_workflow_handle(status.workflow_id).describe()
+    out = {f"step {s.step}": s.duration_seconds or 0.0 for s in status.steps}
+    out["workflow started"] = desc.start_time.timestamp() - wall_start
+    if desc.close_time is not None:
+        out["workflow closed"] = desc.close_time.timestamp() - wall_start
+    return out
+
+
+def time_tilt_up(settings: Settings, localdev: Path, tilt: Path) -> dict[str, Any]:
+    """`tilt up` → everything ready (then unit-tests); Tilt is stopped (it stops its servers)."""
+    env = {**os.environ, **_env(localdev, settings.port_prefix)}
+    port = 10000 + int(settings.port_prefix)
+    log = (localdev.parent / f"tilt-{localdev.name}.log").open("ab")
+    wall_start, started = time.time(), time.monotonic()
     proc = subprocess.Popen(
-        [str(tilt), "up", "--stream", "--port", port],
+        [str(tilt), "up", "--stream", "--port", str(port)],
         cwd=REPO_ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    watch = TiltWatch(tilt, port, env, started)
+    deadline = started + TIMEOUT_S
     try:
-        asyncio.run(_all_ready(settings, timeout=400))
-        elapsed = time.monotonic() - start
+        watch.start(deadline)
+        watch.wait("all", deadline)
+        watch.wait("unit-tests", deadline)
+        starts = _starts(tilt, port, env, wall_start)
+        steps = asyncio.run(_provision_steps(settings, wall_start))
     finally:
+        watch.stop()
         stop_process(proc, signal.SIGINT, timeout=90)
+        log.close()
     _wait_ports_free(settings)
-    return elapsed
+    assert watch.all_ready_at is not None
+    return {
+        "ready_s": watch.all_ready_at,
+        "unit_tests_s": watch.ready_at.get("unit-tests"),
+        "unit_tests": watch.status.get("unit-tests", {}).get("updateStatus"),
+        "ready_at": watch.ready_at,
+        "started_at": starts,
+        "provision": steps,
+    }
 
 
 def _wait_ports_free(settings: Settings, timeout: float = 60) -> None:
     """The next run must start from nothing: wait until no service port of the block listens."""
     deadline = time.monotonic() + timeout
     ports = [settings.port(p) for svc in SERVICES for p in get_service(svc).ports]
+    ports += [settings.port(p) for p in ("api", "panel")]
     while any(port_in_use(settings.host, p) for p in ports):
         if time.monotonic() > deadline:
-            msg = f"ports of prefix {PREFIX} still in use {timeout}s after Tilt stopped"
+            msg = f"ports of prefix {settings.port_prefix} still in use {timeout}s after Tilt"
             raise RuntimeError(msg)
         time.sleep(0.2)
 
 
 def time_single(settings: Settings, localdev: Path, name: str) -> float:
-    stack = LocalStack(settings, env=_env(localdev), log_dir=localdev / "logs", services=[name])
+    """`conceptor dev serve <name>` alone (with what it needs) → ready."""
+    env = _env(localdev, settings.port_prefix)
+    services = [*NEEDS.get(name, []), name]
+    stack = LocalStack(settings, env=env, log_dir=localdev / "logs", services=services)
     try:
-        return stack.start(timeout=400)[name]
+        return stack.start(timeout=TIMEOUT_S)[name]
     finally:
         stack.stop()
 
 
+def _median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    keys = sorted({k for run in runs for k in run})
+    return {k: statistics.median(run[k] for run in runs if k in run) for k in keys}
+
+
+def report(samples: dict[str, Any], runs: int) -> dict[str, Any]:
+    alone = {k: statistics.median(v) for k, v in samples["alone"].items()}
+    stack = {kind: [r["ready_s"] for r in samples[kind]] for kind in ("cold", "warm")}
+    out: dict[str, Any] = {"runs": runs, "load_average": os.getloadavg(), "samples": samples}
+    table = Table(title=f"Stack start-up, median of {runs} (target: <= {TARGET_RATIO}x slowest)")
+    for col in ("measurement", "median s", "runs s"):
+        table.add_column(col, justify="left" if col == "measurement" else "right")
+    out["ratios"], out["slowest"], out["medians"] = {}, {}, {}
+    for kind in ("cold", "warm"):
+        singles = {n: alone[f"{n} {kind}"] for n in SERVICES}
+        slowest = max(singles, key=lambda n: singles[n])
+        median = statistics.median(stack[kind])
+        out["medians"][f"stack {kind}"] = median
+        out["slowest"][kind] = slowest
+        out["ratios"][kind] = median / singles[slowest]
+        services = [
+            max(t for n, t in r["ready_at"].items() if n.startswith("localdev-") or n == "db-tools")
+            for r in samples[kind]
+        ]
+        table.add_row(
+            f"stack {kind}: services ready", f"{statistics.median(services):.2f}", _runs(services)
+        )
+        table.add_row(f"stack {kind}: everything ready", f"{median:.2f}", _runs(stack[kind]))
+        tests = [r["unit_tests_s"] for r in samples[kind] if r["unit_tests_s"] is not None]
+        if tests:
+            table.add_row("  then unit-tests green", f"{statistics.median(tests):.2f}", "")
+        for name in SERVICES:
+            table.add_row(
+                f"{name} alone {kind}",
+                f"{singles[name]:.2f}",
+                _runs(samples["alone"][f"{name} {kind}"]),
+            )
+        table.add_row(f"[bold]ratio {kind} (vs {slowest} alone)", f"{out['ratios'][kind]:.2f}", "")
+    Console(width=120).print(table)
+    for kind in ("cold", "warm"):
+        out[f"timeline_{kind}"] = timeline(samples[kind], kind)
+    out["target_ratio"] = TARGET_RATIO
+    out["target_met"] = all(r <= TARGET_RATIO for r in out["ratios"].values())
+    return out
+
+
+def _runs(values: list[float]) -> str:
+    return " ".join(f"{v:.2f}" for v in values)
+
+
+def timeline(runs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """Median start and ready time of each resource, and provisioning's steps, in order."""
+    ready = _median_of([r["ready_at"] for r in runs])
+    started = _median_of([r["started_at"] for r in runs])
+    steps = _median_of([r["provision"] for r in runs])
+    table = Table(title=f"Stack {kind}: when each resource started and got ready (median s)")
+    for col in ("resource", "started", "ready"):
+        table.add_column(col, justify="left" if col == "resource" else "right")
+    for name in sorted(ready, key=lambda n: ready[n]):
+        table.add_row(name, f"{started[name]:.2f}" if name in started else "", f"{ready[name]:.2f}")
+    Console(width=120).print(table)
+    print(
+        f"provisioning ({kind}): "
+        + ", ".join(f"{k.removeprefix('step ')} {v:.2f}" for k, v in steps.items())
+    )
+    return {"ready": ready, "started": started, "provision": steps}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_options(parser, runs=3)
+    parser.add_argument("--prefix", default=PREFIX, help="port prefix (Tilt's port: 10000+it)")
+    args = parse_options(parser)
     tilt = cached_tool("tilt", "TILT_VERSION", "bin/tilt")
-    settings = Settings(port_prefix=PREFIX)
-    root = Path(tempfile.mkdtemp(prefix="conceptor-bench-"))
-    root.chmod(0o755)
-    samples: dict[str, list[float]] = {"stack cold": [], "stack warm": []}
+    settings = Settings(port_prefix=args.prefix)
+    root = Path(tempfile.mkdtemp(prefix="conceptor-bench-startup-"))
+    root.chmod(0o755)  # PostgreSQL runs as `postgres` and must reach its data dir
+    samples: dict[str, Any] = {"cold": [], "warm": [], "alone": {}}
     for name in SERVICES:
-        samples[f"{name} alone cold"] = []
-        samples[f"{name} alone warm"] = []
+        for kind in ("cold", "warm"):
+            samples["alone"][f"{name} {kind}"] = []
+    failed = True
     try:
         # Interleaved, so that the stack and its baseline see the same machine load.
         for run in range(args.runs):
             localdev = root / f"stack-{run}"
-            samples["stack cold"].append(time_tilt_up(settings, localdev, tilt))
-            samples["stack warm"].append(time_tilt_up(settings, localdev, tilt))
+            localdev.mkdir()
+            localdev.chmod(0o755)
+            samples["cold"].append(time_tilt_up(settings, localdev, tilt))
+            samples["warm"].append(time_tilt_up(settings, localdev, tilt))
             for name in SERVICES:
                 localdev = root / f"single-{name}-{run}"
-                samples[f"{name} alone cold"].append(time_single(settings, localdev, name))
-                samples[f"{name} alone warm"].append(time_single(settings, localdev, name))
+                for kind in ("cold", "warm"):
+                    samples["alone"][f"{name} {kind}"].append(time_single(settings, localdev, name))
+        failed = False
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-    medians = {k: statistics.median(v) for k, v in samples.items()}
-    slowest_cold = max(SERVICES, key=lambda n: medians[f"{n} alone cold"])
-    slowest_warm = max(SERVICES, key=lambda n: medians[f"{n} alone warm"])
-    ratios = {
-        "cold": medians["stack cold"] / medians[f"{slowest_cold} alone cold"],
-        "warm": medians["stack warm"] / medians[f"{slowest_warm} alone warm"],
-    }
-    table = Table(title=f"Stack start-up, median of {args.runs} (target: stack <= 1.2x slowest)")
-    for col in ("measurement", "median s", "runs s"):
-        table.add_column(col)
-    for key, values in samples.items():
-        table.add_row(key, f"{medians[key]:.2f}", " ".join(f"{v:.2f}" for v in values))
-    table.add_row(f"ratio cold (vs {slowest_cold})", f"{ratios['cold']:.2f}", "")
-    table.add_row(f"ratio warm (vs {slowest_warm})", f"{ratios['warm']:.2f}", "")
-    Console().print(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "runs": args.runs,
-                "samples": samples,
-                "medians": medians,
-                "slowest": {"cold": slowest_cold, "warm": slowest_warm},
-                "ratios": ratios,
-                "target_ratio": 1.2,
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {RESULTS}")
+        if failed:
+            print(f"logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    summary = report(samples, args.runs)
+    write_results(args, "stack_startup", summary)
+    exit_if_missed(args, summary["target_met"])
 
 
 if __name__ == "__main__":

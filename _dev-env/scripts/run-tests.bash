@@ -18,6 +18,8 @@ groups=(
   "workers|454|tests/integration/workers"
   "api|455|tests/integration/test_api*.py tests/e2e/test_panel*.py"
   "tilt|-|tests/e2e/test_tilt_*.py tests/integration/test_environment_tilt.py"
+  # One quick round of every bench/*.py, one after the other on this block: none breaks unseen.
+  "bench|452|tests/integration/test_benchmarks.py"
 )
 
 # Every test file must belong to a group: a new file nobody runs would be a silent gap.
