@@ -88,6 +88,12 @@ def show_ports(
     as_json: bool = typer.Option(False, "--json", help="one JSON object (for the Tiltfile)"),
     core_workers: int = typer.Option(0, min=0, max=MAX_WORKERS_PER_QUEUE),
     media_workers: int = typer.Option(0, min=0, max=MAX_WORKERS_PER_QUEUE),
+    check_env: bool = typer.Option(
+        False, "--check-env", help="with --json: also `env check`, under key environment_error"
+    ),
+    check_tools: bool = typer.Option(
+        False, "--check-tools", help="with --json: also `dev doctor`, under key missing_tools"
+    ),
 ) -> None:
     """Print every port of this TILT_PORT_PREFIX (NAME=PORT lines, or --json)."""
     settings = get_settings()
@@ -95,15 +101,22 @@ def show_ports(
     for queue, count in ((CORE_QUEUE, core_workers), (MEDIA_QUEUE, media_workers)):
         ports.update({f"worker-{queue}-{i}": settings.worker_port(queue, i) for i in range(count)})
     if as_json:
-        typer.echo(json.dumps({"prefix": settings.port_prefix, "ports": ports}))
+        # The Tiltfile's whole preflight in one process: each `conceptor` start costs about a
+        # second of CPU, and nothing of the stack starts before the Tiltfile is loaded.
+        out: dict[str, object] = {"prefix": settings.port_prefix, "ports": ports}
+        if check_env:
+            out["environment_error"] = _environment_error()
+        # As the separate commands ran: no tool is looked at for a refused environment file.
+        if check_tools and not out.get("environment_error"):
+            out["missing_tools"] = _missing_tools()
+        typer.echo(json.dumps(out))
         return
     for name, port in ports.items():
         typer.echo(f"{name}={port}")
 
 
-@dev_app.command("doctor")
-def check_tools() -> None:
-    """Exit non-zero, naming what is missing, unless every tool the stack runs is installed."""
+def _missing_tools() -> list[str]:
+    """What `dev doctor` reports: one message per tool a service needs and cannot find."""
     settings = get_settings()
     missing: list[str] = []
     for service in SERVICES.values():
@@ -111,6 +124,24 @@ def check_tools() -> None:
             service.command(settings, settings.service_dir(service.name))
         except ToolMissingError as exc:
             missing.append(str(exc))
+    return missing
+
+
+def _environment_error() -> str | None:
+    """What `env check` prints when it refuses the environment file, else None."""
+    from conceptor.platform import environment
+
+    try:
+        environment.check(environment.default_file(), imports=True)
+    except environment.EnvironmentFileError as exc:
+        return str(exc)
+    return None
+
+
+@dev_app.command("doctor")
+def check_tools() -> None:
+    """Exit non-zero, naming what is missing, unless every tool the stack runs is installed."""
+    missing = _missing_tools()
     if missing:
         raise _fail("; ".join(missing), code=1)
     typer.echo(f"all tools present for: {', '.join(SERVICES)}")

@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -98,6 +99,40 @@ def test_ports_prints_the_prefix_block(dev: DevEnv) -> None:
     assert {n: as_json["ports"][n] for n in PORT_OFFSETS} == {
         n: base + off for n, off in PORT_OFFSETS.items()
     }
+
+
+def test_ports_json_carries_the_tiltfile_preflight(dev: DevEnv) -> None:
+    """`dev ports --json --check-env --check-tools`, the Tiltfile's one preflight call: no
+    refusal and no missing tool here; for a bad environment file, `env check`'s own words, and
+    no tool check (as when the two commands ran one after the other)."""
+    args = ("ports", "--json", "--check-env", "--check-tools")
+    good = json.loads(dev.run(*args).stdout)
+    assert (good["environment_error"], good["missing_tools"]) == (None, [])
+    assert good["ports"]["keycloak"] == int(dev.prefix) * 100 + PORT_OFFSETS["keycloak"]
+
+    bad = dev.localdev / "environment.yaml"
+    bad.write_text(
+        "apiVersion: conceptor/v1\n"
+        "databases:\n"
+        "  - name: billing\n"
+        "    migrations: billing/migrations\n"
+    )
+    refused_env = DevEnv(dev.prefix, dev.localdev, {"CONCEPTOR_ENVIRONMENT_FILE": str(bad)})
+    refused = refused_env.run(*args)
+    assert refused.returncode == 0, refused.stderr
+    out = json.loads(refused.stdout)
+    check = subprocess.run(
+        [sys.executable, "-m", "conceptor", "env", "check"],
+        env=refused_env.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 1
+    assert out["environment_error"] == check.stderr.rstrip("\n")
+    assert "databases[0].migrations: migrations folder 'billing/migrations'" in check.stderr
+    assert "missing_tools" not in out
 
 
 @pytest.mark.parametrize("service", ["postgres", "redis", "temporal", "mailpit", "front-door"])
