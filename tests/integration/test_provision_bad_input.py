@@ -82,15 +82,18 @@ async def test_malformed_realm_file(local_stack: LocalStack, tmp_path: Path) -> 
 
 
 async def test_rejected_realm_representation(local_stack: LocalStack, tmp_path: Path) -> None:
-    """A representation Keycloak refuses fails non-retryably, quoting Keycloak's answer."""
+    """A representation Keycloak refuses with a 400 fails non-retryably, naming the first
+    setting it cannot read (found by creating parts) and quoting Keycloak's answer."""
     async with isolated_env(local_stack.settings, tmp_path) as env:
         realm_file = env.settings.realm_file
         text = realm_file.read_text().replace('"sslRequired": "none"', '"sslRequired": 42', 1)
         realm_file.write_text(text.replace('"enabled": true', '"enabled": "maybe"', 1))
         failure, _ = await run(env, steps=["wait_for_keycloak", "import_realm"])
     assert isinstance(failure, ApplicationError)
-    assert failure.message.startswith(
-        "provisioning failed: import_realm: Keycloak answered POST /realms with HTTP 400: "
+    assert failure.message == (
+        f"provisioning failed: import_realm: realm {env.realm}: Keycloak cannot create it with "
+        'its setting \'enabled\' (HTTP 400: {"errorMessage":"unable to read contents from '
+        'stream"}): correct that element in the realm file'
     )
 
 
