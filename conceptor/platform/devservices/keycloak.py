@@ -35,6 +35,11 @@ def environ(settings: Settings, data_dir: Path) -> dict[str, str]:
         "KC_BOOTSTRAP_ADMIN_USERNAME": settings.keycloak_admin_user,
         "KC_BOOTSTRAP_ADMIN_PASSWORD": settings.keycloak_admin_password.get_secret_value(),
         "JAVA_OPTS_APPEND": f"-Djava.io.tmpdir={data_dir / 'tmp'}",
+        # Realm files of 50 000 users: Keycloak creates a realm from one request body (Quarkus
+        # refuses bodies over 10 MiB by default: 50 000 users are 14 MB) in one transaction,
+        # which outgrows the dev heap (512 MB). A limit, not a reservation: idle, it stays small.
+        "QUARKUS_HTTP_LIMITS_MAX_BODY_SIZE": "256M",
+        "JAVA_OPTS_KC_HEAP": "-Xms256m -Xmx2g",
     }
 
 
