@@ -20,6 +20,7 @@ from conceptor.activities.reconcile import check_plan
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import ReconcileInput, StepResult, WaitInput
 from conceptor.platform.diff_store import Packed
+from conceptor.platform.http import client as http_client
 from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import Settings
 
@@ -52,7 +53,8 @@ class KeycloakActivities:
         """Until the master realm's admin user gets a token (a port answering is not enough)."""
 
         async def probe() -> str:
-            async with httpx.AsyncClient(timeout=5) as http:
+            # A shared TLS context: this runs every half second while Keycloak starts.
+            async with http_client(timeout=5) as http:
                 if self.tokens.cached() is None:
                     await self.tokens.grant(http)
                     return "admin token issued"

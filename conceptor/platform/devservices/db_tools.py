@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.http import client as http_client
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import adminer_php, system_tool
 
@@ -71,7 +72,7 @@ def environ(settings: Settings, _data_dir: Path) -> dict[str, str]:
 async def probe(settings: Settings) -> str:
     """Ready = Adminer, logged in as the app role, shows the database's tables page."""
     try:
-        async with httpx.AsyncClient(timeout=5, follow_redirects=True) as http:
+        async with http_client(timeout=5, follow_redirects=True) as http:
             resp = await http.get(start_url(settings))
     except httpx.HTTPError as exc:
         raise NotReadyError(f"db-tools not answering: {exc}") from exc

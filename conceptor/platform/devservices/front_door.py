@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.http import client as http_client
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import venv_tool
 
@@ -35,7 +36,7 @@ def environ(settings: Settings, data_dir: Path) -> dict[str, str]:
 async def probe(settings: Settings) -> str:
     url = f"http://{settings.host}:{settings.port('front_door')}/healthz"
     try:
-        async with httpx.AsyncClient(timeout=3) as http:
+        async with http_client(timeout=3) as http:
             resp = await http.get(url)
     except httpx.HTTPError as exc:
         raise NotReadyError(f"front-door not answering at {url}: {exc}") from exc

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.http import client as http_client
 from conceptor.platform.keycloak_tokens import AdminTokenRefusedError, admin_token
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import cached_tool
@@ -50,7 +51,7 @@ def prepare(_settings: Settings, data_dir: Path) -> None:
 async def probe(settings: Settings) -> str:
     # A port answering is not readiness: the admin user may not exist yet (401 on first calls).
     try:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with http_client(timeout=5) as client:
             await admin_token(settings, client)
             info = await client.get(f"{settings.keycloak_url}/realms/master")
             info.raise_for_status()

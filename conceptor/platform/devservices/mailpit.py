@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.http import client as http_client
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import cached_tool
 
@@ -29,7 +30,7 @@ def command(settings: Settings, data_dir: Path) -> list[str]:
 
 async def probe(settings: Settings) -> str:
     try:
-        async with httpx.AsyncClient(timeout=3) as http:
+        async with http_client(timeout=3) as http:
             resp = await http.get(f"{settings.mailpit_api_url}/api/v1/info")
             resp.raise_for_status()
     except httpx.HTTPError as exc:

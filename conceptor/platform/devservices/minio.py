@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 
 from conceptor.platform.devservices.spec import DevService, NotReadyError
+from conceptor.platform.http import client as http_client
 from conceptor.platform.settings import Settings
 from conceptor.platform.tools import cached_tool
 
@@ -40,7 +41,7 @@ async def probe(settings: Settings) -> str:
     from conceptor.platform.s3 import s3_client
 
     try:
-        async with httpx.AsyncClient(timeout=3) as http:
+        async with http_client(timeout=3) as http:
             health = await http.get(f"{settings.s3_endpoint}/minio/health/ready")
         if health.status_code != 200:
             raise NotReadyError(f"/minio/health/ready answered {health.status_code}")
