@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.activities.reconcile import digest, refuse
 from conceptor.contracts import Change, Diff
-from conceptor.platform.environment import LifecycleRule
 from conceptor.platform.settings import BucketPolicy
 
 BUCKETS_FILE_INVALID = "BucketsFileInvalid"
@@ -30,6 +29,24 @@ CORS_UNSUPPORTED = (
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LifecycleRule(_Strict):
+    """One expiry rule: objects under `prefix` expire `expire_days` after creation."""
+
+    id: str = Field(min_length=1, max_length=255)
+    prefix: str = ""
+    expire_days: int | None = Field(default=None, ge=1)
+    # With versioning: non-current versions are removed this many days after being replaced.
+    noncurrent_expire_days: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _expires_something(self) -> LifecycleRule:
+        if self.expire_days is None and self.noncurrent_expire_days is None:
+            msg = "a rule needs expire_days or noncurrent_expire_days"
+            raise ValueError(msg)
+        return self
 
 
 class CorsRule(_Strict):
