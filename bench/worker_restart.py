@@ -30,6 +30,7 @@ from conceptor.client.media import ingest_upload
 from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import stop_process
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from conceptor.platform.tools import cached_tool
@@ -138,7 +139,7 @@ def large_png() -> bytes:
 
 def cold_start(settings: Settings, env: dict[str, str], logs: Path) -> float:
     """Baseline: a new `conceptor worker media` process, spawned → polling (nothing to drain)."""
-    port = settings.worker_port("media", 1)
+    port = worker_port(settings, "media", 1)
     started = time.perf_counter()
     with (logs / "cold.log").open("ab") as out:
         proc = subprocess.Popen(
@@ -201,7 +202,7 @@ async def busy_restart(
     stack: TiltStack, settings: Settings, client: Client, image: bytes
 ) -> dict[str, Any]:
     """Trigger while create_thumbnails runs: it must finish there (attempt 1), then restart."""
-    port = settings.worker_port("media", 0)
+    port = worker_port(settings, "media", 0)
     asset = await ingest_upload(
         settings, client, filename="restart.png", content_type="image/png", data=image
     )
@@ -228,7 +229,7 @@ async def bench(stack: TiltStack, settings: Settings, runs: int, logs: Path) -> 
     await activities.run(StorageActivities(settings).ensure_buckets)
     client = await connect(settings)
     image = large_png()
-    port = settings.worker_port("media", 0)
+    port = worker_port(settings, "media", 0)
     samples: dict[str, list[float]] = {
         "cold start (baseline)": [],
         "trigger idle → polling": [],
@@ -308,7 +309,8 @@ def main() -> None:
         stack.up()
         wait_for(
             lambda: (
-                health(settings.worker_port("media", 0)) and health(settings.worker_port("core", 0))
+                health(worker_port(settings, "media", 0))
+                and health(worker_port(settings, "core", 0))
             ),
             timeout=300,
             what=f"workers polling under Tilt (log {stack.log})",

@@ -34,6 +34,7 @@ from conceptor.client.media import ingest_upload
 from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack, stop_process
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from conceptor.platform.temporal import connect
 
@@ -220,7 +221,7 @@ async def bench(
         core = Proc([conceptor, "worker", "core", "--index", "0"], child_env, logs / "core-0.log")
         bare = Proc([sys.executable, __file__, "--bare-worker"], child_env, logs / "bare.log")
         procs += [core, bare]
-        await wait_health(settings.worker_port("core", 0), core)
+        await wait_health(worker_port(settings, "core", 0), core)
         await wait_marker(bare, "bare worker polling")
         driver_queue = f"bench-driver-{uuid.uuid4()}"
         async with Worker(
@@ -259,7 +260,7 @@ async def bench(
                 )
                 procs.append(proc)
                 media.append(proc)
-                await wait_health(settings.worker_port("media", index), proc)
+                await wait_health(worker_port(settings, "media", index), proc)
             await media_run(client, settings, images[:2])  # warm-up
             key = f"thumbnails {workers} media worker{'s' if workers > 1 else ''}"
             samples[key], samples[f"{key} per CPU-s"], latencies[key] = [], [], []

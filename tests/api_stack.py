@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from tests.api_helpers import LOG_DIR, ApiStack, Processes, answers, dev_user, password_token
 from tests.helpers import wait_until
@@ -60,7 +61,7 @@ def workers(local_stack: LocalStack, app_processes: Processes) -> None:
     settings = local_stack.settings
 
     def polling(queue: str) -> bool:
-        url = f"http://{settings.host}:{settings.worker_port(queue, 0)}/readyz"
+        url = f"http://{settings.host}:{worker_port(settings, queue, 0)}/readyz"
         return app_processes.alive(f"worker-{queue}-0") and answers(url)
 
     for queue in ("core", "media"):

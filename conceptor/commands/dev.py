@@ -10,6 +10,7 @@ import typer
 from conceptor.commands.manifests import manifests_app
 from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
 from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service, launcher
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, get_settings
 from conceptor.platform.tools import ToolMissingError
 
@@ -99,7 +100,7 @@ def show_ports(
     settings = get_settings()
     ports: dict[str, int] = settings.all_ports()
     for queue, count in ((CORE_QUEUE, core_workers), (MEDIA_QUEUE, media_workers)):
-        ports.update({f"worker-{queue}-{i}": settings.worker_port(queue, i) for i in range(count)})
+        ports.update({f"worker-{queue}-{i}": worker_port(settings, queue, i) for i in range(count)})
     if as_json:
         # The Tiltfile's whole preflight in one process: each `conceptor` start costs about a
         # second of CPU, and nothing of the stack starts before the Tiltfile is loaded.

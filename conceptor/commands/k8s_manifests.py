@@ -31,6 +31,7 @@ from kubernetes.client import (
 )
 
 from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings
 
 # The in-cluster addresses of the Kustomize base (_dev-env/k8s/*/service.yaml; a test keeps
@@ -204,7 +205,7 @@ def worker_deployment(settings: Settings, queue: str, index: int, image: str) ->
         name="worker",
         image=image,
         command=worker_command(queue, index),
-        port=settings.worker_port(queue, index),
+        port=worker_port(settings, queue, index),
         health_path="/healthz",
         limits=settings.worker_resources[queue],
     )

@@ -7,7 +7,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,8 +48,9 @@ PORT_OFFSETS: dict[str, int] = {
     "launcher_front_door": 86,
     "launcher_db_tools": 87,
 }
-# Worker health/metrics ports: one slot per (queue, index), starting at these offsets.
-WORKER_PORT_BASE: dict[str, int] = {"core": 30, "media": 50}
+# Worker health/metrics ports: one slot of MAX_WORKERS_PER_QUEUE per declared queue, laid out
+# by conceptor/platform/queues.py (offsets 30-69 for the first two, then a second block):
+# conceptor.platform.queues.worker_port(settings, queue, index).
 MAX_WORKERS_PER_QUEUE = 20
 
 DEV_ONLY_SECRETS = (
@@ -75,6 +83,11 @@ class Settings(BaseSettings):
     )
     namespace: str = Field(
         default="conceptor", validation_alias=AliasChoices("TILT_NAMESPACE", "CENTRAL_NAMESPACE")
+    )
+    # Where the worker ports of queues past the second go (README "Ports"); None: prefix + 1.
+    worker_port_prefix: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TILT_WORKER_PORT_PREFIX", "CENTRAL_WORKER_PORT_PREFIX"),
     )
     host: str = "127.0.0.1"
     localdev_dir: Path = REPO_ROOT / ".localdev"
@@ -191,13 +204,16 @@ class Settings(BaseSettings):
     api_postgres_pool_size: int = Field(default=10, ge=0, le=100)
     tilt_ui_url: str = "http://localhost:10350"
 
-    @field_validator("port_prefix")
+    @field_validator("port_prefix", "worker_port_prefix")
     @classmethod
-    def _prefix_is_three_digits(cls, value: str) -> str:
+    def _prefix_is_three_digits(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        name = "TILT_PORT_PREFIX" if info.field_name == "port_prefix" else "TILT_WORKER_PORT_PREFIX"
         # 654 is the last prefix whose whole block (65400..65499) is below 65536.
         if not re.fullmatch(r"[1-6][0-9]{2}", value) or int(value) > 654:
             msg = (
-                f"TILT_PORT_PREFIX={value!r} is not a valid prefix: it must be three digits "
+                f"{name}={value!r} is not a valid prefix: it must be three digits "
                 "from 100 to 654, so that prefix+NN is a TCP port (e.g. 440 -> 44000..44099)"
             )
             raise ValueError(msg)
@@ -230,16 +246,6 @@ class Settings(BaseSettings):
             msg = f"unknown port name {name!r}; known: {', '.join(sorted(PORT_OFFSETS))}"
             raise KeyError(msg) from None
         return int(self.port_prefix) * 100 + offset
-
-    def worker_port(self, queue: str, index: int) -> int:
-        """Health/metrics port of worker `index` of `queue`."""
-        if queue not in WORKER_PORT_BASE:
-            msg = f"unknown queue {queue!r}; known: {', '.join(sorted(WORKER_PORT_BASE))}"
-            raise KeyError(msg)
-        if not 0 <= index < MAX_WORKERS_PER_QUEUE:
-            msg = f"worker index {index} is outside 0..{MAX_WORKERS_PER_QUEUE - 1}"
-            raise ValueError(msg)
-        return int(self.port_prefix) * 100 + WORKER_PORT_BASE[queue] + index
 
     def launcher_port(self, service: str) -> int:
         """Where `conceptor dev serve <service>` reports readiness (GET /ready)."""

@@ -6,25 +6,35 @@ import asyncio
 
 import typer
 
-from conceptor.contracts import ALL_QUEUES
 from conceptor.platform.settings import get_settings
 
 
 def worker_command(
-    queue: str = typer.Argument(..., help=f"task queue to serve: {', '.join(ALL_QUEUES)}"),
+    queue: str = typer.Argument(
+        ..., help="task queue to serve: one the environment file declares (core, media, ...)"
+    ),
     index: int = typer.Option(0, "--index", "-i", help="worker index: identity and health port"),
 ) -> None:
     """Run one worker of QUEUE: polls until SIGTERM, then drains in-flight activities."""
     # Deferred: importing the queues' workflows and activities is the slow part of start-up.
-    from conceptor.workers.declarations import QUEUES
+    from conceptor.platform.environment import EnvironmentFileError
+    from conceptor.platform.queues import UnknownQueueError, declared_queue, worker_port
+    from conceptor.workers.registry import DeclarationError, resolve_queue
     from conceptor.workers.runtime import run_worker
 
-    if queue not in QUEUES:
-        msg = f"unknown queue {queue!r}; known: {', '.join(sorted(QUEUES))}"
-        raise typer.BadParameter(msg, param_hint="QUEUE")
+    try:
+        declared_queue(queue)
+    except UnknownQueueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="QUEUE") from None
+    except EnvironmentFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="QUEUE") from None
     settings = get_settings()
     try:
-        settings.worker_port(queue, index)
+        worker_port(settings, queue, index)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--index") from None
+    try:
+        resolve_queue(queue)  # a declaration that does not load stops here, before any port opens
+    except DeclarationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="QUEUE") from None
     raise typer.Exit(asyncio.run(run_worker(settings, queue, index)))

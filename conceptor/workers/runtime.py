@@ -13,12 +13,14 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Interceptor, Worker
 
 from conceptor.platform.logging import get_logger
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from conceptor.platform.temporal import connect_with_retry
-from conceptor.workers.declarations import QueueDeclaration, get_queue
+from conceptor.workers.declarations import QueueDeclaration
 from conceptor.workers.executors import BlockingPool
 from conceptor.workers.health import WorkerHealth
 from conceptor.workers.logcontext import install_log_context
+from conceptor.workers.registry import resolve_queue
 
 log = get_logger("conceptor.worker")
 # After the grace period the SDK cancels the activities still running and waits for them to
@@ -80,9 +82,10 @@ async def _until_polling(worker: Worker, run_task: asyncio.Task[None]) -> None:
 
 async def run_worker(settings: Settings, queue: str, index: int) -> int:
     """Run until SIGTERM/SIGINT (drain, then 0) or a fatal worker error (1)."""
-    declaration = get_queue(queue)
+    # The environment file says what the queue runs: its code, concurrency and pool.
+    declaration = resolve_queue(queue)
     identity = worker_identity(queue, index)
-    port = settings.worker_port(queue, index)
+    port = worker_port(settings, queue, index)
     interceptor = install_log_context(queue=queue, identity=identity)
     health = WorkerHealth(queue=queue, index=index, identity=identity)
     health.metrics_url = _install_metrics_runtime()

@@ -23,6 +23,7 @@ from temporalio.client import Client, WorkflowFailureError
 from conceptor.client.provisioning import provision_status
 from conceptor.contracts import DRIFT_WATCH_WORKFLOW, DriftReport
 from conceptor.platform.devservices.launcher import port_in_use
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from tests.e2e.tilt_helpers import (
@@ -63,7 +64,7 @@ async def _healed(client: Client, service: str, since: float) -> DriftReport | N
 def _worker_pids(settings: Settings) -> dict[str, int]:
     pids = {}
     for queue in ("core", "media"):
-        port = settings.worker_port(queue, 0)
+        port = worker_port(settings, queue, 0)
         pids[queue] = int(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3).json()["pid"])
     return pids
 

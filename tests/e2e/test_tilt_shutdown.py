@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from conceptor.commands.k8s_manifests import DRAIN_MARGIN_SECONDS
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from tests.e2e.tilt_helpers import (
     free_port,
@@ -63,7 +64,7 @@ def _ok(url: str) -> bool:
 
 def all_ready(settings: Settings) -> bool:
     launchers = [settings.launcher_port(s) for s in SERVICES]
-    workers = [settings.worker_port("core", 0), settings.worker_port("media", 0)]
+    workers = [worker_port(settings, "core", 0), worker_port(settings, "media", 0)]
     return all(_ok(f"http://127.0.0.1:{p}/ready") for p in launchers) and all(
         _ok(f"http://127.0.0.1:{p}/healthz") for p in workers
     )

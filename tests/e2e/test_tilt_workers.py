@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from tests.e2e.tilt_helpers import (
     free_port,
@@ -45,7 +46,7 @@ def _pids(settings: Settings) -> dict[str, int]:
     pids = {}
     for name in WORKERS:
         _, queue, index = name.split("-")
-        port = settings.worker_port(queue, int(index))
+        port = worker_port(settings, queue, int(index))
         body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3).json()
         assert (body["status"], body["queue"], body["index"]) == ("polling", queue, int(index))
         pids[name] = int(body["pid"])

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from conceptor.platform.devservices.stack import stop_process
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
 
@@ -90,7 +91,7 @@ def stop_tilt_up(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
 def listening_ports(settings: Settings) -> list[int]:
     """The block's ports something still accepts connections on."""
     ports = list(settings.all_ports().values())
-    ports += [settings.worker_port(q, i) for q in ("core", "media") for i in range(4)]
+    ports += [worker_port(settings, q, i) for q in ("core", "media") for i in range(4)]
     busy = []
     for port in ports:
         with socket.socket() as sock:

@@ -28,7 +28,7 @@ from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool, venv_tool
 
 # Slots of the prefix's block that no service, worker or launcher uses (see PORT_OFFSETS and
-# WORKER_PORT_BASE in conceptor/platform/settings.py): 451 -> 45190..45192.
+# FIRST_BLOCK_OFFSET in conceptor/platform/queues.py): 451 -> 45190..45192.
 PORT_SLOTS = {"etcd": 90, "etcd_peer": 91, "kube_apiserver": 92}
 # Tilt allows only these contexts (Tiltfile ALLOWED_CONTEXTS): naming ours so exercises the guard.
 CONTEXT = "orbstack"

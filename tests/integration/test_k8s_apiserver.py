@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from conceptor.platform.queues import FIRST_BLOCK_OFFSET, FIRST_BLOCK_QUEUES
 from conceptor.platform.settings import (
     MAX_WORKERS_PER_QUEUE,
     PORT_OFFSETS,
     REPO_ROOT,
-    WORKER_PORT_BASE,
     Settings,
 )
 from tests.e2e.tilt_helpers import tilt_binary
@@ -159,9 +159,10 @@ def applied(kube: KubeApiServer, settings: Settings) -> Applied:
 
 def test_apiserver_slots_are_free_in_the_port_scheme() -> None:
     """etcd, kube-apiserver and Tilt's API take slots no service, worker or launcher uses."""
-    used = set(PORT_OFFSETS.values()) | {
-        base + i for base in WORKER_PORT_BASE.values() for i in range(MAX_WORKERS_PER_QUEUE)
-    }
+    # Worker slots of the prefix's own block (further queues use a second block).
+    used = set(PORT_OFFSETS.values()) | set(
+        range(FIRST_BLOCK_OFFSET, FIRST_BLOCK_OFFSET + FIRST_BLOCK_QUEUES * MAX_WORKERS_PER_QUEUE)
+    )
     assert len(set(PORT_SLOTS.values())) == len(PORT_SLOTS)
     assert used & set(PORT_SLOTS.values()) == set()
     assert all(0 <= offset < 100 for offset in PORT_SLOTS.values())

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from conceptor.platform.devservices import get_service
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
 
@@ -131,7 +132,7 @@ def test_every_local_port_is_forwarded_in_k8s_mode(
             expected = {settings.port(p) for p in svc.ports}
         elif name.startswith("worker-"):
             _, queue, index = name.split("-")
-            expected = {settings.worker_port(queue, int(index))}
+            expected = {worker_port(settings, queue, int(index))}
         elif name in ("api", "panel"):
             expected = {settings.port(name)}
         elif name == "db-tools":

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from conceptor.platform.settings import PORT_OFFSETS, Settings
+from conceptor.platform.queues import worker_port
+from conceptor.platform.settings import PORT_OFFSETS, REPO_ROOT, Settings
 
 _KNOB_VARS = (
     "TILT_PORT_PREFIX",
@@ -59,9 +60,9 @@ def test_ports_follow_tilt_port_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TILT_PORT_PREFIX", "452")
     settings = make_settings()
     assert settings.all_ports() == {name: 45200 + off for name, off in PORT_OFFSETS.items()}
-    assert settings.worker_port("core", 0) == 45230
-    assert settings.worker_port("core", 19) == 45249
-    assert settings.worker_port("media", 2) == 45252
+    assert worker_port(settings, "core", 0) == 45230
+    assert worker_port(settings, "core", 19) == 45249
+    assert worker_port(settings, "media", 2) == 45252
     assert settings.postgres_dsn == (
         "postgresql://conceptor:conceptor-dev-postgres@127.0.0.1:45210/conceptor"
     )
@@ -77,7 +78,7 @@ def test_ports_follow_tilt_port_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_port_slots_are_unique_and_inside_the_block() -> None:
     """No two named slots or worker slots share a port, and all stay in the prefix's 100."""
     settings = make_settings()
-    workers = [settings.worker_port(q, i) for q in ("core", "media") for i in range(20)]
+    workers = [worker_port(settings, q, i) for q in ("core", "media") for i in range(20)]
     ports = [*settings.all_ports().values(), *workers]
     assert len(ports) == len(set(ports))
     assert min(ports) >= 44000
@@ -102,7 +103,7 @@ def test_prefix_bounds_are_accepted(monkeypatch: pytest.MonkeyPatch, prefix: str
     monkeypatch.setenv("TILT_PORT_PREFIX", prefix)
     settings = make_settings()
     assert settings.port("front_door") == int(prefix) * 100
-    assert settings.worker_port("media", 19) == int(prefix) * 100 + 69
+    assert worker_port(settings, "media", 19) == int(prefix) * 100 + 69
 
 
 def test_unknown_port_name_lists_the_known_ones() -> None:
@@ -114,14 +115,18 @@ def test_unknown_port_name_lists_the_known_ones() -> None:
     )
 
 
-def test_worker_port_refuses_unknown_queue_and_index() -> None:
+def test_worker_port_refuses_unknown_queue_and_index(monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker ports exist only for the declared queues and indexes 0..19."""
+    monkeypatch.delenv("CONCEPTOR_ENVIRONMENT_FILE", raising=False)
     settings = make_settings()
     with pytest.raises(KeyError) as key_err:
-        settings.worker_port("video", 0)
-    assert key_err.value.args[0] == "unknown queue 'video'; known: core, media"
+        worker_port(settings, "video", 0)
+    assert key_err.value.args[0] == (
+        f"queue 'video' is not declared in {REPO_ROOT / '_dev-env' / 'environment.yaml'}; "
+        "it declares: core, media (add it under `queues:` to run it)"
+    )
     with pytest.raises(ValueError, match=r"^worker index 20 is outside 0\.\.19$"):
-        settings.worker_port("core", 20)
+        worker_port(settings, "core", 20)
 
 
 def test_production_refuses_dev_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner, Result
 
 from conceptor.cli import app
 from conceptor.commands.k8s_manifests import APP_SERVICE_PORT, DRAIN_MARGIN_SECONDS
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings, get_settings
 from tests.unit.k8s_support import K8S_VERSIONS, containers
 
@@ -57,7 +58,7 @@ def test_worker_pods_probe_the_health_port_and_drain_on_sigterm() -> None:
     for obj, (queue, index) in zip(objects, [("core", 0), ("core", 1), ("media", 0)], strict=True):
         pod = obj["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        port = prefixed.worker_port(queue, index)
+        port = worker_port(prefixed, queue, index)
         assert container["ports"] == [{"name": "http", "containerPort": port}]
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe

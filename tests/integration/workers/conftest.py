@@ -17,6 +17,7 @@ from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.storage import StorageActivities
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from conceptor.platform.temporal import connect
 from tests.worker_procs import WorkerProc
@@ -68,7 +69,7 @@ def spawn_worker(
         proc = WorkerProc(
             queue,
             index,
-            port=worker_services.worker_port(queue, index),
+            port=worker_port(worker_services, queue, index),
             env={**stack_env, **env},
             log_dir=ARTIFACTS / "workers",
         )

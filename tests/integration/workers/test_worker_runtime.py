@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from conceptor.client.media import get_asset, ingest_upload
 from conceptor.platform.devservices.launcher import port_in_use
+from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from tests.helpers import assert_eventually
 from tests.integration.workers.media_checks import activity_attempts, result_of, running_on
@@ -140,6 +141,6 @@ async def test_second_worker_with_same_index_refuses(
     first.wait_polling()
     second = spawn_worker("core", 4)
     assert await asyncio.to_thread(second.wait, 30) == 1
-    port = worker_services.worker_port("core", 4)
+    port = worker_port(worker_services, "core", 4)
     errors = [line["event"] for line in second.logs() if line.get("level") == "error"]
     assert errors == [f"health port 127.0.0.1:{port} is in use: is worker-core-4 already running?"]
