@@ -84,6 +84,8 @@ def _unordered(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _unordered(v) for k, v in value.items()}
     if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):  # most lists: sorted as they are, at C speed
+            return sorted(value)
         items = [_unordered(v) for v in value]
         return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
     return value
