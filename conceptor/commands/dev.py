@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import typer
 
-from conceptor.commands.manifests import manifests_app
+from conceptor.commands.manifests import manifests_app, parse_counts
 from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
 from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service, launcher
-from conceptor.platform.queues import worker_port
-from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, get_settings
+from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings, get_settings
 from conceptor.platform.tools import ToolMissingError
 
 dev_app = typer.Typer(
@@ -84,11 +84,50 @@ def reset_service(service: str = typer.Argument(..., help=SERVICE_HELP)) -> None
     typer.echo(f"wiped {path}")
 
 
+def _queues_plan(settings: Settings, counts: dict[str, int]) -> tuple[list[dict[str, Any]], str]:
+    """Each declared queue: name, default workers, its MAX_WORKERS_PER_QUEUE ports; or why not."""
+    from conceptor.platform.environment import EnvironmentFileError
+    from conceptor.platform.queues import declared_queues, slot_port
+
+    try:
+        queues = declared_queues()
+    except EnvironmentFileError as exc:
+        return [], str(exc)  # `--check-env` reports it in full
+    plan: list[dict[str, Any]] = []
+    try:
+        for ordinal, queue in enumerate(queues):
+            ports = [
+                slot_port(settings.port_prefix, settings.worker_port_prefix, ordinal, i)
+                for i in range(MAX_WORKERS_PER_QUEUE)
+            ]
+            plan.append(
+                {
+                    "name": queue.name,
+                    "workers": counts.get(queue.name, queue.workers),
+                    "ports": ports,
+                }
+            )
+    except ValueError as exc:
+        return [], f"the worker ports of queue {queue.name!r} do not fit: {exc}"
+    unknown = sorted(set(counts) - {q["name"] for q in plan})
+    if unknown:
+        names = ", ".join(q["name"] for q in plan)
+        return plan, f"no queue named {', '.join(unknown)} in the environment file (it has {names})"
+    return plan, ""
+
+
 @dev_app.command("ports")
 def show_ports(
     as_json: bool = typer.Option(False, "--json", help="one JSON object (for the Tiltfile)"),
-    core_workers: int = typer.Option(0, min=0, max=MAX_WORKERS_PER_QUEUE),
-    media_workers: int = typer.Option(0, min=0, max=MAX_WORKERS_PER_QUEUE),
+    workers: list[str] = typer.Option(
+        None, "--workers", help="QUEUE=N: list N workers of QUEUE (default: the file's count)"
+    ),
+    core_workers: int | None = typer.Option(
+        None, min=0, max=MAX_WORKERS_PER_QUEUE, help="the same as --workers core=N"
+    ),
+    media_workers: int | None = typer.Option(
+        None, min=0, max=MAX_WORKERS_PER_QUEUE, help="the same as --workers media=N"
+    ),
     check_env: bool = typer.Option(
         False, "--check-env", help="with --json: also `env check`, under key environment_error"
     ),
@@ -96,22 +135,32 @@ def show_ports(
         False, "--check-tools", help="with --json: also `dev doctor`, under key missing_tools"
     ),
 ) -> None:
-    """Print every port of this TILT_PORT_PREFIX (NAME=PORT lines, or --json)."""
+    """Print every port of this TILT_PORT_PREFIX: services, then the declared queues' workers."""
     settings = get_settings()
-    ports: dict[str, int] = settings.all_ports()
+    counts = parse_counts(workers, "--workers")
     for queue, count in ((CORE_QUEUE, core_workers), (MEDIA_QUEUE, media_workers)):
-        ports.update({f"worker-{queue}-{i}": worker_port(settings, queue, i) for i in range(count)})
+        if count is not None:
+            counts[queue] = count
+    ports: dict[str, int] = settings.all_ports()
+    queues, queues_error = _queues_plan(settings, counts)
+    for entry in queues:
+        for i in range(entry["workers"]):
+            ports[f"worker-{entry['name']}-{i}"] = entry["ports"][i]
     if as_json:
         # The Tiltfile's whole preflight in one process: each `conceptor` start costs about a
-        # second of CPU, and nothing of the stack starts before the Tiltfile is loaded.
-        out: dict[str, object] = {"prefix": settings.port_prefix, "ports": ports}
+        # second of CPU, and nothing of the stack starts before the Tiltfile is loaded. It
+        # builds its worker resources from `queues` (every slot's port: its own counts may
+        # differ from the file's).
+        out: dict[str, object] = {"prefix": settings.port_prefix, "ports": ports, "queues": queues}
         if check_env:
-            out["environment_error"] = _environment_error()
+            out["environment_error"] = _environment_error() or queues_error or None
         # As the separate commands ran: no tool is looked at for a refused environment file.
         if check_tools and not out.get("environment_error"):
             out["missing_tools"] = _missing_tools()
         typer.echo(json.dumps(out))
         return
+    if queues_error and queues:
+        raise _fail(queues_error)
     for name, port in ports.items():
         typer.echo(f"{name}={port}")
 

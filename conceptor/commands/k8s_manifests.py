@@ -31,7 +31,7 @@ from kubernetes.client import (
 )
 
 from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
-from conceptor.platform.queues import worker_port
+from conceptor.platform.queues import declared_queues, worker_port
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings
 
 # The in-cluster addresses of the Kustomize base (_dev-env/k8s/*/service.yaml; a test keeps
@@ -196,6 +196,20 @@ def _deployment(
     )
 
 
+# A queue the environment file gives no `resources:` gets these (today's core worker's).
+DEFAULT_WORKER_RESOURCES = {"cpu": "500m", "memory": "256Mi"}
+
+
+def worker_resources(settings: Settings, queue: str) -> dict[str, str]:
+    """The pod's limits: CENTRAL_WORKER_RESOURCES if given for the queue, else the file's."""
+    if "worker_resources" in settings.model_fields_set and queue in settings.worker_resources:
+        return dict(settings.worker_resources[queue])
+    for declared in declared_queues():
+        if declared.name == queue and declared.resources is not None:
+            return declared.resources.model_dump()
+    return dict(DEFAULT_WORKER_RESOURCES)
+
+
 def worker_deployment(settings: Settings, queue: str, index: int, image: str) -> V1Deployment:
     """One worker process = one pod: `conceptor worker QUEUE --index INDEX`."""
     name = worker_name(queue, index)
@@ -207,23 +221,42 @@ def worker_deployment(settings: Settings, queue: str, index: int, image: str) ->
         command=worker_command(queue, index),
         port=worker_port(settings, queue, index),
         health_path="/healthz",
-        limits=settings.worker_resources[queue],
+        limits=worker_resources(settings, queue),
     )
     grace = math.ceil(settings.worker_grace_period_seconds) + DRAIN_MARGIN_SECONDS
     return _deployment(settings, name=name, labels=labels, container=container, grace_seconds=grace)
 
 
 def worker_manifests(
-    settings: Settings, *, core: int, media: int, image: str
+    settings: Settings,
+    *,
+    image: str,
+    core: int | None = None,
+    media: int | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> list[V1Deployment]:
-    """Exactly core+media Deployments, `worker-core-0..`, then `worker-media-0..`."""
-    check_worker_count("--core", core)
-    check_worker_count("--media", media)
-    counts = ((CORE_QUEUE, core), (MEDIA_QUEUE, media))
+    """A Deployment per worker of every declared queue, in port order: `worker-core-0..`, ...
+
+    Each queue runs its `workers:` from the environment file unless `counts` (or, for the two
+    shipped queues, `core` / `media`) says otherwise; a count for an undeclared queue is refused.
+    """
+    wanted = dict(counts or {})
+    for queue, count in ((CORE_QUEUE, core), (MEDIA_QUEUE, media)):
+        if count is not None:
+            wanted[queue] = count
+    queues = declared_queues()
+    names = [q.name for q in queues]
+    for queue, count in wanted.items():
+        flag = {CORE_QUEUE: "--core", MEDIA_QUEUE: "--media"}.get(queue, f"--count {queue}")
+        check_worker_count(flag, count)
+        if queue not in names:
+            known = ", ".join(names)
+            msg = f"{flag}: the environment file declares no queue {queue!r} (it has {known})"
+            raise WorkerCountError(msg)
     return [
-        worker_deployment(settings, queue, i, image)
-        for queue, count in counts
-        for i in range(count)
+        worker_deployment(settings, q.name, i, image)
+        for q in queues
+        for i in range(wanted.get(q.name, q.workers))
     ]
 
 

@@ -19,13 +19,35 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def parse_counts(given: list[str] | None, flag: str) -> dict[str, int]:
+    """`QUEUE=N` words as {queue: N}; a malformed word or a count past the limit is refused."""
+    counts: dict[str, int] = {}
+    for word in given or []:
+        queue, sep, text = word.partition("=")
+        if not sep or not text.isdigit() or not queue:
+            msg = f"{flag} {word!r}: expected QUEUE=N, e.g. {flag} billing=2"
+            raise _fail(msg)
+        if int(text) > MAX_WORKERS_PER_QUEUE:
+            msg = f"{flag} {word!r}: at most {MAX_WORKERS_PER_QUEUE} workers per queue"
+            raise _fail(msg)
+        counts[queue] = int(text)
+    return counts
+
+
 @manifests_app.command("workers")
 def render_workers(
-    core: int = typer.Option(1, "--core", help=f"core workers, 0..{MAX_WORKERS_PER_QUEUE}"),
-    media: int = typer.Option(1, "--media", help=f"media workers, 0..{MAX_WORKERS_PER_QUEUE}"),
+    core: int | None = typer.Option(
+        None, "--core", help=f"core workers, 0..{MAX_WORKERS_PER_QUEUE} (as --count core=N)"
+    ),
+    media: int | None = typer.Option(
+        None, "--media", help=f"media workers, 0..{MAX_WORKERS_PER_QUEUE} (as --count media=N)"
+    ),
+    count: list[str] = typer.Option(
+        None, "--count", help="QUEUE=N workers of a declared queue (default: the file's workers)"
+    ),
     image: str | None = typer.Option(None, "--image", help=IMAGE_HELP),
 ) -> None:
-    """One Deployment per worker: worker-core-0..CORE-1, worker-media-0..MEDIA-1."""
+    """One Deployment per worker of every queue the environment file declares."""
     from conceptor.commands import (
         k8s_manifests as manifests,  # the kubernetes models are slow to import
     )
@@ -33,7 +55,11 @@ def render_workers(
     settings = get_settings()
     try:
         objects = manifests.worker_manifests(
-            settings, core=core, media=media, image=image or settings.app_image
+            settings,
+            core=core,
+            media=media,
+            counts=parse_counts(count, "--count"),
+            image=image or settings.app_image,
         )
     except manifests.WorkerCountError as exc:
         raise _fail(str(exc)) from None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.tools import cached_tool
@@ -69,3 +72,126 @@ def test_tilt_ci_refuses_a_bad_file_before_starting_anything(tmp_path: Path) -> 
     # The Tiltfile stopped at its preflight: no tool check, no resource, no service's data.
     assert "localdev-" not in out, out
     assert not localdev.exists()
+
+
+TEAM_FILE = """\
+apiVersion: conceptor/v1
+queues:
+  - {name: core, declaration: conceptor.workers.declarations:CORE}
+  - {name: media, declaration: conceptor.workers.declarations:MEDIA, workers: 0}
+  - name: billing
+    workers: 1
+    declaration: billing_team:QUEUE
+    resources: {cpu: 250m, memory: 128Mi}
+"""
+TEAM_MODULE = """\
+class Queue:
+    def workflows(self):
+        return []
+
+    def activities(self, settings):
+        return []
+
+
+QUEUE = Queue()
+"""
+# No cluster answers there: evaluating the Tiltfile must not need one.
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- name: offline
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: offline
+  user: {token: offline}
+contexts:
+- name: orbstack
+  context: {cluster: offline, user: offline}
+current-context: orbstack
+"""
+
+
+def _tiltfile_result(tmp_path: Path, infra: str, **extra: str) -> dict[str, dict[str, Any]]:
+    """`tilt alpha tiltfile-result` with the team's environment file: {resource: manifest}."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    file = tmp_path / "environment.yaml"
+    file.write_text(TEAM_FILE)
+    (tmp_path / "billing_team.py").write_text(TEAM_MODULE)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    venv_bin = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TILT_", "KUBE", "CENTRAL_"))}
+    env.update(
+        PATH=f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}",
+        HOME=str(tmp_path),
+        CONCEPTOR_TOOLS_DIR=str(Settings().tools_dir),
+        CONCEPTOR_ENVIRONMENT_FILE=str(file),
+        CENTRAL_LOCALDEV_DIR=str(tmp_path / "localdev"),
+        KUBECONFIG=str(kubeconfig),
+        TILT_INFRA=infra,
+        TILT_PORT_PREFIX=PREFIX,
+        **extra,
+    )
+    tilt = cached_tool("tilt", "TILT_VERSION", "bin/tilt")
+    result = subprocess.run(
+        [str(tilt), "alpha", "tiltfile-result", "-f", str(REPO_ROOT / "Tiltfile")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {m["Name"]: m for m in json.loads(result.stdout)["Manifests"]}
+
+
+def test_tilt_makes_the_files_queues_worker_resources(tmp_path: Path) -> None:
+    """worker-billing-N from the file's queue: its count (or --billing-workers / env), command,
+    probe and links on the second block's ports; media at the file's 0 workers."""
+    base = int(PREFIX) * 100
+    second = (int(PREFIX) + 1) * 100  # the third queue's slot: the next prefix's first 20
+    local = _tiltfile_result(tmp_path / "local", "local")
+    workers = sorted(n for n in local if n.startswith("worker-"))
+    assert workers == ["worker-billing-0", "worker-core-0"]
+    billing = local["worker-billing-0"]
+    assert billing["Labels"] == {"01-worker": "01-worker"}
+    assert billing["ResourceDependencies"] == ["localdev-temporal"]
+    argv = billing["DeployTarget"]["ServeCmd"]["Argv"]
+    assert argv[-4:] == ["worker", "billing", "--index", "0"]
+    assert billing["DeployTarget"]["ReadinessProbe"]["httpGet"]["port"] == second
+    links = [
+        (link["Name"], link["URL"]["Host"] + link["URL"]["Path"])
+        for link in billing["DeployTarget"]["Links"]
+    ]
+    assert links == [
+        ("health", f"localhost:{second}/healthz"),
+        ("metrics", f"localhost:{second}/metrics"),
+    ]
+    core = local["worker-core-0"]
+    assert core["DeployTarget"]["ReadinessProbe"]["httpGet"]["port"] == base + 30
+
+    more = _tiltfile_result(tmp_path / "more", "local", TILT_WORKERS_BILLING="3")
+    assert sorted(n for n in more if n.startswith("worker-billing-")) == [
+        "worker-billing-0",
+        "worker-billing-1",
+        "worker-billing-2",
+    ]
+    probe = more["worker-billing-2"]["DeployTarget"]["ReadinessProbe"]["httpGet"]
+    assert probe["port"] == second + 2
+
+
+def test_k8s_mode_deploys_the_files_queue_with_its_resources(tmp_path: Path) -> None:
+    """In k8s mode worker-billing-0 is a Deployment with the file's resources, port-forwarded."""
+    k8s = _tiltfile_result(tmp_path, "k8s")
+    billing = k8s["worker-billing-0"]
+    objects = [o for o in yaml.safe_load_all(billing["DeployTarget"]["yaml"]) if o]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["conceptor", "worker", "billing", "--index", "0"]
+    assert container["resources"]["limits"] == {"cpu": "250m", "memory": "128Mi"}
+    second = (int(PREFIX) + 1) * 100
+    assert container["ports"] == [{"name": "http", "containerPort": second}]
+    forwards = billing["DeployTarget"]["portForwardTemplateSpec"]["forwards"]
+    assert [f["localPort"] for f in forwards] == [second]
