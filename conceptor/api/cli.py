@@ -31,9 +31,17 @@ def _run(app: str, port: int) -> None:
 
 
 @api_app.command("serve")
-def serve_api() -> None:
+def serve_api(
+    port: int | None = typer.Option(
+        None,
+        help="another port than settings.port('api'), for a second API process behind the "
+        "front-door (CENTRAL_FRONT_DOOR_API_UPSTREAM lists both)",
+        min=1,
+        max=65535,
+    ),
+) -> None:
     """Serve the API on settings.port('api'); routes and docs live under /api."""
-    _run("conceptor.api.main:create_app", get_settings().port("api"))
+    _run("conceptor.api.main:create_app", port or get_settings().port("api"))
 
 
 @panel_app.command("serve")

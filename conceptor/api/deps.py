@@ -14,8 +14,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from conceptor.api.auth import InvalidTokenError, JWKSUnavailableError, TokenVerifier, User
+from conceptor.api.cache import SharedCache
 from conceptor.api.drift_reads import DriftReader
+from conceptor.api.idempotency import IdempotencyStore
 from conceptor.api.provision_reads import ProvisionReader
+from conceptor.api.ratelimit import RateLimiter
 from conceptor.platform.settings import Settings
 
 PLATFORM_ADMIN = "platform-admin"
@@ -34,6 +37,29 @@ class Resources:
     db: Any | None = None
     provision: ProvisionReader = field(default_factory=ProvisionReader)
     drift: DriftReader = field(default_factory=DriftReader)
+    # The shared cache layer in Redis (README "Shared cache layer").
+    upload_limit: RateLimiter = field(init=False)
+    idempotency: IdempotencyStore = field(init=False)
+    status_cache: SharedCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.upload_limit = RateLimiter(
+            self.redis,
+            name="upload",
+            limit=s.api_upload_rate_limit,
+            window_seconds=s.api_upload_rate_window_seconds,
+        )
+        self.idempotency = IdempotencyStore(
+            self.redis,
+            name="media",
+            ttl_seconds=s.api_idempotency_ttl_seconds,
+            lock_seconds=s.api_idempotency_lock_seconds,
+            wait_seconds=s.api_idempotency_wait_seconds,
+        )
+        self.status_cache = SharedCache(
+            self.redis, name="status", ttl_seconds=s.api_status_cache_seconds
+        )
 
     def temporal_client(self) -> Client | None:
         """The client once connected, else None (the connection retries in the background)."""

@@ -7,6 +7,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -14,13 +15,20 @@ import redis.asyncio as aioredis
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.types import Scope
 from temporalio.service import RPCError
 
 from conceptor.api.auth import JWKSUnavailableError, TokenVerifier
 from conceptor.api.deps import Resources
 from conceptor.api.drift_reads import DriftReader
+from conceptor.api.idempotency import (
+    IdempotencyInProgressError,
+    IdempotencyKeyFormatError,
+    IdempotencyMismatchError,
+)
 from conceptor.api.limits import BodyLimitMiddleware, BodyRule
+from conceptor.api.ratelimit import RateLimitedError
 from conceptor.api.routes import health, links, media, provision, status, workers
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings, get_settings
@@ -94,6 +102,50 @@ async def _dependency_unavailable(request: Request, exc: Exception) -> JSONRespo
     return JSONResponse(status_code=503, content={"detail": detail})
 
 
+def _redis_address(settings: Settings) -> str:
+    # host:port only: a URL may carry a password.
+    url = urlsplit(settings.redis_url)
+    return f"{url.hostname}:{url.port or 6379}"
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Limits and idempotency keys live in Redis: without it the API refuses rather than guess.
+    settings: Settings = request.app.state.settings
+    log.warning("Redis call failed", path=request.url.path, error=repr(exc)[:300])
+    detail = (
+        f"Redis at {_redis_address(settings)}, the API's shared cache (rate limits, idempotency "
+        f"keys), is unavailable: {type(exc).__name__}: {str(exc)[:200]}"
+    )
+    return JSONResponse(status_code=503, content={"detail": detail})
+
+
+async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimitedError)
+    decision = exc.decision
+    retry_after = str(decision.retry_after_seconds)
+    return JSONResponse(
+        status_code=429,
+        content={
+            "detail": str(exc),
+            "limit": decision.limit,
+            "window_seconds": decision.window_seconds,
+            "retry_after_seconds": decision.retry_after_seconds,
+        },
+        headers={"Retry-After": retry_after},
+    )
+
+
+async def _idempotency_error(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, IdempotencyInProgressError):
+        return JSONResponse(
+            status_code=409,
+            content={"detail": str(exc)},
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    code = 400 if isinstance(exc, IdempotencyKeyFormatError) else 422
+    return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresError,
@@ -131,6 +183,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, rule_for=rule_for)
     app.add_exception_handler(RPCError, _temporal_unavailable)
     app.add_exception_handler(JWKSUnavailableError, _jwks_unavailable)
+    app.add_exception_handler(RedisError, _redis_unavailable)
+    app.add_exception_handler(RateLimitedError, _rate_limited)
+    for idempotency_error in (
+        IdempotencyKeyFormatError,
+        IdempotencyMismatchError,
+        IdempotencyInProgressError,
+    ):
+        app.add_exception_handler(idempotency_error, _idempotency_error)
     for error in DEPENDENCY_ERRORS:
         app.add_exception_handler(error, _dependency_unavailable)
     for module in ROUTERS:

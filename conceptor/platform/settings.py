@@ -137,7 +137,8 @@ class Settings(BaseSettings):
     mail_from: str = "conceptor@lvh.me"
     mail_notify_to: str = "media@lvh.me"
 
-    # Front-door upstreams (default: the API and panel ports of this prefix)
+    # Front-door upstreams (default: the API and panel ports of this prefix). The API upstream
+    # may name several `host:port`, separated by spaces or commas: balanced round-robin.
     front_door_api_upstream: str | None = None
     front_door_panel_upstream: str | None = None
 
@@ -202,6 +203,18 @@ class Settings(BaseSettings):
     # The API's PostgreSQL pool: a request costs a checkout, not a login. 0 opens a connection
     # per request instead (the baseline bench/api_status.py measures the pool against).
     api_postgres_pool_size: int = Field(default=10, ge=0, le=100)
+    # The API's shared cache layer in Redis, common to every API process (README "Shared cache
+    # layer"): uploads per user in any sliding window (0: no limit), ...
+    api_upload_rate_limit: int = Field(default=30, ge=0)
+    api_upload_rate_window_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # ... how long the first answer to an `Idempotency-Key` is replayed, how long a first
+    # request's claim on its key lasts (longer than an upload takes), and how long a concurrent
+    # request with the same key waits for it before a 409 ...
+    api_idempotency_ttl_seconds: float = Field(default=24 * 3600.0, gt=0)
+    api_idempotency_lock_seconds: float = Field(default=60.0, gt=0)
+    api_idempotency_wait_seconds: float = Field(default=10.0, ge=0)
+    # ... and how long GET /api/status is served from the shared cache (0: computed every time).
+    api_status_cache_seconds: float = Field(default=2.0, ge=0, le=3600)
     tilt_ui_url: str = "http://localhost:10350"
 
     @field_validator("port_prefix", "worker_port_prefix")

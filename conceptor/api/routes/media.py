@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, File, Header, HTTPException, Query, Response, UploadFile, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
-from conceptor.api.deps import CurrentUser, DatabaseDep, SettingsDep, TemporalClientDep
+from conceptor.api.auth import User
+from conceptor.api.deps import (
+    CurrentUser,
+    DatabaseDep,
+    Resources,
+    ResourcesDep,
+    SettingsDep,
+    TemporalClientDep,
+)
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ErrorDetail
+from conceptor.api.idempotency import (
+    HEADER,
+    KEY_FORMAT_TEXT,
+    REPLAY_HEADER,
+    StoredResponse,
+    fingerprint,
+    validate_key,
+)
+from conceptor.api.ratelimit import RateLimitedError
 from conceptor.client.media import MediaAsset, get_asset, ingest_upload, list_assets
+from conceptor.platform.logging import get_logger
 
 router = APIRouter(prefix="/media", tags=["media"], responses=ERROR_RESPONSES)
+log = get_logger("conceptor.api.media")
 
 
 class MediaPage(BaseModel):
@@ -24,15 +46,93 @@ class MediaPage(BaseModel):
     next_offset: int | None
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=BODY_RESPONSES)
+class RateLimited(BaseModel):
+    """Over the upload rate limit: which limit, and when to retry."""
+
+    detail: str
+    limit: int
+    window_seconds: float
+    retry_after_seconds: int
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "whole seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "the asset, `pending` (a replay of a key's first answer says so)",
+        "headers": {
+            REPLAY_HEADER: {
+                "description": f"`true`: the stored answer to this {HEADER}, no new asset",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            }
+        },
+    },
+    400: {
+        "model": ErrorDetail,
+        "description": f"a malformed body, or an {HEADER} header that is not a valid key",
+    },
+    409: {
+        "model": ErrorDetail,
+        "description": f"the first request with this {HEADER} is still running",
+        "headers": _RETRY_AFTER,
+    },
+    422: {
+        "model": ErrorDetail,
+        "description": f"an empty file, or an {HEADER} already used with another body",
+    },
+    429: {
+        "model": RateLimited,
+        "description": "over the per-user upload rate limit",
+        "headers": _RETRY_AFTER,
+    },
+    503: {
+        "model": ErrorDetail,
+        "description": "a dependency (Temporal, Keycloak, PostgreSQL, MinIO, Redis) is unreachable",
+    },
+}
+
+
+async def _admit(resources: Resources, user: User) -> None:
+    """Count the upload against the user's limit, shared by every API process (or 429)."""
+    decision = await resources.upload_limit.hit(user.subject)
+    if not decision.allowed:
+        setting = "CENTRAL_API_UPLOAD_RATE_LIMIT / CENTRAL_API_UPLOAD_RATE_WINDOW_SECONDS"
+        raise RateLimitedError("upload", decision, setting)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MediaAsset,
+    responses={**BODY_RESPONSES, **UPLOAD_RESPONSES},
+)
 async def upload_media(
     file: Annotated[UploadFile, File(description="the image (JPEG, PNG or WebP)")],
-    settings: SettingsDep,
+    resources: ResourcesDep,
     client: TemporalClientDep,
     db: DatabaseDep,
-    _user: CurrentUser,
-) -> MediaAsset:
-    """Store the upload in MinIO and start its MediaIngestWorkflow; the asset starts `pending`."""
+    user: CurrentUser,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description=f"makes retries safe: a retry with the same key and body gets the "
+            f"first answer, not a second asset ({KEY_FORMAT_TEXT}; kept per user)",
+        ),
+    ] = None,
+) -> MediaAsset | JSONResponse:
+    """Store the upload in MinIO and start its MediaIngestWorkflow; the asset starts `pending`.
+
+    Uploads per user are limited across every API process (429 with Retry-After). With an
+    `Idempotency-Key`, a retry returns the first asset instead of creating another.
+    """
+    settings = resources.settings
+    key = validate_key(idempotency_key) if idempotency_key is not None else None
     content_type = (file.content_type or "").split(";", 1)[0].strip().lower()
     if content_type not in settings.api_upload_content_types:
         allowed = ", ".join(settings.api_upload_content_types)
@@ -44,14 +144,43 @@ async def upload_media(
     data = await file.read()
     if not data:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="the file is empty")
-    return await ingest_upload(
-        settings,
-        client,
-        filename=file.filename or "upload",
-        content_type=content_type,
-        data=data,
-        db=db,
-    )
+    filename = file.filename or "upload"
+
+    async def create() -> MediaAsset:
+        await _admit(resources, user)
+        asset = await ingest_upload(
+            settings, client, filename=filename, content_type=content_type, data=data, db=db
+        )
+        await resources.status_cache.invalidate()  # the panel lists recent uploads
+        return asset
+
+    if key is None:
+        return await create()
+    store = resources.idempotency
+    started = await store.begin(user.subject, key, fingerprint(filename, content_type, data))
+    if isinstance(started, StoredResponse):
+        return JSONResponse(
+            started.body, status_code=started.status_code, headers={REPLAY_HEADER: "true"}
+        )
+    try:
+        asset = await create()
+    except BaseException:
+        # Not kept (429, a dependency down, a cancelled request): a retry runs afresh.
+        with contextlib.suppress(RedisError):
+            await store.release(started)
+        raise
+    answer = StoredResponse(status.HTTP_202_ACCEPTED, asset.model_dump(mode="json"))
+    try:
+        kept = await store.complete(started, answer)
+    except RedisError as exc:
+        kept = False
+        log.warning("idempotent answer not stored", key=key, error=str(exc)[:200])
+    if not kept:
+        # The claim expired first (CENTRAL_API_IDEMPOTENCY_LOCK_SECONDS too short) or Redis
+        # failed: the asset exists all the same, so answer with it rather than an error.
+        log.warning("idempotency claim lost before the answer was stored", key=key)
+    response.headers[REPLAY_HEADER] = "false"
+    return asset
 
 
 @router.get("/{asset_id}", responses={404: {"model": ErrorDetail, "description": "no such asset"}})

@@ -39,6 +39,7 @@ async def start_provisioning(
     # An empty list would mean "run nothing"; treat it like no selection at all.
     await start_provision(client, steps=list(steps) if steps else None)
     resources.provision.forget()
+    await resources.status_cache.invalidate()  # the panel shows the new run at once
     return await provision_status(client)
 
 

@@ -13,9 +13,10 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
+from conceptor.api.cache import CACHE_HEADER
 from conceptor.api.deps import ResourcesDep
 from conceptor.api.pollers import QueuePollers, all_queue_pollers
 from conceptor.client.media import list_assets
@@ -162,9 +163,7 @@ async def _drift(resources: ResourcesDep) -> DriftSummary | None:
     )
 
 
-@router.get("")
-async def get_status(resources: ResourcesDep) -> PanelStatus:
-    """Provisioning per step, pollers per queue, recent media and drift, for the panel."""
+async def _compute(resources: ResourcesDep) -> PanelStatus:
     provision, queues, media, drift = await asyncio.gather(
         _or_none("provision", _provision(resources)),
         _or_none("queues", _queues(resources)),
@@ -172,3 +171,36 @@ async def get_status(resources: ResourcesDep) -> PanelStatus:
         _or_none("drift", _drift(resources)),
     )
     return PanelStatus(provision=provision, queues=queues, media=media, drift=drift)
+
+
+_CACHE_HEADERS = {
+    CACHE_HEADER: {
+        "description": "`hit`: served from the cache shared by every API process; `miss`: "
+        "computed by this request; `off`: no cache (disabled, or Redis unreachable)",
+        "schema": {"type": "string", "enum": ["hit", "miss", "off"]},
+    },
+    "Age": {
+        "description": "seconds since the body was computed",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+@router.get(
+    "",
+    response_model=PanelStatus,
+    responses={200: {"description": "the panel's summary", "headers": _CACHE_HEADERS}},
+)
+async def get_status(resources: ResourcesDep) -> Response:
+    """Provisioning per step, pollers per queue, recent media and drift, for the panel.
+
+    Served from a cache every API process shares (CENTRAL_API_STATUS_CACHE_SECONDS): one
+    computation per TTL across all of them; a new upload or provisioning run drops it.
+    """
+
+    async def compute() -> bytes:
+        return (await _compute(resources)).model_dump_json().encode()
+
+    cached = await resources.status_cache.get(compute)
+    headers = {CACHE_HEADER: cached.state, "Age": str(cached.age_seconds)}
+    return Response(content=cached.body, media_type="application/json", headers=headers)

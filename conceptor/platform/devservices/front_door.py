@@ -23,7 +23,8 @@ def environ(settings: Settings, data_dir: Path) -> dict[str, str]:
         "FRONT_DOOR_PORT": str(settings.port("front_door")),
         "FRONT_DOOR_BIND": settings.host,
         "CADDY_ADMIN": f"{settings.host}:{settings.port('front_door_admin')}",
-        "API_UPSTREAM": settings.front_door_api_upstream
+        # Several API processes: the Caddyfile splits the list into upstreams (round-robin).
+        "API_UPSTREAM": " ".join((settings.front_door_api_upstream or "").replace(",", " ").split())
         or f"{settings.host}:{settings.port('api')}",
         "PANEL_UPSTREAM": settings.front_door_panel_upstream
         or f"{settings.host}:{settings.port('panel')}",
