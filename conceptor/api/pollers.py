@@ -12,6 +12,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from conceptor.contracts import ALL_QUEUES
+from conceptor.platform.environment import EnvironmentFileError
+from conceptor.platform.queues import queue_names
 
 _KINDS = {
     "workflow": TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
@@ -67,6 +69,16 @@ async def queue_pollers(client: Client, queue: str) -> QueuePollers:
     return QueuePollers(name=queue, pollers=sorted(merged.values(), key=lambda p: p.identity))
 
 
+def declared_queue_names() -> list[str]:
+    """The environment file's queues, core first; the shipped ones if the file is refused."""
+    try:
+        return queue_names()
+    except EnvironmentFileError:
+        # A status page still answers while the file is being fixed (`env check` says why).
+        return list(ALL_QUEUES)
+
+
 async def all_queue_pollers(client: Client) -> list[QueuePollers]:
-    """Pollers of every application queue (core, media)."""
-    return list(await asyncio.gather(*(queue_pollers(client, q) for q in ALL_QUEUES)))
+    """Pollers of every queue the environment file declares (core first)."""
+    queues = declared_queue_names()
+    return list(await asyncio.gather(*(queue_pollers(client, q) for q in queues)))

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from conceptor.api.pollers import all_queue_pollers
 from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.workers.runtime import worker_identity
 from tests.worker_procs import WorkerProc
 
 pytestmark = pytest.mark.integration
@@ -107,6 +109,11 @@ async def test_a_declared_team_queue_runs_its_workflow(
             execution_timeout=timedelta(seconds=60),
         )
         assert result == "invoice total 14 on billing"
+        # The API's and panel's worker list (GET /api/workers, /api/status) has the new queue.
+        queues = {q.name: q for q in await all_queue_pollers(temporal)}
+        assert list(queues) == ["core", "media", "billing"]
+        polling_billing = {p.identity: p.kinds for p in queues["billing"].pollers}
+        assert polling_billing == {worker_identity("billing", 0): ["workflow", "activity"]}
     finally:
         worker.terminate()
     assert worker.wait(timeout=30) == 0
