@@ -152,6 +152,8 @@ def show_ports(
         # builds its worker resources from `queues` (every slot's port: its own counts may
         # differ from the file's).
         out: dict[str, object] = {"prefix": settings.port_prefix, "ports": ports, "queues": queues}
+        # The team's code the file names (repository paths): the app image copies it too.
+        out["team_code"] = _team_code()
         if check_env:
             out["environment_error"] = _environment_error() or queues_error or None
         # As the separate commands ran: no tool is looked at for a refused environment file.
@@ -163,6 +165,16 @@ def show_ports(
         raise _fail(queues_error)
     for name, port in ports.items():
         typer.echo(f"{name}={port}")
+
+
+def _team_code() -> list[str]:
+    from conceptor.platform.environment import EnvironmentFileError
+    from conceptor.platform.queues import team_code
+
+    try:
+        return team_code()
+    except EnvironmentFileError:
+        return []  # `--check-env` says why
 
 
 def _missing_tools() -> list[str]:

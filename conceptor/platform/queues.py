@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from conceptor.platform.environment import PLATFORM_QUEUE, Environment, Queue, default_file, load
-from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings
+from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, REPO_ROOT, Settings
 
 # Worker health/metrics ports (README "Ports"). The first FIRST_BLOCK_QUEUES queues keep their
 # slots of MAX_WORKERS_PER_QUEUE in the prefix's own block, from offset FIRST_BLOCK_OFFSET
@@ -103,3 +103,29 @@ def queue_worker_port(
 def worker_port(settings: Settings, queue: str, index: int) -> int:
     """Health/metrics port of worker `index` of `queue`, a queue the environment file declares."""
     return queue_worker_port(settings.port_prefix, settings.worker_port_prefix, queue, index)
+
+
+def team_code(file: Path | None = None) -> list[str]:
+    """What of the team's own code the file names, as repository paths (for the app image).
+
+    The top-level package (folder) or module (`.py`) of each queue's `declaration` and each
+    step's `run`, found as `conceptor worker` finds it: from the repository root, then the
+    file's folder; the `conceptor` package (always in the image) and code outside the
+    repository (it cannot be in a build context) are left out.
+    """
+    path = file or default_file()
+    env = load(path)
+    targets = [q.declaration for q in env.queues if q.declaration]
+    targets += [s.run for s in env.steps if s.run]
+    roots = [REPO_ROOT, path.resolve().parent]
+    found: list[str] = []
+    for target in targets:
+        top = target.partition(":")[0].split(".")[0]
+        for root in roots:
+            hits = [c for c in (root / top, root / f"{top}.py") if c.exists()]
+            if hits:
+                where = hits[0].resolve()
+                if where.is_relative_to(REPO_ROOT) and top != "conceptor":
+                    found.append(where.relative_to(REPO_ROOT).as_posix())
+                break
+    return list(dict.fromkeys(found))

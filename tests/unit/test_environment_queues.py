@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,9 @@ from conceptor.platform.queues import (
     declared_queues,
     queue_worker_port,
     slot_port,
+    team_code,
 )
-from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, PORT_OFFSETS, Settings
+from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, PORT_OFFSETS, REPO_ROOT, Settings
 from conceptor.workers.registry import DeclarationError, resolve_queue
 
 TEAM_MODULE = '''\
@@ -191,3 +194,35 @@ def test_an_explicit_setting_still_wins_over_the_file() -> None:
     default = Settings(_env_file=None)
     assert (media.blocking(default), media.pool_size(default)) == ("thread", 4)
     assert media.max_concurrent_activities(default) == 4
+
+
+def test_the_app_image_gets_the_team_code_the_file_names(tmp_path: Path) -> None:
+    """Queue declarations' and steps' top-level packages/modules inside the repository, by
+    their repository paths; `conceptor` and code outside the repository are left out."""
+    inside = REPO_ROOT / "tests" / "artifacts" / f"team-code-{uuid.uuid4().hex[:8]}"
+    (inside / "billing_pkg" / "queues").mkdir(parents=True)
+    (inside / "billing_pkg" / "__init__.py").write_text("")
+    (inside / "topics_step.py").write_text("def run(ctx):\n    return None\n")
+    (tmp_path / "outside_mod.py").write_text("")
+    body = (
+        "apiVersion: conceptor/v1\n"
+        "queues:\n"
+        "  - {name: core, declaration: conceptor.workers.declarations:CORE}\n"
+        "  - {name: billing, declaration: billing_pkg.queues.main:QUEUE}\n"
+        "  - {name: invoices, declaration: billing_pkg:OTHER}\n"
+        "steps:\n"
+        "  - {name: topics, run: topics_step:run}\n"
+    )
+    try:
+        (inside / "environment.yaml").write_text(body)
+        rel = inside.relative_to(REPO_ROOT).as_posix()
+        assert team_code(inside / "environment.yaml") == [
+            f"{rel}/billing_pkg",
+            f"{rel}/topics_step.py",
+        ]
+        (tmp_path / "environment.yaml").write_text(
+            body.replace("topics_step:run", "outside_mod:run")
+        )
+        assert team_code(tmp_path / "environment.yaml") == []  # no build context holds it
+    finally:
+        shutil.rmtree(inside)

@@ -200,7 +200,12 @@ def test_build_context_holds_every_copied_path() -> None:
         word.rstrip("/")
         for line in re.findall(r"(?m)^COPY (.+)$", APP_DOCKERFILE.read_text())
         for word in line.split()[:-1]
-        if not word.startswith("--")
+        if not word.startswith("--") and word != "."
+    ]
+    # The last COPY takes the rest of the context: the team's code Tilt adds to `only`.
+    assert re.findall(r"(?m)^COPY .*$", APP_DOCKERFILE.read_text())[-2:] == [
+        "COPY --chown=10001:10001 . ./",
+        "COPY --chown=10001:10001 _dev-env/app-entrypoint.sh /usr/local/bin/app-entrypoint",
     ]
     tiltfile = (DEV_ENV / "tilt" / "k8s.tiltfile").read_text()
     only_block = re.search(r"(?s)APP_CONTEXT = \[(.*?)\]", tiltfile)
