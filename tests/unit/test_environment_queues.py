@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -18,7 +19,13 @@ from conceptor.platform.queues import (
     slot_port,
     team_code,
 )
-from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, PORT_OFFSETS, REPO_ROOT, Settings
+from conceptor.platform.settings import (
+    MAX_WORKERS_PER_QUEUE,
+    PORT_OFFSETS,
+    REPO_ROOT,
+    Settings,
+    get_settings,
+)
 from conceptor.workers.registry import DeclarationError, resolve_queue
 
 TEAM_MODULE = '''\
@@ -226,3 +233,45 @@ def test_the_app_image_gets_the_team_code_the_file_names(tmp_path: Path) -> None
         assert team_code(tmp_path / "environment.yaml") == []  # no build context holds it
     finally:
         shutil.rmtree(inside)
+
+
+def test_dev_ports_lists_every_declared_queues_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dev ports`: each queue's default workers after the services; --json every slot's port."""
+    file = tmp_path / "environment.yaml"
+    file.write_text(
+        "apiVersion: conceptor/v1\n"
+        "queues:\n"
+        "  - {name: core, declaration: conceptor.workers.declarations:CORE}\n"
+        "  - {name: media, declaration: conceptor.workers.declarations:MEDIA, workers: 0}\n"
+        "  - {name: billing, declaration: team_billing:QUEUE, workers: 2}\n"
+    )
+    monkeypatch.setenv("CONCEPTOR_ENVIRONMENT_FILE", str(file))
+    monkeypatch.setenv("TILT_PORT_PREFIX", "468")
+    get_settings.cache_clear()
+    try:
+        plain = CliRunner().invoke(app, ["dev", "ports"])
+        assert plain.exit_code == 0, plain.output
+        assert plain.stdout.splitlines()[len(PORT_OFFSETS) :] == [
+            "worker-core-0=46830",
+            "worker-billing-0=46900",
+            "worker-billing-1=46901",
+        ]
+        more = CliRunner().invoke(app, ["dev", "ports", "--workers", "media=1", "--json"])
+        out = json.loads(more.stdout)
+        assert [
+            (q["name"], q["workers"], q["ports"][0], q["ports"][-1]) for q in out["queues"]
+        ] == [
+            ("core", 1, 46830, 46849),
+            ("media", 1, 46850, 46869),
+            ("billing", 2, 46900, 46919),
+        ]
+        assert out["ports"]["worker-media-0"] == 46850
+        bad = CliRunner().invoke(app, ["dev", "ports", "--workers", "video=1"])
+        assert bad.exit_code == 2
+        assert "no queue named video in the environment file (it has core, media, billing)" in (
+            bad.stderr
+        )
+    finally:
+        get_settings.cache_clear()
