@@ -52,6 +52,8 @@ RESET_POSTGRES = "reset_postgres"
 
 # ----- provisioning ------------------------------------------------------------------------
 
+# The platform's own step names (the API refuses others unless the environment file declares
+# them: `migrate_postgres:<database>`, `import_realm:<realm>`, a team's own steps).
 StepName = Literal[
     "wait_for_postgres",
     "migrate_postgres",
@@ -61,27 +63,123 @@ StepName = Literal[
     "wait_for_keycloak",
     "import_realm",
 ]
-# The four independent chains; a step runs after the one before it in its chain.
-CHAINS: tuple[tuple[StepName, ...], ...] = (
-    ("wait_for_postgres", "migrate_postgres"),
-    ("wait_for_redis",),
-    ("wait_for_minio", "ensure_buckets"),
-    ("wait_for_keycloak", "import_realm"),
-)
-ALL_STEPS: tuple[StepName, ...] = tuple(step for chain in CHAINS for step in chain)
-# The steps that change something: each reads desired and live state and applies a Diff.
-RECONCILING_STEPS: tuple[StepName, ...] = ("migrate_postgres", "ensure_buckets", "import_realm")
-# Which service's data each reconciling step manages (for data-loss healing and the UI).
+# The activity a team's own step runs through (it imports the step's `run:` and calls it).
+CUSTOM_STEP = "custom_step"
+# Where a step of a declared object puts the object's name: `migrate_postgres:billing`.
+TARGET_SEPARATOR = ":"
+
+
+class GraphStep(BaseModel):
+    """One step of the provisioning graph: the activity it runs, on what, after which steps."""
+
+    name: str  # e.g. "migrate_postgres", "migrate_postgres:billing", "create_topics"
+    activity: str  # the activity run by name
+    # The declared object it works on (a database, a realm, a team's step); None: the one
+    # settings name (the plain `migrate_postgres` and `import_realm`).
+    target: str | None = None
+    after: list[str] = Field(default_factory=list)
+    # Reads desired and live state and applies a Diff: planned, watched for drift, healed.
+    reconciling: bool = False
+    service: str | None = None  # whose data it manages (data-loss healing); None: nobody's
+    # Its time grows with what it manages: no deadline per attempt (see PROGRESS_STEPS).
+    long_running: bool = False
+
+
+class ProvisionGraph(BaseModel):
+    """Every step provisioning runs and what each waits for: derived from the environment
+    file by the worker (`provision_defaults`), so a workflow never reads a file."""
+
+    steps: list[GraphStep]
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+    def get(self, name: str) -> GraphStep | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def reconciling(self) -> list[str]:
+        return [s.name for s in self.steps if s.reconciling]
+
+    def with_dependencies(self, names: list[str]) -> list[str]:
+        """`names` and every step they wait for, directly or not, in graph order."""
+        wanted: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            step = self.get(name)
+            if name in wanted or step is None:
+                continue
+            wanted.add(name)
+            todo.extend(step.after)
+        return [n for n in self.names() if n in wanted]
+
+
+def build_graph(
+    *,
+    databases: list[str],
+    realms: list[str],
+    custom: list[tuple[str, list[str], bool]] | None = None,
+    services: frozenset[str] | set[str] | None = None,
+) -> ProvisionGraph:
+    """The graph of a stack: one chain per service, one step per database and realm after
+    its service's wait, then a team's own steps (name, after, whether it plans).
+
+    The first database and the first realm are the ones settings name: their steps keep the
+    plain names `migrate_postgres` and `import_realm`; the others are `<step>:<name>`.
+    """
+    on = services if services is not None else {"postgres", "redis", "minio", "keycloak"}
+    steps: list[GraphStep] = []
+
+    def objects(wait: str, step: str, names: list[str], service: str, long: bool) -> None:
+        steps.append(GraphStep(name=wait, activity=wait))
+        for i, name in enumerate(names):
+            steps.append(
+                GraphStep(
+                    name=step if i == 0 else f"{step}{TARGET_SEPARATOR}{name}",
+                    activity=step,
+                    target=None if i == 0 else name,
+                    after=[wait],
+                    reconciling=True,
+                    service=service,
+                    long_running=long,
+                )
+            )
+
+    if "postgres" in on:
+        objects("wait_for_postgres", "migrate_postgres", databases, "postgres", False)
+    if "redis" in on:
+        steps.append(GraphStep(name="wait_for_redis", activity="wait_for_redis"))
+    if "minio" in on:
+        objects("wait_for_minio", "ensure_buckets", ["buckets"], "minio", False)
+    if "keycloak" in on:
+        objects("wait_for_keycloak", "import_realm", realms, "keycloak", True)
+    # The file names every object's step `<step>:<name>`, the first ones' too: their alias.
+    alias = {f"migrate_postgres{TARGET_SEPARATOR}{d}": "migrate_postgres" for d in databases[:1]}
+    alias.update({f"import_realm{TARGET_SEPARATOR}{r}": "import_realm" for r in realms[:1]})
+    for name, after, plans in custom or []:
+        steps.append(
+            GraphStep(
+                name=name,
+                activity=CUSTOM_STEP,
+                target=name,
+                after=[alias.get(a, a) for a in after],
+                reconciling=plans,
+            )
+        )
+    return ProvisionGraph(steps=steps)
+
+
+# Today's stack: the shipped environment file's graph (one database, one realm, no own steps).
+DEFAULT_GRAPH = build_graph(databases=["conceptor"], realms=["technova"])
+ALL_STEPS: tuple[str, ...] = tuple(DEFAULT_GRAPH.names())
+# The steps of the default graph that change something (each applies a Diff).
+RECONCILING_STEPS: tuple[str, ...] = tuple(DEFAULT_GRAPH.reconciling())
+# Which service's data each built-in reconciling step manages (for data-loss healing).
 STEP_SERVICE: dict[str, str] = {
     "migrate_postgres": "postgres",
     "ensure_buckets": "minio",
     "import_realm": "keycloak",
 }
-
-
-def chain_of(step: StepName) -> tuple[StepName, ...]:
-    """The chain a step belongs to (its wait step first)."""
-    return next(chain for chain in CHAINS if step in chain)
 
 
 Outcome = Literal["created", "updated", "unchanged"]
@@ -249,7 +347,7 @@ class StepResult(BaseModel):
 class ProvisionInput(BaseModel):
     """Optional: which steps to run (default all) and a deadline per step (default settings)."""
 
-    steps: list[StepName] | None = None
+    steps: list[str] | None = None  # names of the graph's steps
     step_deadline_seconds: float | None = None
     plan: bool = False  # compute every selected step's diff, write nothing
     # Apply exactly a saved plan: per reconciling step, the digests that plan saw.
@@ -284,6 +382,9 @@ class ReconcileInput(BaseModel):
 
     plan: bool = False
     expected: PlanDigests | None = None
+    # The declared object the step works on (`billing` of `migrate_postgres:billing`);
+    # None: the one settings name. A name only: the worker reads the rest from its files.
+    target: str | None = None
 
 
 class ProvisionDefaults(BaseModel):
@@ -291,12 +392,13 @@ class ProvisionDefaults(BaseModel):
 
     step_deadline_seconds: float
     drift_repair: bool = False
+    graph: ProvisionGraph = DEFAULT_GRAPH  # the environment file's, as the worker reads it
 
 
 class StepProgress(BaseModel):
     """One step's live state, as the `progress` query and the UI's details show it."""
 
-    step: StepName
+    step: str
     state: StepState = "pending"
     attempts: int = 0
     duration_seconds: float | None = None

@@ -19,6 +19,7 @@ from conceptor.activities.realm_file import REALM_FILE_INVALID, load_realm
 from conceptor.activities.reconcile import check_plan
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import ReconcileInput, StepResult, WaitInput
+from conceptor.platform import environment
 from conceptor.platform.diff_store import Packed
 from conceptor.platform.http import client as http_client
 from conceptor.platform.keycloak_tokens import AdminTokens
@@ -96,8 +97,8 @@ class KeycloakActivities:
         lives as long as the worker)."""
         track(progress)
         plan = bool(data and data.plan)
-        path = Path(self.settings.realm_file)
-        realm = load_realm(path, self.settings)
+        name, path = self._realm(data.target if data is not None else None)
+        realm = load_realm(path, self.settings, name)
         managed = managed_kinds(self.settings)
         async with httpx.AsyncClient(timeout=_timeout(realm)) as http:
             admin = KeycloakAdmin(self.settings, http, self.tokens)
@@ -114,6 +115,22 @@ class KeycloakActivities:
             detail=f"realm {realm['realm']} from {path.name}: {len(writes)} admin writes",
             warnings=reconciler.warnings,
         )
+
+    def _realm(self, target: str | None) -> tuple[str | None, Path]:
+        """The realm's name and file: settings' (None) or realm `target` of the environment
+        file."""
+        if target is None:
+            return None, Path(self.settings.realm_file)
+        file = environment.default_file()
+        try:
+            env = environment.load(file)
+        except environment.EnvironmentFileError as exc:
+            raise ApplicationError(str(exc), type=REALM_FILE_INVALID, non_retryable=True) from None
+        realm = next((r for r in env.realms if r.name == target), None)
+        if realm is None:
+            msg = f"{file} declares no realm {target!r}"
+            raise ApplicationError(msg, type=REALM_FILE_INVALID, non_retryable=True)
+        return target, (file.resolve().parent / realm.file).resolve()
 
 
 def _timeout(realm: dict[str, Any]) -> httpx.Timeout:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import asyncpg
+from pydantic import SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,12 +24,14 @@ from conceptor.activities.schema_catalog import read_schema
 from conceptor.activities.schema_shadow import ExpectedSchema, expected_schema
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import RESET_POSTGRES, Change, Diff, ReconcileInput, StepResult, WaitInput
+from conceptor.platform import environment
 from conceptor.platform.settings import Settings
 
 # Any constant shared by every process that migrates this database; "conceptor" in ASCII.
 MIGRATION_LOCK_KEY = 0x636F6E636570746F
 MIGRATIONS_TABLE = "schema_migrations"
 RESTORE_FAILED = "RestoreFailed"
+DATABASE_UNDECLARED = "DatabaseUndeclared"
 _CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
     filename    text PRIMARY KEY,
@@ -40,8 +44,13 @@ CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
 class PostgresActivities:
     """Activities bound to one settings object (the DSN and its password never leave it)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, folders: list[Path] | None = None, owner: str | None = None
+    ) -> None:
         self.settings = settings
+        # A declared database's migrations and owner role (None: settings' database).
+        self.folders = folders
+        self.owner = owner
 
     @property
     def _address(self) -> str:
@@ -49,7 +58,84 @@ class PostgresActivities:
         return address_of(self.settings.postgres_dsn, 5432)
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(self.settings.postgres_dsn, timeout=5)
+        conn = await asyncpg.connect(self.settings.postgres_dsn, timeout=5)
+        if self.owner and self.owner != urlsplit(self.settings.postgres_dsn).username:
+            # What the migrations create belongs to the declared owner.
+            await conn.execute(f'SET ROLE "{self.owner}"')
+        return conn
+
+    def _migrations(self) -> list[MigrationFile]:
+        """The migrations of every folder, as one set in name order."""
+        if self.folders is None:
+            return read_migrations(self._settings_folder())
+        files = [m for folder in self.folders for m in read_migrations(folder)]
+        names = [m.name for m in files]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            msg = f"migration(s) {', '.join(twice)} in more than one of {self.folders}"
+            raise ApplicationError(msg, type=MIGRATION_FAILED, non_retryable=True)
+        return sorted(files, key=lambda m: m.name)
+
+    def _settings_folder(self) -> Path:
+        """CENTRAL_MIGRATIONS_DIR when set, else the environment file's first database's."""
+        if "migrations_dir" in self.settings.model_fields_set:
+            return self.settings.migrations_dir
+        try:
+            env = environment.load(environment.default_file())
+        except environment.EnvironmentFileError:
+            return self.settings.migrations_dir
+        if not env.databases or len(env.databases[0].migration_folders) != 1:
+            return self.settings.migrations_dir
+        base = environment.default_file().resolve().parent
+        return (base / env.databases[0].migration_folders[0]).resolve()
+
+    def declared(self, name: str) -> PostgresActivities:
+        """The same activities on database `name` of the environment file."""
+        file = environment.default_file()
+        env = environment.load(file)
+        db = next((d for d in env.databases if d.name == name), None)
+        if db is None:
+            msg = f"{file} declares no database {name!r}"
+            raise ApplicationError(msg, type=DATABASE_UNDECLARED, non_retryable=True)
+        dsn = urlsplit(self.settings.postgres_dsn)._replace(path=f"/{name}").geturl()
+        settings = self.settings.model_copy(update={"postgres_dsn_override": SecretStr(dsn)})
+        base = file.resolve().parent
+        folders = [(base / f).resolve() for f in db.migration_folders]
+        return PostgresActivities(settings, folders, db.owner)
+
+    async def _database_exists(self) -> bool:
+        try:
+            conn = await asyncpg.connect(self.settings.postgres_dsn, timeout=5)
+        except asyncpg.InvalidCatalogNameError:
+            return False
+        await conn.close()
+        return True
+
+    async def _create_database(self) -> None:
+        """Create the database (and its owner role, if missing) as the superuser; another run
+        creating it at the same time is fine."""
+        parts = urlsplit(self.settings.postgres_dsn)
+        name = parts.path.lstrip("/")
+        user = parts.username or self.settings.postgres_user
+        owner = self.owner or user
+        password = quote(self.settings.postgres_superuser_password.get_secret_value(), safe="")
+        port = f":{parts.port}" if parts.port else ""
+        admin = await asyncpg.connect(
+            f"postgresql://postgres:{password}@{parts.hostname}{port}/postgres", timeout=5
+        )
+        try:
+            if owner != user:
+                role = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", owner)
+                if role is None:
+                    with _exists_ok():
+                        await admin.execute(f'CREATE ROLE "{owner}" NOLOGIN')
+                # The application role migrates as the owner (SET ROLE).
+                await admin.execute(f'GRANT "{owner}" TO "{user}"')
+            with _exists_ok():
+                await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        finally:
+            await admin.close()
+        activity.logger.info("created database %s owned by %s", name, owner)
 
     @activity.defn(name="wait_for_postgres")
     async def wait_for_postgres(self, wait: WaitInput) -> StepResult:
@@ -68,10 +154,20 @@ class PostgresActivities:
     async def migrate_postgres(self, data: ReconcileInput | None = None) -> StepResult:
         """Apply every pending migration in order, each in its own transaction, under a lock;
         rebuild what they created that is gone; report what none of them created.
-        `plan`: compute, write nothing."""
-        files = read_migrations(self.settings.migrations_dir)
+        `plan`: compute, write nothing. `target`: a database of the environment file, created
+        first if missing (a plan of a missing one: the database and every migration)."""
+        if data is not None and data.target is not None:
+            return await self.declared(data.target)._migrate(data)
+        return await self._migrate(data)
+
+    async def _migrate(self, data: ReconcileInput | None) -> StepResult:
+        files = self._migrations()
         attempt = activity.info().attempt
         async with heartbeating():
+            if self.folders is not None and not await self._database_exists():
+                if data is not None and data.plan:
+                    return await self._plan_missing(files, attempt)
+                await self._create_database()
             conn = await self._connect()
             try:
                 if data is not None and data.plan:
@@ -80,6 +176,20 @@ class PostgresActivities:
                 return await self._migrate_locked(conn, files, data, attempt)
             finally:
                 await conn.close()
+
+    async def _plan_missing(self, files: list[MigrationFile], attempt: int) -> StepResult:
+        """A declared database not created yet: it, and every migration, would be created."""
+        name = urlsplit(self.settings.postgres_dsn).path.lstrip("/")
+        diff = migrations_diff(_target(self.settings), files, {}, {}, None)
+        diff = diff.model_copy(
+            update={
+                "changes": [
+                    Change(kind="database", name=name, action="create"),
+                    *(c for c in diff.changes if c.kind == "migration"),
+                ]
+            }
+        )
+        return await step_result(self.settings, diff, planned=True, attempts=attempt)
 
     async def _diff(
         self, conn: asyncpg.Connection, files: list[MigrationFile]
@@ -242,6 +352,18 @@ async def _applied(conn: asyncpg.Connection) -> dict[str, str]:
         return {}
     rows = await conn.fetch(f"SELECT filename, checksum FROM {MIGRATIONS_TABLE}")
     return {row["filename"]: row["checksum"] for row in rows}
+
+
+class _exists_ok:
+    """Ignore "already exists": another run created the same object at the same time."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(
+            kind, asyncpg.DuplicateDatabaseError | asyncpg.DuplicateObjectError
+        )
 
 
 def _target(settings: Settings) -> str:

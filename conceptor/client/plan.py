@@ -13,15 +13,13 @@ from conceptor.client.provisioning import start_provision
 from conceptor.contracts import (
     CORE_QUEUE,
     DRIFT_WATCH_SCHEDULE_ID,
-    RECONCILING_STEPS,
     ChangeAction,
     DriftItem,
     DriftReport,
     PlanDigests,
     ProvisionResult,
-    StepName,
-    chain_of,
 )
+from conceptor.stack_graph import current_environment, environment_graph
 
 
 class PlanRow(BaseModel):
@@ -100,7 +98,7 @@ def plan_from_result(
 async def make_plan(
     client: Client,
     *,
-    steps: list[StepName] | None = None,
+    steps: list[str] | None = None,
     task_queue: str = CORE_QUEUE,
     workflow_id: str | None = None,
 ) -> Plan:
@@ -119,13 +117,18 @@ async def make_plan(
     )
 
 
-def apply_selection(plan: Plan) -> tuple[list[StepName], dict[str, PlanDigests]]:
-    """The steps a saved plan covers (with their wait steps) and the digests each must match."""
-    steps: list[StepName] = [s for s in RECONCILING_STEPS if s in plan.digests]
+def apply_selection(plan: Plan) -> tuple[list[str], dict[str, PlanDigests]]:
+    """The steps a saved plan covers (with the steps they wait for, by the environment
+    file's graph) and the digests each must match."""
+    graph = environment_graph(current_environment()[0])
+    steps = [s for s in graph.reconciling() if s in plan.digests]
     if not steps:
         msg = "the plan holds no reconciling step (migrate_postgres, ensure_buckets, import_realm)"
         raise ValueError(msg)
-    selected = sorted({s for step in steps for s in chain_of(step)})
+    # A team's step that plans is reconciling only once its module is imported (the worker
+    # does): a plan's digests name it anyway.
+    steps += [s for s in plan.digests if s not in steps and graph.get(s) is not None]
+    selected = sorted(graph.with_dependencies(steps))
     return selected, {s: plan.digests[s] for s in steps}
 
 

@@ -31,7 +31,6 @@ from conceptor.contracts import (
     ProvisionProgress,
     ProvisionResult,
     ResetPostgresResult,
-    StepName,
     StepProgress,
 )
 
@@ -56,7 +55,7 @@ class ProvisionStatus(BaseModel):
 async def start_provision(
     client: Client,
     *,
-    steps: list[StepName] | None = None,
+    steps: list[str] | None = None,
     step_deadline_seconds: float | None = None,
     plan: bool = False,
     expected: dict[str, PlanDigests] | None = None,

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import typer
 
-from conceptor.contracts import ALL_STEPS, StepName
+from conceptor.contracts import ALL_STEPS
 
 
 def provision_command(
     wait: bool = typer.Option(False, "--wait", help="Follow the run live; exit 1 if it fails."),
     step: list[str] | None = typer.Option(
-        None, "--step", help=f"Run only these steps (repeatable): {', '.join(ALL_STEPS)}."
+        None,
+        "--step",
+        help=f"Run only these steps (repeatable): {', '.join(ALL_STEPS)}, and those of "
+        "the environment file's databases, realms and own steps (`migrate_postgres:<db>`, "
+        "`import_realm:<realm>`, `<step>`).",
     ),
     timeout: float = typer.Option(600.0, help="With --wait: give up following after this long."),
     plan: bool = typer.Option(
@@ -41,7 +45,8 @@ def provision_command(
     ),
 ) -> None:
     """Start ProvisionWorkflow (or attach to the open run) on the core queue; or plan; or apply."""
-    unknown = [s for s in step or [] if s not in ALL_STEPS]
+    names = _step_names() if step else list(ALL_STEPS)
+    unknown = [s for s in step or [] if s not in names]
     if unknown:
         raise typer.BadParameter(f"unknown step(s) {', '.join(unknown)}", param_hint="--step")
     if sum((plan, apply is not None, diff is not None)) > 1:
@@ -52,7 +57,7 @@ def provision_command(
         from conceptor.commands.provision_diff import show_diff
 
         raise typer.Exit(asyncio.run(show_diff(diff, out)))
-    steps: list[StepName] | None = [s for s in ALL_STEPS if s in step] if step else None
+    steps: list[str] | None = [s for s in names if s in step] if step else None
     # Imported here: every other `conceptor` command starts without the Temporal client.
     from conceptor.commands import provision_follow
 
@@ -63,6 +68,17 @@ def provision_command(
             raise typer.BadParameter("a saved plan says its own steps", param_hint="--step")
         raise typer.Exit(asyncio.run(provision_follow.apply_plan(apply, timeout)))
     raise typer.Exit(asyncio.run(provision_follow.provision(steps, wait, timeout)))
+
+
+def _step_names() -> list[str]:
+    """The provisioning graph's steps, by the environment file in use."""
+    from conceptor.platform.environment import EnvironmentFileError
+    from conceptor.stack_graph import step_names
+
+    try:
+        return step_names()
+    except EnvironmentFileError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--step") from None
 
 
 def drift_command(

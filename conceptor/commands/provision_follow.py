@@ -26,7 +26,7 @@ from conceptor.client.provisioning import (
     start_provision,
     start_reset_postgres,
 )
-from conceptor.contracts import PROVISION_WORKFLOW_ID, StepName
+from conceptor.contracts import PROVISION_WORKFLOW_ID
 from conceptor.platform.settings import get_settings
 from conceptor.platform.temporal import connect_with_retry
 
@@ -70,7 +70,7 @@ async def _follow(client: Client, workflow_id: str, timeout: float) -> Provision
     return status
 
 
-async def provision(steps: list[StepName] | None, wait: bool, timeout: float) -> int:
+async def provision(steps: list[str] | None, wait: bool, timeout: float) -> int:
     settings = get_settings()
     client = await connect_with_retry(settings, timeout=60)
     handle = await start_provision(client, steps=steps)
@@ -135,7 +135,7 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
-async def plan(steps: list[StepName] | None, out: Path | None) -> int:
+async def plan(steps: list[str] | None, out: Path | None) -> int:
     """Exit 0: nothing to do; 2: changes pending; 1: the plan could not be made."""
     client = await connect_with_retry(get_settings(), timeout=60)
     try:

@@ -486,6 +486,7 @@ def _names_problems(env: Environment) -> Iterator[Problem]:
     yield from _duplicates("queue", "queues", [q.name for q in env.queues])
     yield from _duplicates("step", "steps", [s.name for s in env.steps])
     builtin = set(env.builtin_steps())
+    builtin |= {name.partition(":")[0] for name in builtin}  # the plain migrate_postgres too
     for i, step in enumerate(env.steps):
         if step.name in builtin:
             yield Problem(

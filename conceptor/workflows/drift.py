@@ -1,15 +1,15 @@
 """DriftWatchWorkflow: compare the files with the live state; heal data loss, repair on request.
 
 Started by the `drift-watch` Temporal Schedule that provisioning registers. Each run plans
-every step (no writes), reports what differs (result, memo, current details), and starts a
-ProvisionWorkflow for only the affected chains when a service came back empty (always) or
-when `CENTRAL_DRIFT_REPAIR` is on (any drift). That run's details say why it ran.
+every step of the provisioning graph (no writes), reports what differs (result, memo, current
+details), and starts a ProvisionWorkflow for only the affected steps and those they wait for
+when a service came back empty (always) or when `CENTRAL_DRIFT_REPAIR` is on (any drift).
+That run's details say why it ran.
 """
 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
@@ -17,18 +17,12 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
         DRIFT_WATCH_WORKFLOW,
-        PROVISION_DEFAULTS,
         PROVISION_WORKFLOW,
-        RECONCILING_STEPS,
-        STEP_SERVICE,
         DriftItem,
         DriftReport,
-        ProvisionDefaults,
         ProvisionInput,
         ProvisionResult,
-        StepName,
         StepResult,
-        chain_of,
     )
     from conceptor.workflows.provision import Provisioner, change_table
 
@@ -55,27 +49,27 @@ class DriftWatchWorkflow:
 
     @workflow.run
     async def run(self) -> DriftReport:
-        defaults = await workflow.execute_local_activity(
-            PROVISION_DEFAULTS,
-            result_type=ProvisionDefaults,
-            start_to_close_timeout=timedelta(seconds=10),
-        )
+        defaults = await self._planner.defaults()
         # A step that could not be compared is reported below; the others still count.
         with contextlib.suppress(ApplicationError):
-            # The deadline read above: the planner need not ask the worker's settings again.
+            # The settings and graph read above: the planner need not ask the worker again.
             await self._planner.run(
-                ProvisionInput(plan=True, step_deadline_seconds=defaults.step_deadline_seconds)
+                ProvisionInput(plan=True, step_deadline_seconds=defaults.step_deadline_seconds),
+                defaults,
             )
+        graph = defaults.graph
         report = DriftReport(checked_at=workflow.now())
-        affected: list[StepName] = []
-        for step in RECONCILING_STEPS:
+        affected: list[str] = []
+        for step in graph.reconciling():
             progress = self._planner.progress[step]
             result = progress.result
             if result is None or result.diff is None:
                 report.unchecked[step] = progress.error or progress.state
                 continue
-            if lost_everything(result):
-                report.data_loss.append(STEP_SERVICE[step])
+            service = self._service(step)
+            if service is not None and lost_everything(result):
+                if service not in report.data_loss:
+                    report.data_loss.append(service)
                 affected.append(step)
             for c in result.diff.changes:
                 if c.action != "unchanged":
@@ -104,13 +98,18 @@ class DriftWatchWorkflow:
         workflow.set_current_details(_details(report))
         return report
 
-    async def _repair(self, report: DriftReport, affected: list[StepName]) -> None:
-        """One ProvisionWorkflow for just the affected chains, saying why in its details."""
-        steps = sorted({s for step in affected for s in chain_of(step)})
+    def _service(self, step: str) -> str | None:
+        found = self._planner.graph.get(step)
+        return found.service if found is not None else None
+
+    async def _repair(self, report: DriftReport, affected: list[str]) -> None:
+        """One ProvisionWorkflow for just the affected steps and those they wait for, saying
+        why in its details."""
+        steps = sorted(self._planner.graph.with_dependencies(affected))
         why = []
         if report.data_loss:
             why.append("data loss in " + ", ".join(report.data_loss))
-        drifted = [s for s in affected if STEP_SERVICE[s] not in report.data_loss]
+        drifted = [s for s in affected if self._service(s) not in report.data_loss]
         if drifted:
             why.append("drift repair (CENTRAL_DRIFT_REPAIR) of " + ", ".join(drifted))
         reason = f"started by {workflow.info().workflow_id}: " + "; ".join(why)

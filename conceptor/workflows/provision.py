@@ -1,4 +1,5 @@
-"""ProvisionWorkflow: four chains of steps in parallel, each retried within a deadline;
+"""ProvisionWorkflow: the provisioning graph's steps, each as soon as those it waits for are
+done, each retried within a deadline;
 ResetPostgresWorkflow: drop and re-migrate the database, on request only."""
 
 from __future__ import annotations
@@ -13,25 +14,24 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
-        ALL_STEPS,
-        CHAINS,
+        DEFAULT_GRAPH,
         PROGRESS_QUERY,
         PROVISION_DEFAULTS,
         PROVISION_PLAN_WORKFLOW,
         PROVISION_WORKFLOW,
-        RECONCILING_STEPS,
         REGISTER_DRIFT_WATCH,
         RESET_POSTGRES,
         RESET_POSTGRES_WORKFLOW,
         Diff,
+        GraphStep,
         PlanDigests,
         ProvisionDefaults,
+        ProvisionGraph,
         ProvisionInput,
         ProvisionProgress,
         ProvisionResult,
         ReconcileInput,
         ResetPostgresResult,
-        StepName,
         StepProgress,
         StepResult,
         WaitInput,
@@ -62,20 +62,23 @@ class StepFailedError(Exception):
 
 
 async def run_step(
-    step: StepName,
+    step: str,
     deadline: float,
     progress: StepProgress,
     reconcile: ReconcileInput | None = None,
+    activity: str | None = None,
 ) -> StepResult:
-    """Execute one step's activity by name, recording its state, attempts and duration."""
-    waits = step.startswith("wait_for_")
+    """Execute one step's activity by name (`activity`, default the step's name), recording
+    its state, attempts and duration."""
+    activity = activity or step
+    waits = activity.startswith("wait_for_")
     args: list[object] = []
     if waits:
         args = [WaitInput(deadline_seconds=deadline)]
     elif reconcile is not None:
         args = [reconcile]
     limit = timedelta(seconds=deadline + (WAIT_GRACE_SECONDS if waits else 0.0))
-    if step in PROGRESS_STEPS:
+    if activity in PROGRESS_STEPS:
         retry = RetryPolicy(
             initial_interval=STEP_RETRY.initial_interval,
             backoff_coefficient=STEP_RETRY.backoff_coefficient,
@@ -90,7 +93,7 @@ async def run_step(
     progress.state = "running"
     try:
         result = await workflow.execute_activity(
-            step,
+            activity,
             args=args,
             result_type=StepResult,
             schedule_to_close_timeout=whole,
@@ -105,7 +108,7 @@ async def run_step(
         progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)
         progress.state = "failed"
         progress.attempts = max(progress.attempts, 1)  # the failure does not say how many
-        progress.error = describe_failure(step, exc, deadline)
+        progress.error = describe_failure(step, exc, deadline, long=activity in PROGRESS_STEPS)
         raise StepFailedError(step) from exc
     progress.duration_seconds = round((workflow.now() - started).total_seconds(), 3)
     assert isinstance(result, StepResult)
@@ -128,9 +131,13 @@ def attempts_within(deadline: float) -> int:
     return attempts
 
 
-def describe_failure(step: StepName, exc: ActivityError, deadline: float) -> str:
+def describe_failure(
+    step: str, exc: ActivityError, deadline: float, *, long: bool | None = None
+) -> str:
     cause = exc.cause
-    if isinstance(cause, TimeoutError) and step in PROGRESS_STEPS:
+    if long is None:
+        long = step in PROGRESS_STEPS
+    if isinstance(cause, TimeoutError) and long:
         if cause.type == TimeoutType.HEARTBEAT:
             beat = HEARTBEAT_TIMEOUT.total_seconds()
             return (
@@ -147,30 +154,48 @@ def describe_failure(step: StepName, exc: ActivityError, deadline: float) -> str
 
 
 class Provisioner:
-    """One provisioning pass over the chains: progress per step, applied or only planned."""
+    """One provisioning pass over the graph: progress per step, applied or only planned."""
 
     def __init__(self, plan: bool = False, *, show: bool = True) -> None:
         self.plan = plan
         self.show = show  # False: a pass nobody watches (checking a saved plan first)
         self.reason: str | None = None
-        self.progress = {s: StepProgress(step=s) for s in ALL_STEPS}
+        self.graph: ProvisionGraph = DEFAULT_GRAPH
+        # Filled once the graph is known (the worker reads it from the environment file).
+        self.progress: dict[str, StepProgress] = {}
         self.finished = False
 
-    async def run(self, input: ProvisionInput | None) -> ProvisionResult:
+    async def defaults(self) -> ProvisionDefaults:
+        """The worker's settings and graph, through a local activity (a workflow reads no file)."""
+        defaults = await workflow.execute_local_activity(
+            PROVISION_DEFAULTS,
+            result_type=ProvisionDefaults,
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        assert isinstance(defaults, ProvisionDefaults)
+        return defaults
+
+    async def run(
+        self, input: ProvisionInput | None, defaults: ProvisionDefaults | None = None
+    ) -> ProvisionResult:
         input = input or ProvisionInput()
         self.plan = self.plan or input.plan
         self.reason = input.reason
-        selected: set[StepName] = set(input.steps) if input.steps else set(ALL_STEPS)
-        for step in ALL_STEPS:
+        if defaults is None:
+            defaults = await self.defaults()
+        self.graph = defaults.graph
+        names = self.graph.names()
+        self.progress = {s: StepProgress(step=s) for s in names}
+        unknown = [s for s in input.steps or [] if s not in self.progress]
+        if unknown:
+            msg = f"unknown step(s) {', '.join(unknown)}; the graph has {', '.join(names)}"
+            raise ApplicationError(msg, type=PROVISION_FAILED, non_retryable=True)
+        selected: set[str] = set(input.steps) if input.steps else set(names)
+        for step in names:
             if step not in selected:
                 self.progress[step].state = "skipped"
         deadline = input.step_deadline_seconds
         if deadline is None:
-            defaults = await workflow.execute_local_activity(
-                PROVISION_DEFAULTS,
-                result_type=ProvisionDefaults,
-                start_to_close_timeout=timedelta(seconds=10),
-            )
             deadline = defaults.step_deadline_seconds
         started = workflow.now()
         self.publish()
@@ -178,16 +203,22 @@ class Provisioner:
         if expected and not self.plan:
             # Every step's state is checked before any step writes: a stale plan is refused
             # whole, never half applied. (Each step checks again right before writing.)
-            await self._refuse_if_stale(input, deadline, expected)
+            await self._refuse_if_stale(input, deadline, expected, defaults)
+        done = {name: asyncio.Event() for name in names}
+        # The step whose failure holds back each step that did not run (its root cause).
+        failed: dict[str, str] = {}
         await asyncio.gather(
-            *(self._chain(chain, selected, deadline, expected) for chain in CHAINS)
+            *(
+                self._step(step, selected, deadline, expected, done, failed)
+                for step in self.graph.steps
+            )
         )
         self.finished = True
         self.publish()
-        failed = [p for p in self.progress.values() if p.state == "failed"]
-        if failed:
+        failures = [p for p in self.progress.values() if p.state == "failed"]
+        if failures:
             what = "planning" if self.plan else "provisioning"
-            msg = f"{what} failed: " + "; ".join(f"{p.step}: {p.error}" for p in failed)
+            msg = f"{what} failed: " + "; ".join(f"{p.step}: {p.error}" for p in failures)
             raise ApplicationError(msg, type=PROVISION_FAILED, non_retryable=True)
         return ProvisionResult(
             steps={p.step: p.result for p in self.progress.values() if p.result is not None},
@@ -195,11 +226,16 @@ class Provisioner:
         )
 
     async def _refuse_if_stale(
-        self, input: ProvisionInput, deadline: float, expected: dict[str, PlanDigests]
+        self,
+        input: ProvisionInput,
+        deadline: float,
+        expected: dict[str, PlanDigests],
+        defaults: ProvisionDefaults,
     ) -> None:
         checker = Provisioner(plan=True, show=False)
         await checker.run(
-            ProvisionInput(steps=input.steps, step_deadline_seconds=deadline, plan=True)
+            ProvisionInput(steps=input.steps, step_deadline_seconds=deadline, plan=True),
+            defaults,
         )
         stale: list[str] = []
         for step, saw in sorted(expected.items()):
@@ -219,40 +255,58 @@ class Provisioner:
             raise ApplicationError(msg, type=STALE_PLAN, non_retryable=True)
 
     def reconcile_input(
-        self, step: StepName, expected: dict[str, PlanDigests]
+        self, step: GraphStep, expected: dict[str, PlanDigests]
     ) -> ReconcileInput | None:
-        """What a reconciling step is told: plan, or apply a saved plan; None for a plain apply."""
-        if step not in RECONCILING_STEPS:
+        """What a step is told: plan, or apply a saved plan, and on what declared object;
+        None for a plain apply of a step on what settings name (as the Web UI starts it)."""
+        if step.activity.startswith("wait_for_"):
             return None
-        if self.plan:
-            return ReconcileInput(plan=True)
-        if step in expected:
-            return ReconcileInput(expected=expected[step])
-        return None
+        if not step.reconciling and step.target is None:
+            return None
+        saw = expected.get(step.name) if step.reconciling and not self.plan else None
+        if not self.plan and saw is None and step.target is None:
+            return None
+        return ReconcileInput(plan=self.plan, expected=saw, target=step.target)
 
-    async def _chain(
+    async def _step(
         self,
-        chain: tuple[StepName, ...],
-        selected: set[StepName],
+        step: GraphStep,
+        selected: set[str],
         deadline: float,
         expected: dict[str, PlanDigests],
+        done: dict[str, asyncio.Event],
+        failed: dict[str, str],
     ) -> None:
-        for index, step in enumerate(chain):
-            if step not in selected:
-                continue
+        """Run `step` once every selected step it waits for is done; skip it (naming the
+        cause) if one of them failed. A step not selected is not waited for."""
+        for dep in step.after:
+            if dep in selected and dep in done:
+                await done[dep].wait()
+        if step.name not in selected:
+            done[step.name].set()
+            return
+        blocked = next((failed[d] for d in step.after if d in failed), None)
+        if blocked is not None:
+            failed[step.name] = blocked
+            self.progress[step.name].state = "skipped"
+            self.progress[step.name].error = f"not run: {blocked} failed"
             self.publish()
-            try:
-                await run_step(
-                    step, deadline, self.progress[step], self.reconcile_input(step, expected)
-                )
-            except StepFailedError:
-                for later in chain[index + 1 :]:
-                    if later in selected:
-                        self.progress[later].state = "skipped"
-                        self.progress[later].error = f"not run: {step} failed"
-                self.publish()
-                return
-            self.publish()
+            done[step.name].set()
+            return
+        self.publish()
+        try:
+            await run_step(
+                step.name,
+                deadline,
+                self.progress[step.name],
+                self.reconcile_input(step, expected),
+                activity=step.activity,
+            )
+        except StepFailedError:
+            failed[step.name] = step.name
+        # Not in a `finally`: see run_step (an evicted coroutine is closed off the loop).
+        done[step.name].set()
+        self.publish()
 
     def answer(self) -> ProvisionProgress:
         """What the `progress` query returns."""

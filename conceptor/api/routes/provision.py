@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
 from redis.exceptions import RedisError
 
 from conceptor.api.deps import AdminUser, CurrentUser, ResourcesDep, TemporalClientDep
@@ -13,10 +15,22 @@ from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES
 from conceptor.client.diffs import read_diff
 from conceptor.client.plan import DriftStatus, Plan, PlanFailedError, make_plan
 from conceptor.client.provisioning import ProvisionStatus, provision_status, start_provision
-from conceptor.contracts import Diff, StepName
+from conceptor.contracts import Diff
 from conceptor.platform.diff_store import DiffStore
+from conceptor.stack_graph import step_names
 
 router = APIRouter(prefix="/provision", tags=["provision"], responses=ERROR_RESPONSES)
+
+
+def _known_step(name: str) -> str:
+    """A step of the provisioning graph the environment file implies, refused as a literal."""
+    known = step_names()
+    if name not in known:
+        expected = ", ".join(repr(k) for k in known)
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return name
 
 
 class ProvisionRequest(BaseModel):
@@ -24,7 +38,7 @@ class ProvisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: list[StepName] | None = None
+    steps: list[Annotated[str, AfterValidator(_known_step)]] | None = None
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=BODY_RESPONSES)
