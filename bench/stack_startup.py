@@ -249,6 +249,7 @@ def time_tilt_up(settings: Settings, localdev: Path, tilt: Path) -> dict[str, An
     _wait_ports_free(settings)
     assert watch.all_ready_at is not None
     return {
+        "load_average": os.getloadavg()[0],
         "ready_s": watch.all_ready_at,
         "unit_tests_s": watch.ready_at.get("unit-tests"),
         "unit_tests": watch.status.get("unit-tests", {}).get("updateStatus"),
