@@ -250,8 +250,14 @@ def main() -> None:
         for _ in range(args.runs):
             for label, size in POOL_SIZES.items():
                 _stop(procs[0])
+                # The shared status cache off: every request computes, which is what the pool
+                # comparison measures (with it on, nearly every read would be a Redis hit).
                 procs[0] = _spawn(
-                    {**env, "CENTRAL_API_POSTGRES_POOL_SIZE": str(size)},
+                    {
+                        **env,
+                        "CENTRAL_API_POSTGRES_POOL_SIZE": str(size),
+                        "CENTRAL_API_STATUS_CACHE_SECONDS": "0",
+                    },
                     log_dir,
                     "api",
                     "api",
