@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +16,7 @@ from conceptor.api.pollers import all_queue_pollers
 from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.workers.runtime import worker_identity
-from tests.worker_procs import WorkerProc
+from tests.worker_procs import CONCEPTOR, WorkerProc
 
 pytestmark = pytest.mark.integration
 
@@ -114,6 +117,25 @@ async def test_a_declared_team_queue_runs_its_workflow(
         assert list(queues) == ["core", "media", "billing"]
         polling_billing = {p.identity: p.kinds for p in queues["billing"].pollers}
         assert polling_billing == {worker_identity("billing", 0): ["workflow", "activity"]}
+        # `conceptor workers` says the same, with the file's count and the slot's ports.
+        listed = subprocess.run(
+            [str(CONCEPTOR), "workers", "--json"],
+            env={**os.environ, **stack_env, "CONCEPTOR_ENVIRONMENT_FILE": str(file)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listed.returncode == 0, listed.stderr
+        rows = {r["name"]: r for r in json.loads(listed.stdout)["queues"]}
+        assert list(rows) == ["core", "media", "billing"]
+        billing = rows["billing"]
+        assert (billing["workers"], billing["ports"], billing["declaration"]) == (
+            1,
+            f"{port}-{port + 19}",
+            "billing_team.queue:QUEUE",
+        )
+        assert [p["identity"] for p in billing["pollers"]] == [worker_identity("billing", 0)]
     finally:
         worker.terminate()
     assert worker.wait(timeout=30) == 0
