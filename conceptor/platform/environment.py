@@ -135,7 +135,7 @@ class Blocking(_Strict):
 
 
 class Resources(_Strict):
-    """Kubernetes requests of one worker pod."""
+    """Kubernetes limits of one worker pod (its memory request equals the limit)."""
 
     cpu: str = Field(pattern=r"^[0-9]+(\.[0-9]+)?m?$")
     memory: str = Field(pattern=r"^[0-9]+(Ki|Mi|Gi)?$")
