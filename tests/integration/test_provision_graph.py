@@ -196,6 +196,34 @@ async def test_failing_database_holds_back_no_other(
         async with in_process_worker(client, env):
             workflow_id = await run(client, env, steps)
             status = await provision_status(client, workflow_id=workflow_id)
+            # The billing database reconciles like the application's: a table its migration
+            # made is dropped, the plan names it, provisioning rebuilds it.
+            dropped = await asyncpg.connect(
+                env.settings.postgres_dsn.rsplit("/", 1)[0] + f"/{billing}"
+            )
+            try:
+                await dropped.execute("DROP TABLE invoices")
+            finally:
+                await dropped.close()
+            billing_steps = ["wait_for_postgres", f"migrate_postgres:{billing}"]
+            plan = await make_plan(
+                client,
+                steps=billing_steps,
+                task_queue=env.queue,
+                workflow_id=f"plan-{uuid.uuid4()}",
+            )
+            assert [(r.step, r.kind, r.name, r.action, r.fields) for r in plan.changes] == [
+                (f"migrate_postgres:{billing}", "table", "public.invoices", "create", ["missing"])
+            ]
+            handle = await start_provision(
+                client,
+                steps=billing_steps,
+                workflow_id=f"provision-{uuid.uuid4()}",
+                task_queue=env.queue,
+            )
+            rebuilt = (await handle.result()).steps[f"migrate_postgres:{billing}"]
+            assert rebuilt.changed == ["+table:public.invoices"]
+            assert "1 missing rebuilt" in rebuilt.detail
         states = {s.step: (s.state, s.error) for s in status.steps}
         assert status.state == "failed"
         assert states[f"migrate_postgres:{broken}"][0] == "failed"
