@@ -27,7 +27,11 @@ from conceptor.contracts import (
     ALL_STEPS,
     CUSTOM_STEP,
     DEFAULT_GRAPH,
+    DRIFT_WATCH_WORKFLOW,
     REGISTER_DRIFT_WATCH,
+    Change,
+    Diff,
+    DriftReport,
     ProvisionDefaults,
     ProvisionGraph,
     ReconcileInput,
@@ -38,6 +42,7 @@ from conceptor.contracts import (
 from conceptor.platform.environment import DEFAULT_FILE, EnvironmentFileError, check, load
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.stack_graph import environment_graph
+from conceptor.workflows.drift import DRIFT_WORKFLOWS
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
 
 TEST_SERVER = REPO_ROOT / ".venv" / "bin" / "temporal-test-server"
@@ -382,3 +387,86 @@ async def test_an_unknown_step_is_refused_naming_the_graph(temporal: WorkflowEnv
         "unknown step(s) migrate_postgres:nope; the graph has " + ", ".join(GRAPH.names())
     )
     assert calls == []
+
+
+# ----- the drift watch follows the graph ---------------------------------------------------
+
+
+def drift_activities(
+    graph: ProvisionGraph, lost: str, calls: list[str]
+) -> list[Callable[..., Any]]:
+    """Plans: the declared object `lost` holds nothing (every object would be created), the
+    others are unchanged; applies record themselves."""
+
+    @activity.defn(name="provision_defaults")
+    async def defaults() -> ProvisionDefaults:
+        return ProvisionDefaults(step_deadline_seconds=30.0, graph=graph)
+
+    @activity.defn(name=REGISTER_DRIFT_WATCH)
+    async def register() -> str:
+        return "unchanged"
+
+    def waiting(name: str) -> Callable[..., Any]:
+        async def wait(data: WaitInput) -> StepResult:
+            return StepResult()
+
+        return activity.defn(name=name)(wait)
+
+    def reconciling(name: str) -> Callable[..., Any]:
+        async def run(data: ReconcileInput | None = None) -> StepResult:
+            target = data.target if data is not None else None
+            plan = bool(data and data.plan)
+            calls.append(f"{name}:{target}:{'plan' if plan else 'apply'}")
+            action = "create" if target == lost and plan else "unchanged"
+            diff = Diff(
+                target=f"{name} {target}", changes=[Change(kind="x", name="a", action=action)]
+            )
+            return StepResult.from_diff(diff, planned=plan)
+
+        return activity.defn(name=name)(run)
+
+    return [
+        defaults,
+        register,
+        waiting("wait_for_postgres"),
+        waiting("wait_for_redis"),
+        reconciling("migrate_postgres"),
+        reconciling(CUSTOM_STEP),
+    ]
+
+
+async def test_the_drift_watch_heals_a_declared_database(temporal: WorkflowEnvironment) -> None:
+    """A declared database came back empty: data loss in postgres, healed by a provisioning
+    run of just its step and the step it waits for; a team's planning step is watched too."""
+    graph = build_graph(
+        databases=["app", "billing"],
+        realms=[],
+        custom=[("topics", ["wait_for_redis"], True)],
+        services={"postgres", "redis"},
+    )
+    calls: list[str] = []
+    queue = f"test-{uuid.uuid4()}"
+    async with Worker(
+        temporal.client,
+        task_queue=queue,
+        workflows=[*PROVISIONING_WORKFLOWS, *DRIFT_WORKFLOWS],
+        activities=drift_activities(graph, "billing", calls),
+    ):
+        report = await temporal.client.execute_workflow(
+            DRIFT_WATCH_WORKFLOW,
+            id=f"drift-watch-run-{uuid.uuid4()}",
+            task_queue=queue,
+            result_type=DriftReport,
+        )
+    assert report.data_loss == ["postgres"]
+    assert [(i.step, i.label) for i in report.items] == [
+        ("migrate_postgres:billing", "migrate_postgres:billing x:a")
+    ]
+    assert report.repaired
+    assert sorted(c for c in calls if c.endswith(":plan")) == [
+        "custom_step:topics:plan",
+        "migrate_postgres:None:plan",
+        "migrate_postgres:billing:plan",
+    ]
+    # Only the lost database's step is applied (after wait_for_postgres).
+    assert [c for c in calls if c.endswith(":apply")] == ["migrate_postgres:billing:apply"]
