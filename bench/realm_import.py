@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+from _keycloak import RealmAdmin
 from _options import add_options, exit_if_missed, parse_options, write_results
 from _proc import cpu_seconds, listener_pid  # bench/_proc.py: run as `python bench/<name>.py`
 from rich.console import Console
@@ -46,7 +46,6 @@ from conceptor.activities.keycloak import KeycloakActivities
 from conceptor.activities.realm_file import load_realm
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
-from conceptor.platform.keycloak_tokens import AdminTokens
 from conceptor.platform.settings import REPO_ROOT, Settings, get_settings
 
 PREFIX = "467"
@@ -98,7 +97,7 @@ class Bench:
         self.realm = load_realm(settings.realm_file, settings)
         self.name = str(self.realm["realm"])
         self.url = f"{settings.keycloak_url}/admin/realms"
-        self.tokens = AdminTokens(settings)
+        self.admin = RealmAdmin(settings, http)
         # One activities object for the whole bench, as one worker keeps its own: its admin
         # token is cached across runs, so no run pays for a password grant.
         self.activities = KeycloakActivities(settings)
@@ -111,15 +110,10 @@ class Bench:
         return cpu_seconds(self.keycloak_pid)
 
     async def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {await self.tokens.get(self.http)}"}
+        return await self.admin.headers()
 
     async def delete(self) -> None:
-        resp = await self.http.delete(
-            f"{self.url}/{quote(self.name, safe='')}", headers=await self._headers()
-        )
-        if resp.status_code not in (204, 404):
-            msg = f"DELETE realm {self.name}: HTTP {resp.status_code} {resp.text[:300]}"
-            raise RuntimeError(msg)
+        await self.admin.delete(self.name)
 
     async def keycloak_import(self) -> dict[str, Any]:
         """Keycloak's own import of the same representation."""
