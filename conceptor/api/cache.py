@@ -30,6 +30,19 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
 end
 return 1
 """
+# Look up and, on a miss, take the lock in one step: a value stored between a separate GET
+# and SET NX would otherwise be computed a second time.
+_FOUND, _LOCKED = 1, 2
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  return {1, value, redis.call('PTTL', KEYS[1])}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {2}
+end
+return {0}
+"""
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -73,6 +86,7 @@ class SharedCache:
         self.lock_key = f"{KEY_PREFIX}{name}:lock"
         self._ttl_ms = math.ceil(ttl_seconds * 1000)
         self._lock_ms = math.ceil(lock_seconds * 1000)
+        self._claim = redis.register_script(_CLAIM)
         self._store = redis.register_script(_STORE)
         self._unlock = redis.register_script(_UNLOCK)
         # The lookup in flight in this process: concurrent readers share it.
@@ -111,15 +125,13 @@ class SharedCache:
         except RedisError as exc:  # the value then expires by its TTL
             log.warning("cache invalidation failed", key=self.key, error=str(exc)[:200])
 
-    async def _lookup(self) -> Cached | None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.key)
-            pipe.pttl(self.key)
-            body, left_ms = await pipe.execute()
-        if body is None:
-            return None
-        age = max(0, math.floor((self._ttl_ms - max(int(left_ms), 0)) / 1000))
-        return Cached(bytes(body), "hit", age)
+    async def _lookup_or_lock(self, owner: str) -> Cached | bool:
+        """The cached value, else whether this reader took the computation lock."""
+        found = await self._claim(keys=[self.key, self.lock_key], args=[owner, self._lock_ms])
+        if found[0] != _FOUND:
+            return bool(found[0] == _LOCKED)
+        age = max(0, math.floor((self._ttl_ms - max(int(found[2]), 0)) / 1000))
+        return Cached(bytes(found[1]), "hit", age)
 
     async def _get(self, compute: Callable[[], Awaitable[bytes]]) -> Cached:
         try:
@@ -132,10 +144,10 @@ class SharedCache:
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + self._lock_ms / 1000
         while True:
-            cached = await self._lookup()
-            if cached is not None:
-                return cached
-            if await self._redis.set(self.lock_key, owner, nx=True, px=self._lock_ms):
+            found = await self._lookup_or_lock(owner)
+            if isinstance(found, Cached):
+                return found
+            if found:
                 break
             if time.monotonic() >= deadline:
                 # The computing process is far too slow or gone: do not wait any longer.

@@ -28,6 +28,13 @@ import redis
 from PIL import Image
 
 from conceptor.api.cache import KEY_PREFIX as CACHE_PREFIX
+from conceptor.api.idempotency import (
+    Claim,
+    IdempotencyInProgressError,
+    IdempotencyMismatchError,
+    IdempotencyStore,
+    StoredResponse,
+)
 from conceptor.api.ratelimit import KEY_PREFIX as RATELIMIT_PREFIX
 from conceptor.api.ratelimit import RateLimiter
 from conceptor.platform.devservices import front_door
@@ -316,6 +323,37 @@ async def test_concurrent_first_requests_with_one_key_create_one_asset(
         "true",
     ]
     assert await assets_named(fresh.settings, name) == [answers_[0].json()["id"]]
+
+
+async def test_a_key_still_claimed_is_409_with_retry_after_then_released(fresh: Replicas) -> None:
+    """The store itself on the real Redis: no wait left is 409; a released key runs afresh."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(_url(fresh))
+    try:
+        store = IdempotencyStore(
+            client, name="claim-test", ttl_seconds=60, lock_seconds=30, wait_seconds=0
+        )
+        key = str(uuid.uuid4())
+        first = await store.begin("user-1", key, "fp-1")
+        assert isinstance(first, Claim)
+        with pytest.raises(IdempotencyInProgressError) as running:
+            await store.begin("user-1", key, "fp-1")
+        assert 29 <= running.value.retry_after <= 30
+        with pytest.raises(IdempotencyMismatchError):
+            await store.begin("user-1", key, "fp-2")
+        # Another user's key of the same name is another key.
+        assert isinstance(await store.begin("user-2", key, "fp-1"), Claim)
+        await store.release(first)
+        second = await store.begin("user-1", key, "fp-1")
+        assert isinstance(second, Claim) and second.owner != first.owner
+        # The first claim is no longer the owner: its answer is not stored over the second's.
+        assert await store.complete(first, StoredResponse(202, {"id": "a"})) is False
+        assert await store.complete(second, StoredResponse(202, {"id": "b"})) is True
+        assert await store.begin("user-1", key, "fp-1") == StoredResponse(202, {"id": "b"})
+        assert 59 <= await client.ttl(store.key("user-1", key)) <= 60
+    finally:
+        await client.aclose()
 
 
 def test_status_read_on_one_process_is_a_hit_on_the_other(fresh: Replicas) -> None:

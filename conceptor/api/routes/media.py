@@ -55,6 +55,12 @@ class RateLimited(BaseModel):
     retry_after_seconds: int
 
 
+class UploadRefused(BaseModel):
+    """422: a reason (empty file, reused key), or the list of invalid fields."""
+
+    detail: str | list[dict[str, Any]]
+
+
 _RETRY_AFTER = {
     "Retry-After": {
         "description": "whole seconds to wait before retrying",
@@ -81,8 +87,9 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "headers": _RETRY_AFTER,
     },
     422: {
-        "model": ErrorDetail,
-        "description": f"an empty file, or an {HEADER} already used with another body",
+        "model": UploadRefused,
+        "description": f"a missing field, an empty file, or an {HEADER} already used with "
+        "another body",
     },
     429: {
         "model": RateLimited,
