@@ -17,7 +17,6 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from conceptor.contracts import (
-    ALL_STEPS,
     CORE_QUEUE,
     PROGRESS_QUERY,
     PROVISION_PLAN_WORKFLOW,
@@ -26,6 +25,7 @@ from conceptor.contracts import (
     PROVISION_WORKFLOW_ID,
     RESET_POSTGRES_WORKFLOW,
     RESET_POSTGRES_WORKFLOW_ID,
+    TARGET_SEPARATOR,
     PlanDigests,
     ProvisionInput,
     ProvisionProgress,
@@ -77,7 +77,9 @@ async def start_provision(
         "id_conflict_policy": (
             WorkflowIDConflictPolicy.FAIL if expected else WorkflowIDConflictPolicy.USE_EXISTING
         ),
-        "static_summary": f"{verb} the environment: " + ", ".join(steps or ALL_STEPS),
+        # A run of every step says so: the graph is the environment file's, read by the worker.
+        "static_summary": f"{verb} the environment: "
+        + (", ".join(steps) if steps else "every step"),
     }
     plain = not (plan or expected or reason)
     if plain and steps is None and step_deadline_seconds is None:
@@ -162,9 +164,14 @@ async def _steps(
             for name, r in (result.steps.items() if result else [])
         ]
     # While a step retries, its live attempt count is in the pending activity's heartbeat.
-    pending = {pa.activity_type.name: pa for pa in desc.raw_description.pending_activities}
+    pending: dict[str, list[Any]] = {}
+    for info in desc.raw_description.pending_activities:
+        pending.setdefault(info.activity_type.name, []).append(info)
     for step in steps:
-        pa = pending.get(step.step)
+        # `migrate_postgres:billing` runs activity migrate_postgres; when several steps run
+        # one activity at once, which attempt is whose is unknown: none is shown.
+        same = pending.get(step.step.partition(TARGET_SEPARATOR)[0], [])
+        pa = same[0] if len(same) == 1 else None
         if pa is None or step.state != "running":
             continue
         attempts = pa.attempt
