@@ -66,28 +66,31 @@ class PostgresActivities:
 
     def _migrations(self) -> list[MigrationFile]:
         """The migrations of every folder, as one set in name order."""
-        if self.folders is None:
-            return read_migrations(self._settings_folder())
-        files = [m for folder in self.folders for m in read_migrations(folder)]
+        folders = self.folders if self.folders is not None else self._settings_folders()
+        if len(folders) == 1:
+            return read_migrations(folders[0])
+        files = [m for folder in folders for m in read_migrations(folder)]
         names = [m.name for m in files]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            msg = f"migration(s) {', '.join(twice)} in more than one of {self.folders}"
+            where = ", ".join(str(f) for f in folders)
+            msg = f"migration(s) {', '.join(twice)} in more than one of {where}"
             raise ApplicationError(msg, type=MIGRATION_FAILED, non_retryable=True)
         return sorted(files, key=lambda m: m.name)
 
-    def _settings_folder(self) -> Path:
+    def _settings_folders(self) -> list[Path]:
         """CENTRAL_MIGRATIONS_DIR when set, else the environment file's first database's."""
         if "migrations_dir" in self.settings.model_fields_set:
-            return self.settings.migrations_dir
+            return [self.settings.migrations_dir]
+        file = environment.default_file()
         try:
-            env = environment.load(environment.default_file())
+            env = environment.load(file)
         except environment.EnvironmentFileError:
-            return self.settings.migrations_dir
-        if not env.databases or len(env.databases[0].migration_folders) != 1:
-            return self.settings.migrations_dir
-        base = environment.default_file().resolve().parent
-        return (base / env.databases[0].migration_folders[0]).resolve()
+            return [self.settings.migrations_dir]
+        if not env.databases:
+            return [self.settings.migrations_dir]
+        base = file.resolve().parent
+        return [(base / f).resolve() for f in env.databases[0].migration_folders]
 
     def declared(self, name: str) -> PostgresActivities:
         """The same activities on database `name` of the environment file."""

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from conceptor.activities import realm_file
 from conceptor.activities.custom_steps import NOT_PLANNED, diff_objects, plans
+from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.realm_file import load_realm
 from conceptor.client.provisioning import provision_status, start_provision
 from conceptor.contracts import (
@@ -39,7 +40,13 @@ from conceptor.contracts import (
     WaitInput,
     build_graph,
 )
-from conceptor.platform.environment import DEFAULT_FILE, EnvironmentFileError, check, load
+from conceptor.platform.environment import (
+    DEFAULT_FILE,
+    FILE_VARIABLE,
+    EnvironmentFileError,
+    check,
+    load,
+)
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.stack_graph import environment_graph
 from conceptor.workflows.drift import DRIFT_WORKFLOWS
@@ -470,3 +477,45 @@ async def test_the_drift_watch_heals_a_declared_database(temporal: WorkflowEnvir
     ]
     # Only the lost database's step is applied (after wait_for_postgres).
     assert [c for c in calls if c.endswith(":apply")] == ["migrate_postgres:billing:apply"]
+
+
+# ----- which migrations a database's step applies ------------------------------------------
+
+
+def _environment_with_first_database(folder: Path, migrations: list[str]) -> Path:
+    doc = yaml.safe_load(DEFAULT_FILE.read_text())
+    doc["databases"][0]["migrations"] = migrations
+    doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    file = folder / "environment.yaml"
+    file.write_text(yaml.safe_dump(doc))
+    return file
+
+
+def test_the_first_database_migrates_the_files_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its folders are one set in name order; CENTRAL_MIGRATIONS_DIR, when set, wins."""
+    for folder, names in {"a": ["0001_one.sql", "0003_three.sql"], "b": ["0002_two.sql"]}.items():
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / name).write_text("SELECT 1;")
+    monkeypatch.setenv(FILE_VARIABLE, str(_environment_with_first_database(tmp_path, ["a", "b"])))
+    files = PostgresActivities(_settings())._migrations()
+    assert [m.name for m in files] == ["0001_one.sql", "0002_two.sql", "0003_three.sql"]
+    chosen = PostgresActivities(_settings(migrations_dir=tmp_path / "b"))._migrations()
+    assert [m.name for m in chosen] == ["0002_two.sql"]
+
+
+def test_one_migration_name_in_two_folders_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "0001_one.sql").write_text("SELECT 1;")
+    monkeypatch.setenv(FILE_VARIABLE, str(_environment_with_first_database(tmp_path, ["a", "b"])))
+    with pytest.raises(ApplicationError) as info:
+        PostgresActivities(_settings())._migrations()
+    assert info.value.non_retryable
+    assert info.value.message == (
+        f"migration(s) 0001_one.sql in more than one of {tmp_path / 'a'}, {tmp_path / 'b'}"
+    )
