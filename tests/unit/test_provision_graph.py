@@ -18,12 +18,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from typer.testing import CliRunner
 
 from conceptor.activities import realm_file
 from conceptor.activities.custom_steps import NOT_PLANNED, diff_objects, plans
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.realm_file import load_realm
+from conceptor.cli import app
 from conceptor.client.provisioning import provision_status, start_provision
+from conceptor.commands import provision_follow
 from conceptor.contracts import (
     ALL_STEPS,
     CUSTOM_STEP,
@@ -519,3 +522,37 @@ def test_one_migration_name_in_two_folders_is_refused(
     assert info.value.message == (
         f"migration(s) 0001_one.sql in more than one of {tmp_path / 'a'}, {tmp_path / 'b'}"
     )
+
+
+# ----- the CLI chooses among the graph's steps ----------------------------------------------
+
+
+def test_provision_step_takes_the_graphs_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--step migrate_postgres:<database>` of a declared database is passed on; a name the
+    graph does not have is refused, naming it."""
+    (tmp_path / "billing").mkdir()
+    doc = yaml.safe_load(DEFAULT_FILE.read_text())
+    doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
+    doc["databases"].append({"name": "billing", "migrations": "billing"})
+    doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    file = tmp_path / "environment.yaml"
+    file.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv(FILE_VARIABLE, str(file))
+    started: list[list[str] | None] = []
+
+    async def fake_provision(steps: list[str] | None, wait: bool, timeout: float) -> int:
+        started.append(steps)
+        return 0
+
+    monkeypatch.setattr(provision_follow, "provision", fake_provision)
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, ["provision", "--step", "migrate_postgres:billing", "--step", "wait_for_postgres"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert started == [["wait_for_postgres", "migrate_postgres:billing"]]
+    bad = runner.invoke(app, ["provision", "--step", "migrate_postgres:nope"])
+    assert bad.exit_code == 2
+    assert "unknown step(s) migrate_postgres:nope" in " ".join(bad.output.split())
