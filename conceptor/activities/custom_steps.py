@@ -20,10 +20,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -48,6 +48,22 @@ class StepContext:
     name: str
     settings: Settings
     folder: Path
+
+
+class PlanningStep(Protocol):
+    """What a planning step offers, for a team's type checker (each method may be async)."""
+
+    def desired(self, ctx: StepContext) -> Mapping[str, Any]: ...
+
+    def live(self, ctx: StepContext) -> Mapping[str, Any]: ...
+
+    def diff(self, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[Change]: ...
+
+    def apply(self, ctx: StepContext, changes: list[Change]) -> None: ...
+
+
+# What a plain step is: called with its context, it may return a line of detail.
+PlainStep = Callable[[StepContext], str | Awaitable[str | None] | None]
 
 
 def diff_objects(kind: str, desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[Change]:
