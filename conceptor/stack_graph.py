@@ -31,7 +31,22 @@ def current_environment(file: Path | None = None) -> tuple[Environment, Path]:
     return environment.check(path, imports=False), path.resolve().parent
 
 
+# The names by file and its modification time: the API checks every step of a request.
+_NAMES: dict[tuple[Path, int], list[str]] = {}
+
+
 def step_names(file: Path | None = None) -> list[str]:
     """Every step's name, in graph order, for choosing steps (`--step`, the API's `steps`)."""
-    env, _ = current_environment(file)
-    return environment_graph(env).names()
+    path = (file or environment.default_file()).resolve()
+    try:
+        key = (path, path.stat().st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _NAMES:
+        return list(_NAMES[key])
+    env, _ = current_environment(path)
+    names = environment_graph(env).names()
+    if key is not None:
+        _NAMES.clear()
+        _NAMES[key] = names
+    return list(names)

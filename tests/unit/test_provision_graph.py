@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -24,6 +25,7 @@ from conceptor.activities import realm_file
 from conceptor.activities.custom_steps import NOT_PLANNED, diff_objects, plans
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.realm_file import load_realm
+from conceptor.api.routes.provision import ProvisionRequest
 from conceptor.cli import app
 from conceptor.client.provisioning import provision_status, start_provision
 from conceptor.commands import provision_follow
@@ -556,3 +558,21 @@ def test_provision_step_takes_the_graphs_names(
     bad = runner.invoke(app, ["provision", "--step", "migrate_postgres:nope"])
     assert bad.exit_code == 2
     assert "unknown step(s) migrate_postgres:nope" in " ".join(bad.output.split())
+
+
+def test_the_api_takes_the_graphs_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /api/provision's `steps`: a declared realm's step is accepted, an unknown name is
+    refused as a literal (422 literal_error at body.steps.N, as before)."""
+    doc = yaml.safe_load(DEFAULT_FILE.read_text())
+    doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
+    doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    (tmp_path / "partners.json").write_text(json.dumps({"realm": "partners"}))
+    doc["realms"].append({"name": "partners", "file": "partners.json"})
+    file = tmp_path / "environment.yaml"
+    file.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv(FILE_VARIABLE, str(file))
+    request = ProvisionRequest.model_validate({"steps": ["import_realm:partners"]})
+    assert request.steps == ["import_realm:partners"]
+    with pytest.raises(ValidationError) as info:
+        ProvisionRequest.model_validate({"steps": ["import_realm", "format_disk"]})
+    assert [(e["type"], e["loc"]) for e in info.value.errors()] == [("literal_error", ("steps", 1))]
