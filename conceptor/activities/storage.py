@@ -13,6 +13,8 @@ from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.bucket_policy import policy_document
 from conceptor.activities.buckets import (
+    BucketsFile,
+    BucketSpec,
     DesiredBucket,
     LiveBucket,
     bucket_changes,
@@ -26,6 +28,7 @@ from conceptor.activities.diffs import step_result
 from conceptor.activities.reconcile import check_plan, verify
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import Change, Diff, ReconcileInput, StepResult, WaitInput
+from conceptor.platform import environment
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import Settings
 
@@ -72,7 +75,11 @@ class StorageActivities:
         return await wait_for("minio", address_of(self.settings.s3_endpoint, 80), probe, wait)
 
     def desired(self) -> list[DesiredBucket]:
-        """The buckets file (validated) plus the `buckets` setting; refusals before any read."""
+        """The environment file's buckets, or the buckets file (validated) plus the `buckets`
+        setting when either is given; refusals before any read."""
+        from_file = self._environment_buckets()
+        if from_file is not None:
+            return from_file
         path = self.settings.buckets_file
         try:
             text = path.read_text(encoding="utf-8")
@@ -80,6 +87,27 @@ class StorageActivities:
             msg = f"{path}: cannot be read: {exc.strerror} (CENTRAL_BUCKETS_FILE names it)"
             raise ApplicationError(msg, type="BucketsFileInvalid", non_retryable=True) from None
         return desired_buckets(path, parse_buckets_file(path, text), self.settings.buckets)
+
+    def _environment_buckets(self) -> list[DesiredBucket] | None:
+        """The environment file's buckets, unless CENTRAL_BUCKETS or CENTRAL_BUCKETS_FILE is
+        set (a run that names its own buckets, as the tests do) or the file cannot be read."""
+        if {"buckets", "buckets_file"} & self.settings.model_fields_set:
+            return None
+        file = environment.default_file()
+        try:
+            env = environment.load(file)
+        except environment.EnvironmentFileError:
+            return None
+        # The file's rules allow `x-` notes that buckets.json refuses: validate them afresh.
+        declared = BucketsFile(
+            buckets={
+                b.name: BucketSpec.model_validate(
+                    b.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+                )
+                for b in env.buckets
+            }
+        )
+        return desired_buckets(file, declared, {})
 
     async def live(self, names: list[str]) -> list[LiveBucket]:
         s3 = await self._client()
