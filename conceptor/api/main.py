@@ -120,7 +120,8 @@ async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RateLimitedError)
+    if not isinstance(exc, RateLimitedError):  # registered for that class only
+        raise exc
     decision = exc.decision
     retry_after = str(decision.retry_after_seconds)
     return JSONResponse(
