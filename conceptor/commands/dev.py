@@ -154,6 +154,8 @@ def show_ports(
         out: dict[str, object] = {"prefix": settings.port_prefix, "ports": ports, "queues": queues}
         # The team's code the file names (repository paths): the app image copies it too.
         out["team_code"] = _team_code()
+        # The services the file leaves on: local mode makes a resource for these only.
+        out["services"] = _services_on()
         if check_env:
             out["environment_error"] = _environment_error() or queues_error or None
         # As the separate commands ran: no tool is looked at for a refused environment file.
@@ -175,6 +177,16 @@ def _team_code() -> list[str]:
         return team_code()
     except EnvironmentFileError:
         return []  # `--check-env` says why
+
+
+def _services_on() -> list[str]:
+    """The environment file's services that run (every one while the file is refused)."""
+    from conceptor.platform import environment
+
+    try:
+        return environment.load(environment.default_file()).services.enabled()
+    except environment.EnvironmentFileError:
+        return environment.Services().enabled()  # `--check-env` says why
 
 
 def _missing_tools() -> list[str]:
