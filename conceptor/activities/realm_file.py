@@ -3,69 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 
-from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform import realm_placeholders
+from conceptor.platform.settings import Settings
 
 REALM_FILE_INVALID = "RealmFileInvalid"
-_PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
-
-
-def placeholders(settings: Settings) -> dict[str, str]:
-    """Values the realm file may refer to; they depend on the port prefix or are secrets."""
-    return {
-        "SMTP_HOST": settings.smtp_host,
-        "SMTP_PORT": str(settings.smtp_port),
-        "MAIL_FROM": settings.mail_from,
-        "FRONT_DOOR_URL": settings.front_door_url,
-        "PANEL_URL": f"http://localhost:{settings.port('panel')}",
-        "API_CLIENT_ID": settings.api_client_id,
-        "API_CLIENT_SECRET": settings.api_client_secret.get_secret_value(),
-    }
-
-
-DOTENV_FILE = REPO_ROOT / ".env.development"
-_ENV_PREFIX = "CENTRAL_"
+_PLACEHOLDER = realm_placeholders.PLACEHOLDER
+# Read at each load: tests point it elsewhere.
+DOTENV_FILE = realm_placeholders.DOTENV_FILE
+placeholders = realm_placeholders.derived
 
 
 def resolve_placeholder(name: str, settings: Settings) -> str | None:
-    """A placeholder's value: the platform's derived values (ports, URLs, the API client),
-    then a setting by its variable name (`CENTRAL_SMTP_PORT`), then the process's environment,
-    then `.env.development`; None when none of them has it."""
-    derived = placeholders(settings)
-    if name in derived:
-        return derived[name]
-    field = name.removeprefix(_ENV_PREFIX).lower()
-    if name.startswith(_ENV_PREFIX) and field in type(settings).model_fields:
-        value = getattr(settings, field)
-        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    if name in os.environ:
-        return os.environ[name]
-    if DOTENV_FILE.is_file():
-        found = dotenv_values(DOTENV_FILE).get(name)
-        if found is not None:
-            return found
-    return None
+    """A placeholder's value as `conceptor env check` resolves it (realm_placeholders.resolve),
+    with this module's DOTENV_FILE."""
+    return realm_placeholders.resolve(name, settings, DOTENV_FILE)
 
 
-def _names(value: Any) -> Iterator[str]:
-    """Every placeholder name `value` uses."""
-    if isinstance(value, str):
-        yield from _PLACEHOLDER.findall(value)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _names(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _names(v)
+_names = realm_placeholders.names
 
 
 def _invalid(path: Path, why: str) -> ApplicationError:

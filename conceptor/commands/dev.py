@@ -203,10 +203,10 @@ def _missing_tools() -> list[str]:
 
 def _environment_error() -> str | None:
     """What `env check` prints when it refuses the environment file, else None."""
-    from conceptor.platform import environment
+    from conceptor.platform import environment, realm_placeholders
 
     try:
-        environment.check(environment.default_file(), imports=True)
+        realm_placeholders.check(environment.default_file(), get_settings(), imports=True)
     except environment.EnvironmentFileError as exc:
         return str(exc)
     return None

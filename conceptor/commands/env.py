@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from conceptor.platform import environment
+from conceptor.platform import environment, realm_placeholders
+from conceptor.platform.settings import get_settings
 
 env_app = typer.Typer(
     help="The environment file (_dev-env/environment.yaml): check it, publish its schema.",
@@ -29,10 +30,11 @@ def check_command(
     ),
 ) -> None:
     """Refuse FILE (exit 1, one line per problem: YAML path, what is wrong, what to do), or
-    summarise what it declares (exit 0)."""
+    summarise what it declares (exit 0). A realm file's `${NAME}` that nothing resolves is a
+    problem too: the import step would refuse it."""
     file = file or environment.default_file()
     try:
-        env = environment.check(file, imports=imports)
+        env = realm_placeholders.check(file, get_settings(), imports=imports)
     except environment.EnvironmentFileError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
