@@ -17,7 +17,7 @@ groups=(
   "provision|453|tests/integration/test_provision*.py tests/e2e/test_provision_*.py"
   "workers|454|tests/integration/workers"
   "api|455|tests/integration/test_api*.py tests/e2e/test_panel*.py"
-  "tilt|-|tests/e2e/test_tilt_*.py tests/integration/test_environment_tilt.py"
+  "tilt|-|tests/e2e/test_tilt_*.py tests/integration/test_environment_tilt.py tests/e2e/test_team_stack.py"
   # One quick round of every bench/*.py, one after the other on this block: none breaks unseen.
   "bench|452|tests/integration/test_benchmarks.py"
 )
