@@ -458,11 +458,28 @@ class DriftReport(BaseModel):
         return bool(self.items or self.left_out or self.data_loss)
 
 
+class ResetPostgresInput(BaseModel):
+    """Which declared database to reset: its name in the environment file (None: the first,
+    the one settings name)."""
+
+    database: str | None = None
+
+
+def reset_postgres_workflow_id(database: str | None = None) -> str:
+    """One reset per database at a time: the first keeps the plain id."""
+    return (
+        RESET_POSTGRES_WORKFLOW_ID
+        if database is None
+        else f"{RESET_POSTGRES_WORKFLOW_ID}:{database}"
+    )
+
+
 class ResetPostgresResult(BaseModel):
     """What the reset dropped and what the re-migration applied."""
 
     dropped_tables: int
     migrations: StepResult
+    database: str | None = None  # the declared database reset (None: the first)
 
 
 # ----- media -------------------------------------------------------------------------------

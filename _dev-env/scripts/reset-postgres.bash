@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Drop every table of the application database and re-apply the migrations, through
-# ResetPostgresWorkflow on the core queue (so it is durable, locked against a concurrent
-# migration, and visible in the Temporal Web UI). Waits for the result; exits non-zero on failure.
+# Drop every table of a declared database (the first argument: a database the environment file
+# declares; default the first) and re-apply its migrations, through ResetPostgresWorkflow on
+# the core queue (so it is durable, locked against a concurrent migration, and visible in the
+# Temporal Web UI). Waits for the result; exits non-zero on failure or for an undeclared name.
 # Needs Temporal and a core worker running (`tilt up`, or `conceptor worker core`).
 set -euo pipefail
 

@@ -23,7 +23,15 @@ from conceptor.activities.reconcile import check_plan, refuse, verify
 from conceptor.activities.schema_catalog import read_schema
 from conceptor.activities.schema_shadow import ExpectedSchema, expected_schema
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
-from conceptor.contracts import RESET_POSTGRES, Change, Diff, ReconcileInput, StepResult, WaitInput
+from conceptor.contracts import (
+    RESET_POSTGRES,
+    Change,
+    Diff,
+    ReconcileInput,
+    ResetPostgresInput,
+    StepResult,
+    WaitInput,
+)
 from conceptor.platform import environment
 from conceptor.platform.settings import Settings
 
@@ -98,7 +106,8 @@ class PostgresActivities:
         env = environment.load(file)
         db = next((d for d in env.databases if d.name == name), None)
         if db is None:
-            msg = f"{file} declares no database {name!r}"
+            declared = ", ".join(d.name for d in env.databases) or "none"
+            msg = f"{file} declares no database {name!r} (it declares {declared})"
             raise ApplicationError(msg, type=DATABASE_UNDECLARED, non_retryable=True)
         dsn = urlsplit(self.settings.postgres_dsn)._replace(path=f"/{name}").geturl()
         settings = self.settings.model_copy(update={"postgres_dsn_override": SecretStr(dsn)})
@@ -266,8 +275,20 @@ class PostgresActivities:
         return await step_result(self.settings, applied, attempts=attempt, detail=detail)
 
     @activity.defn(name=RESET_POSTGRES)
-    async def reset_postgres(self) -> int:
-        """Drop and re-create the public schema (every table, the migrations record too)."""
+    async def reset_postgres(self, data: ResetPostgresInput | None = None) -> int:
+        """Drop and re-create the public schema (every table, the migrations record too) of
+        the first database, or of `data.database` of the environment file; an undeclared name
+        is refused before anything is touched."""
+        name = data.database if data is not None else None
+        if name is not None and name != self._first_database():
+            return await self.declared(name)._reset()
+        return await self._reset()
+
+    def _first_database(self) -> str:
+        """The database the plain step manages: settings' (the file's first by default)."""
+        return urlsplit(self.settings.postgres_dsn).path.lstrip("/")
+
+    async def _reset(self) -> int:
         async with heartbeating():
             conn = await self._connect()
             try:

@@ -24,14 +24,15 @@ from conceptor.contracts import (
     PROVISION_WORKFLOW,
     PROVISION_WORKFLOW_ID,
     RESET_POSTGRES_WORKFLOW,
-    RESET_POSTGRES_WORKFLOW_ID,
     TARGET_SEPARATOR,
     PlanDigests,
     ProvisionInput,
     ProvisionProgress,
     ProvisionResult,
+    ResetPostgresInput,
     ResetPostgresResult,
     StepProgress,
+    reset_postgres_workflow_id,
 )
 
 _QUERY_TIMEOUT = timedelta(seconds=3)
@@ -97,17 +98,20 @@ async def start_provision(
 async def start_reset_postgres(
     client: Client,
     *,
-    workflow_id: str = RESET_POSTGRES_WORKFLOW_ID,
+    database: str | None = None,
+    workflow_id: str | None = None,
     task_queue: str = CORE_QUEUE,
 ) -> WorkflowHandle[Any, ResetPostgresResult]:
-    """Start ResetPostgresWorkflow (drops every table, re-applies the migrations), or attach."""
+    """Start ResetPostgresWorkflow on a declared database (default: the first; drops every
+    table, re-applies its migrations), or attach to the one running on it."""
     return await client.start_workflow(
         RESET_POSTGRES_WORKFLOW,
+        ResetPostgresInput(database=database),
         result_type=ResetPostgresResult,
-        id=workflow_id,
+        id=workflow_id or reset_postgres_workflow_id(database),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary="Drop and re-migrate the application database",
+        static_summary=f"Drop and re-migrate database {database or '(the first declared)'}",
     )
 
 

@@ -102,9 +102,15 @@ def drift_command(
 
 
 def reset_postgres_command(
+    database: str | None = typer.Argument(
+        None,
+        help="A database the environment file declares (default: the first).",
+        show_default=False,
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait for the reset; exit 1 if it fails."),
 ) -> None:
-    """Drop every table of the application database and re-apply the migrations."""
+    """Drop every table of DATABASE and re-apply its migrations (an undeclared name is
+    refused, naming the file and the databases it declares)."""
     from conceptor.commands.provision_follow import reset_postgres
 
-    raise typer.Exit(asyncio.run(reset_postgres(wait)))
+    raise typer.Exit(asyncio.run(reset_postgres(wait, database)))

@@ -93,9 +93,9 @@ async def provision(steps: list[str] | None, wait: bool, timeout: float) -> int:
     return 1
 
 
-async def reset_postgres(wait: bool) -> int:
+async def reset_postgres(wait: bool, database: str | None = None) -> int:
     client = await connect_with_retry(get_settings(), timeout=60)
-    handle = await start_reset_postgres(client)
+    handle = await start_reset_postgres(client, database=database)
     console.print(f"ResetPostgresWorkflow [bold]{handle.id}[/] run {handle.result_run_id}")
     if not wait:
         return 0
@@ -106,7 +106,8 @@ async def reset_postgres(wait: bool) -> int:
         return 1
     applied = result.migrations.counts.get("created", 0)
     console.print(
-        f"[green]database reset:[/] {result.dropped_tables} tables dropped, "
+        f"[green]database {database + ' ' if database else ''}reset:[/] "
+        f"{result.dropped_tables} tables dropped, "
         f"{applied} migrations applied"
     )
     return 0

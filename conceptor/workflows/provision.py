@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionProgress,
         ProvisionResult,
         ReconcileInput,
+        ResetPostgresInput,
         ResetPostgresResult,
         StepProgress,
         StepResult,
@@ -438,32 +439,57 @@ class ProvisionPlanWorkflow:
 
 @workflow.defn(name=RESET_POSTGRES_WORKFLOW)
 class ResetPostgresWorkflow:
-    """Drop every table of the application database and apply the migrations again."""
+    """Drop every table of a declared database (default: the first) and apply its migrations
+    again; a database the environment file does not declare is refused."""
 
     @workflow.run
-    async def run(self) -> ResetPostgresResult:
+    async def run(self, input: ResetPostgresInput | None = None) -> ResetPostgresResult:
+        database = input.database if input is not None else None
         defaults = await workflow.execute_local_activity(
             PROVISION_DEFAULTS,
             result_type=ProvisionDefaults,
             start_to_close_timeout=timedelta(seconds=10),
         )
         deadline = defaults.step_deadline_seconds
-        steps = {s: StepProgress(step=s) for s in ("wait_for_postgres", "migrate_postgres")}
+        # The database's own migration step of the graph; the first one's is the plain step.
+        migrate = next(
+            (
+                s
+                for s in defaults.graph.steps
+                if s.activity == "migrate_postgres"
+                and s.target is not None
+                and s.target == database
+            ),
+            None,
+        )
+        migrate_name = migrate.name if migrate is not None else "migrate_postgres"
+        reconcile = ReconcileInput(target=migrate.target) if migrate is not None else None
+        steps = {s: StepProgress(step=s) for s in ("wait_for_postgres", migrate_name)}
         try:
             await run_step("wait_for_postgres", deadline, steps["wait_for_postgres"])
             dropped = await workflow.execute_activity(
                 RESET_POSTGRES,
+                ResetPostgresInput(database=database),
                 result_type=int,
                 start_to_close_timeout=timedelta(seconds=deadline),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=STEP_RETRY,
-                summary="reset_postgres",
+                summary=f"reset_postgres {database or ''}".strip(),
             )
-            migrations = await run_step("migrate_postgres", deadline, steps["migrate_postgres"])
+            migrations = await run_step(
+                migrate_name, deadline, steps[migrate_name], reconcile, "migrate_postgres"
+            )
         except StepFailedError as exc:
             msg = f"reset-postgres failed: {exc}: {steps[str(exc)].error}"
             raise ApplicationError(msg, type=PROVISION_FAILED, non_retryable=True) from None
-        return ResetPostgresResult(dropped_tables=dropped, migrations=migrations)
+        except ActivityError as exc:
+            # The reset itself refused (an undeclared database): its message, as it said it.
+            cause = exc.cause
+            why = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            kind = cause.type if isinstance(cause, ApplicationError) else PROVISION_FAILED
+            msg = f"reset-postgres failed: {why}"
+            raise ApplicationError(msg, type=kind, non_retryable=True) from None
+        return ResetPostgresResult(dropped_tables=dropped, migrations=migrations, database=database)
 
 
 PROVISIONING_WORKFLOWS = [ProvisionWorkflow, ProvisionPlanWorkflow, ResetPostgresWorkflow]
