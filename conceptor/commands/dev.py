@@ -156,6 +156,8 @@ def show_ports(
         out["team_code"] = _team_code()
         # The services the file leaves on: local mode makes a resource for these only.
         out["services"] = _services_on()
+        # The declared databases, first first: a reset-postgres button for each.
+        out["databases"] = _databases()
         if check_env:
             out["environment_error"] = _environment_error() or queues_error or None
         # As the separate commands ran: no tool is looked at for a refused environment file.
@@ -187,6 +189,16 @@ def _services_on() -> list[str]:
         return environment.load(environment.default_file()).services.enabled()
     except environment.EnvironmentFileError:
         return environment.Services().enabled()  # `--check-env` says why
+
+
+def _databases() -> list[str]:
+    """The environment file's databases (none while the file is refused)."""
+    from conceptor.platform import environment
+
+    try:
+        return [d.name for d in environment.load(environment.default_file()).databases]
+    except environment.EnvironmentFileError:
+        return []  # `--check-env` says why
 
 
 def _missing_tools() -> list[str]:
