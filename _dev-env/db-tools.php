@@ -1,7 +1,8 @@
 <?php
 // Adminer on the application database, with no login form: the connection comes from the
 // environment (DB_TOOLS_SERVER host:port, DB_TOOLS_USER, DB_TOOLS_PASSWORD, DB_TOOLS_DB) and
-// the Adminer it wraps from ADMINER_PHP. Served by `conceptor dev serve db-tools` in local
+// the Adminer it wraps from ADMINER_PHP. DB_TOOLS_DATABASES (comma-separated, optional) lists
+// every database the environment file declares, DB_TOOLS_DB first: those are browsable. Served by `conceptor dev serve db-tools` in local
 // mode and by the localdev-db-tools pod (this very file, as a ConfigMap) in the cluster.
 
 function conceptor_db(string $name): string
@@ -18,10 +19,18 @@ $conceptorServer = conceptor_db('SERVER');
 $conceptorUser = conceptor_db('USER');
 $conceptorDb = conceptor_db('DB');
 
-// Anything but a page of our own database (or Adminer's own scripts and styles, `?file=`)
-// goes to that database's schema `public`.
+// The declared databases, the application's first; without the list, only that one.
+function conceptor_databases(): array
+{
+    $listed = array_filter(explode(',', getenv('DB_TOOLS_DATABASES') ?: ''), 'strlen');
+    return array_values(array_unique(array_merge([conceptor_db('DB')], $listed)));
+}
+
+// Anything but a page of a declared database (or Adminer's own scripts and styles, `?file=`)
+// goes to the application database's schema `public`.
 $conceptorOurs = ($_GET['pgsql'] ?? null) === $conceptorServer
-    && ($_GET['username'] ?? null) === $conceptorUser;
+    && ($_GET['username'] ?? null) === $conceptorUser
+    && in_array($_GET['db'] ?? $conceptorDb, conceptor_databases(), true);
 if (!$conceptorOurs && !isset($_GET['file'])) {
     $query = http_build_query([
         'pgsql' => $conceptorServer,
@@ -39,7 +48,9 @@ session_cache_limiter('');
 session_name('adminer_sid');
 session_start();
 $_SESSION['pwds']['pgsql'][$conceptorServer][$conceptorUser] = '';
-$_SESSION['db']['pgsql'][$conceptorServer][$conceptorUser][$conceptorDb] = true;
+foreach (conceptor_databases() as $conceptorName) {
+    $_SESSION['db']['pgsql'][$conceptorServer][$conceptorUser][$conceptorName] = true;
+}
 
 function adminer_object()
 {
@@ -70,7 +81,7 @@ function adminer_object()
 
         public function databases($flush = true)
         {
-            return [conceptor_db('DB')];
+            return conceptor_databases();
         }
 
         public function head()

@@ -1,4 +1,4 @@
-"""Database tools: Adminer on the application database, under PHP's built-in web server."""
+"""Database tools: Adminer on every declared database, under PHP's built-in web server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from conceptor.platform import environment
 from conceptor.platform.devservices.spec import DevService, NotReadyError
 from conceptor.platform.http import client as http_client
 from conceptor.platform.settings import REPO_ROOT, Settings
@@ -65,8 +66,24 @@ def command(settings: Settings, data_dir: Path) -> list[str]:
     ]
 
 
+def declared_databases(settings: Settings) -> list[str]:
+    """Every database to browse: the settings' first, then the environment file's others
+    (only the settings' one while the file is refused)."""
+    first = connection_env(settings)["DB_TOOLS_DB"]
+    try:
+        declared = [d.name for d in environment.load(environment.default_file()).databases]
+    except environment.EnvironmentFileError:
+        declared = []
+    # The file's first database is the one settings name (CENTRAL_POSTGRES_DB may rename it).
+    return list(dict.fromkeys([first, *declared[1:]]))
+
+
 def environ(settings: Settings, _data_dir: Path) -> dict[str, str]:
-    return {**connection_env(settings), "ADMINER_PHP": str(adminer_php())}
+    return {
+        **connection_env(settings),
+        "DB_TOOLS_DATABASES": ",".join(declared_databases(settings)),
+        "ADMINER_PHP": str(adminer_php()),
+    }
 
 
 async def probe(settings: Settings) -> str:
@@ -85,7 +102,7 @@ async def probe(settings: Settings) -> str:
 
 SERVICE = DevService(
     name="db-tools",
-    description="Adminer, a web database browser on the application database",
+    description="Adminer, a web database browser on every declared database",
     ports=("db_tools",),
     prepare=prepare,
     command=command,
