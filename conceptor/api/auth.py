@@ -1,4 +1,4 @@
-"""Bearer-token verification against the realm's JWKS (cached, refetched on an unknown kid)."""
+"""Bearer tokens of the realms the API trusts, each checked against its realm's JWKS."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import jwt
 
+from conceptor.platform import environment
 from conceptor.platform.settings import Settings
 
 ALGORITHMS = ["RS256"]
@@ -32,32 +33,51 @@ class User:
     roles: frozenset[str]
 
 
-def accepted_issuers(settings: Settings) -> list[str]:
-    """The realm's issuer as the API reaches Keycloak, and as browsers and scripts do.
+def accepted_issuers(settings: Settings, realm: str | None = None) -> list[str]:
+    """A realm's issuer (default the settings' realm) as the API reaches Keycloak, and as
+    browsers and scripts do.
 
     Keycloak in development writes into `iss` the host a token was requested on: people
     type `localhost` or 127.0.0.1 on this prefix's Keycloak port (in the cluster, through a
     port-forward) while the API may use an in-cluster name. All name the same realm, whose
-    keys still have to sign the token. Anything else: CENTRAL_API_EXTRA_ISSUERS.
+    keys still have to sign the token. Anything else: CENTRAL_API_EXTRA_ISSUERS (spellings
+    of the settings' realm).
     """
-    path = f"/realms/{settings.realm_name}"
+    name = realm or settings.realm_name
+    path = f"/realms/{name}"
     candidates = [
-        settings.keycloak_issuer,
+        f"{settings.keycloak_url}{path}",
         f"http://127.0.0.1:{settings.port('keycloak')}{path}",
         f"http://localhost:{settings.port('keycloak')}{path}",
-        *settings.api_extra_issuers,
+        *(settings.api_extra_issuers if name == settings.realm_name else ()),
     ]
     return list(dict.fromkeys(candidates))
 
 
-class TokenVerifier:
-    """Verifies RS256 access tokens: signature by a realm key, issuer, audience, expiry."""
+def trusted_realms(settings: Settings) -> list[str]:
+    """The realms whose tokens the API accepts, as the environment file says (`api:` on a
+    realm; by default the first only, which is the one settings name). Without a readable
+    file, or with no realm declared: the settings' realm."""
+    try:
+        env = environment.load(environment.default_file())
+    except environment.EnvironmentFileError:
+        return [settings.realm_name]
+    if not env.realms:
+        return [settings.realm_name]
+    first = env.realms[0].name
+    trusted = env.api_realms()
+    return list(dict.fromkeys(settings.realm_name if r == first else r for r in trusted))
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+
+class _RealmKeys:
+    """One trusted realm: its issuer spellings and its key set (cached, refetched on an
+    unknown kid, at most once per interval)."""
+
+    def __init__(self, settings: Settings, realm: str, http: httpx.AsyncClient) -> None:
+        self.realm = realm
+        self.issuers = accepted_issuers(settings, realm)
         self._http = http
-        self._jwks_url = f"{settings.keycloak_issuer}/protocol/openid-connect/certs"
-        self._issuers = accepted_issuers(settings)
-        self._audience = settings.api_client_id
+        self._jwks_url = f"{settings.keycloak_url}/realms/{realm}/protocol/openid-connect/certs"
         self._min_refresh = settings.api_jwks_min_refresh_seconds
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None
@@ -74,7 +94,7 @@ class TokenVerifier:
         self._keys = {key.key_id: key for key in jwks.keys if key.key_id}
         self._fetched_at = time.monotonic()
 
-    async def _key_for(self, kid: str) -> Any:
+    async def key_for(self, kid: str) -> Any:
         if kid in self._keys:
             return self._keys[kid]
         async with self._lock:
@@ -90,6 +110,36 @@ class TokenVerifier:
             raise InvalidTokenError(msg)
         return self._keys[kid]
 
+
+class TokenVerifier:
+    """Verifies RS256 access tokens: issued by a trusted realm, signed by one of its keys,
+    for the API's audience, not expired."""
+
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, realms: list[str] | None = None
+    ) -> None:
+        names = realms if realms is not None else trusted_realms(settings)
+        self._realms = [_RealmKeys(settings, name, http) for name in names]
+        self._audience = settings.api_client_id
+
+    @property
+    def realms(self) -> list[str]:
+        return [r.realm for r in self._realms]
+
+    def _realm_of(self, token: str) -> _RealmKeys:
+        """The trusted realm whose issuer the token names (its signature is checked after)."""
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError as exc:
+            msg = f"malformed token: {exc}"
+            raise InvalidTokenError(msg) from exc
+        for realm in self._realms:
+            if issuer in realm.issuers:
+                return realm
+        trusted = ", ".join(self.realms) or "none"
+        msg = f"token issuer {issuer!r} is not a realm the API trusts (trusted realms: {trusted})"
+        raise InvalidTokenError(msg)
+
     async def verify(self, token: str) -> User:
         """The user the token names; raises InvalidTokenError with the reason."""
         try:
@@ -101,14 +151,15 @@ class TokenVerifier:
         if header.get("alg") not in ALGORITHMS or not isinstance(kid, str):
             msg = f"token must be RS256 with a key id, got alg={header.get('alg')!r}"
             raise InvalidTokenError(msg)
-        key = await self._key_for(kid)
+        realm = self._realm_of(token)
+        key = await realm.key_for(kid)
         try:
             claims = jwt.decode(
                 token,
                 key=key,
                 algorithms=ALGORITHMS,
                 audience=self._audience,
-                issuer=self._issuers,
+                issuer=realm.issuers,
                 options={"require": ["exp", "iat", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:

@@ -90,6 +90,13 @@ class Realm(_Strict):
 
     name: str = Field(pattern=_REALM_NAME, description="The realm's name, as the file's `realm`.")
     file: str = Field(description="The realm file, relative to this file's folder.")
+    api: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the API accepts access tokens this realm issues; absent: only the first "
+            "realm's."
+        ),
+    )
 
 
 class LifecycleRule(_Strict):
@@ -238,6 +245,13 @@ class Environment(_Strict):
     buckets: list[Bucket] = Field(default_factory=list)
     queues: list[Queue] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
+
+    def api_realms(self) -> list[str]:
+        """The realms whose tokens the API accepts: those with `api: true`, and the first
+        unless it says `api: false`."""
+        return [
+            r.name for i, r in enumerate(self.realms) if (r.api if r.api is not None else i == 0)
+        ]
 
     def builtin_steps(self) -> list[str]:
         """The platform's steps this file implies, by the names `after:` may use."""
