@@ -65,6 +65,11 @@ StepName = Literal[
 ]
 # The activity a team's own step runs through (it imports the step's `run:` and calls it).
 CUSTOM_STEP = "custom_step"
+# A database's seed data, after its migrations: only for a database that declares some.
+SEED_STEP = "seed_postgres"
+# Changes the drift watch does not report: a row `insert-missing` seeds is the developer's once
+# it exists (a missing one is still created by provisioning, and shown in a plan).
+UNWATCHED_KINDS = frozenset({"seed-row"})
 # Where a step of a declared object puts the object's name: `migrate_postgres:billing`.
 TARGET_SEPARATOR = ":"
 
@@ -120,9 +125,11 @@ def build_graph(
     realms: list[str],
     custom: list[tuple[str, list[str], bool]] | None = None,
     services: frozenset[str] | set[str] | None = None,
+    seeded: list[str] | None = None,
 ) -> ProvisionGraph:
     """The graph of a stack: one chain per service, one step per database and realm after
-    its service's wait, then a team's own steps (name, after, whether it plans).
+    its service's wait, a seed step after the migrations of each database in `seeded`, then
+    a team's own steps (name, after, whether it plans).
 
     The first database and the first realm are the ones settings name: their steps keep the
     plain names `migrate_postgres` and `import_realm`; the others are `<step>:<name>`.
@@ -147,6 +154,19 @@ def build_graph(
 
     if "postgres" in on:
         objects("wait_for_postgres", "migrate_postgres", databases, "postgres", False)
+        for i, name in enumerate(databases):
+            if name not in (seeded or []):
+                continue
+            plain = i == 0
+            steps.append(
+                GraphStep(
+                    name=SEED_STEP if plain else f"{SEED_STEP}{TARGET_SEPARATOR}{name}",
+                    activity=SEED_STEP,
+                    target=None if plain else name,
+                    after=["migrate_postgres" if plain else f"migrate_postgres:{name}"],
+                    reconciling=True,
+                )
+            )
     if "redis" in on:
         steps.append(GraphStep(name="wait_for_redis", activity="wait_for_redis"))
     if "minio" in on:
@@ -156,6 +176,7 @@ def build_graph(
     # The file names every object's step `<step>:<name>`, the first ones' too: their alias.
     alias = {f"migrate_postgres{TARGET_SEPARATOR}{d}": "migrate_postgres" for d in databases[:1]}
     alias.update({f"import_realm{TARGET_SEPARATOR}{r}": "import_realm" for r in realms[:1]})
+    alias.update({f"{SEED_STEP}{TARGET_SEPARATOR}{d}": SEED_STEP for d in databases[:1]})
     for name, after, plans in custom or []:
         steps.append(
             GraphStep(

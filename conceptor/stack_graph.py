@@ -21,6 +21,7 @@ def environment_graph(
         realms=[r.name for r in env.realms],
         custom=[(s.name, list(s.after), bool(plans and plans(s))) for s in env.steps],
         services=set(env.services.enabled()),
+        seeded=[d.name for d in env.databases if d.seed],
     )
 
 

@@ -64,6 +64,41 @@ class _Strict(BaseModel):
         return data
 
 
+_COLUMN_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+SeedMode = Literal["insert-missing", "enforce", "managed"]
+SEED_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
+
+
+class SeedReference(_Strict):
+    """A foreign key given by the referenced seeded row's natural key, not its generated id."""
+
+    table: str = Field(pattern=_COLUMN_NAME, description="A seeded table of the same database.")
+    key: list[str] = Field(
+        min_length=1, description="The referenced table's natural key (its seed `key`)."
+    )
+
+
+class Seed(_Strict):
+    """Rows of one table, reconciled after the database's migrations."""
+
+    table: str = Field(pattern=_COLUMN_NAME, description="The table (schema public).")
+    file: str = Field(description="YAML, JSON or CSV rows, relative to this file's folder.")
+    key: list[str] = Field(
+        min_length=1, description="The columns identifying a row: a natural key, not an id."
+    )
+    mode: SeedMode = Field(
+        default="insert-missing",
+        description=(
+            "insert-missing: create missing rows only; enforce: also keep rows equal to the "
+            "file; managed: enforce, and delete rows seeding inserted that the file dropped."
+        ),
+    )
+    references: dict[str, SeedReference] = Field(
+        default_factory=dict,
+        description="column -> the seeded table and natural key its value names.",
+    )
+
+
 class Database(_Strict):
     """A PostgreSQL database of the stack, created if missing, then migrated."""
 
@@ -78,6 +113,10 @@ class Database(_Strict):
         default=None,
         pattern=_DATABASE_NAME,
         description="The role owning the database; absent: CENTRAL_POSTGRES_USER.",
+    )
+    seed: list[Seed] = Field(
+        default_factory=list,
+        description="Rows reconciled after the migrations (step seed_postgres:<database>).",
     )
 
     @property
@@ -258,6 +297,7 @@ class Environment(_Strict):
         out: list[str] = []
         if self.services.postgres:
             out += ["wait_for_postgres", *(f"migrate_postgres:{d.name}" for d in self.databases)]
+            out += [f"seed_postgres:{d.name}" for d in self.databases if d.seed]
         if self.services.redis:
             out.append("wait_for_redis")
         if self.services.minio:
@@ -585,6 +625,51 @@ def _files_problems(env: Environment, folder: Path) -> Iterator[Problem]:
             )
 
 
+def _seed_problems(env: Environment, folder: Path) -> Iterator[Problem]:
+    for i, db in enumerate(env.databases):
+        tables: dict[str, int] = {}
+        for j, seed in enumerate(db.seed):
+            tables.setdefault(seed.table, j)  # the first entry of a table is the one used
+        for j, seed in enumerate(db.seed):
+            path = f"databases[{i}].seed[{j}]"
+            if tables[seed.table] != j:
+                yield Problem(
+                    f"{path}.table",
+                    f"a second seed of table {seed.table!r} (the first is "
+                    f"databases[{i}].seed[{tables[seed.table]}])",
+                    "give each table one seed entry",
+                )
+            where = (folder / seed.file).resolve()
+            if not where.is_file():
+                yield Problem(
+                    f"{path}.file",
+                    f"seed file {seed.file!r} does not exist ({where})",
+                    "create it or correct the path (relative to the environment file's folder)",
+                )
+            elif where.suffix.lower() not in SEED_SUFFIXES:
+                yield Problem(
+                    f"{path}.file",
+                    f"{seed.file!r} is not a seed file (one of {', '.join(SEED_SUFFIXES)})",
+                    "give rows as YAML, JSON or CSV",
+                )
+            for column, ref in seed.references.items():
+                if ref.table not in tables:
+                    yield Problem(
+                        f"{path}.references.{column}.table",
+                        f"table {ref.table!r} is not seeded in database {db.name!r}",
+                        "seed it in the same database, or name a seeded table ("
+                        + ", ".join(tables)
+                        + ")",
+                    )
+                elif db.seed[tables[ref.table]].key != ref.key:
+                    yield Problem(
+                        f"{path}.references.{column}.key",
+                        f"{ref.key} is not the natural key of {ref.table!r} "
+                        f"({db.seed[tables[ref.table]].key})",
+                        "name the key the referenced table's seed declares",
+                    )
+
+
 def _graph_problems(env: Environment) -> Iterator[Problem]:
     own = {s.name: i for i, s in enumerate(env.steps)}
     builtin = env.builtin_steps()
@@ -749,6 +834,7 @@ def check(file: Path = DEFAULT_FILE, *, imports: bool = True) -> Environment:
         *_names_problems(env),
         *_services_problems(env),
         *_files_problems(env, folder),
+        *_seed_problems(env, folder),
         *_graph_problems(env),
     ]
     if imports:

@@ -65,7 +65,7 @@ def test_an_unknown_key_is_refused_with_the_keys_known_there(tmp_path: Path) -> 
     doc = _changed(databases=[{"name": "app", "migrations": "app-migrations", "colour": "red"}])
     assert _problems(tmp_path, doc) == [
         "databases[0].colour: unknown key 'colour'; remove it or correct its spelling; known "
-        "keys here: name, migrations, owner (a note may use an `x-` key)"
+        "keys here: name, migrations, owner, seed (a note may use an `x-` key)"
     ]
 
 
