@@ -1,0 +1,81 @@
+"""Read a seed file (YAML, JSON or CSV) into rows, each with the number a person finds it by."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class SeedRefused(ValueError):
+    """A seed file that cannot be applied as it is; the message names file, row and column."""
+
+
+@dataclass(frozen=True)
+class SeedRow:
+    """One row of a seed file: its values by column, and its number (1 = the first row)."""
+
+    number: int
+    values: dict[str, Any]
+
+
+def read_rows(path: Path, shown: str | None = None) -> list[SeedRow]:
+    """The rows of `path`; `shown` is the name used in messages (default: the path).
+
+    CSV values are strings (an empty field is NULL); YAML and JSON give a list of mappings.
+    """
+    name = shown or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SeedRefused(f"{name}: cannot be read: {exc}") from None
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _csv_rows(name, text)
+    try:
+        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SeedRefused(f"{name}: not valid {suffix.lstrip('.').upper()}: {exc}") from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise SeedRefused(f"{name}: expected a list of rows (mappings of column to value)")
+    rows = []
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+            raise SeedRefused(f"{name}: row {i}: expected a mapping of column to value")
+        rows.append(SeedRow(i, dict(item)))
+    return rows
+
+
+def _csv_rows(name: str, text: str) -> list[SeedRow]:
+    # newline="" semantics: quoted fields keep their line breaks.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise SeedRefused(f"{name}: not valid CSV at line {reader.line_num}: {exc}") from None
+    if not records:
+        return []
+    header = [h.strip() for h in records[0]]
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]  # a byte-order mark some editors write
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise SeedRefused(f"{name}: header: column(s) {', '.join(twice)} given twice")
+    rows = []
+    for i, record in enumerate(records[1:], start=1):
+        if not record:
+            continue  # a blank line
+        if len(record) != len(header):
+            raise SeedRefused(
+                f"{name}: row {i}: {len(record)} field(s), the header has {len(header)}"
+            )
+        values = zip(header, record, strict=True)
+        rows.append(SeedRow(i, {h: (v if v != "" else None) for h, v in values}))
+    return rows
