@@ -65,6 +65,10 @@ class PostgresActivities:
         """host:port of the DSN (which may be overridden), without user or password."""
         return address_of(self.settings.postgres_dsn, 5432)
 
+    async def connect(self) -> asyncpg.Connection:
+        """A connection to this database as the application role (acting as the owner)."""
+        return await self._connect()
+
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self.settings.postgres_dsn, timeout=5)
         if self.owner and self.owner != urlsplit(self.settings.postgres_dsn).username:

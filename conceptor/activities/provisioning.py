@@ -13,6 +13,7 @@ from conceptor.activities.drift_watch import DriftWatchActivities
 from conceptor.activities.keycloak import KeycloakActivities
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.redis import RedisActivities
+from conceptor.activities.seed_postgres import SeedActivities
 from conceptor.activities.storage import StorageActivities
 from conceptor.contracts import PROVISION_DEFAULTS, ProvisionDefaults, ProvisionGraph
 from conceptor.platform.environment import EnvironmentFileError
@@ -54,6 +55,7 @@ def provisioning_activities(settings: Settings) -> list[Callable[..., Any]]:
         postgres.wait_for_postgres,
         postgres.migrate_postgres,
         postgres.reset_postgres,
+        SeedActivities(postgres).seed_postgres,
         redis.wait_for_redis,
         storage.wait_for_minio,
         storage.ensure_buckets,

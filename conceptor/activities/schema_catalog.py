@@ -10,7 +10,7 @@ import asyncpg
 from conceptor.activities.migration_plan import PARTS, Kind, PartKey, Schema, Table, part_name
 
 # Tables provisioning itself keeps: never drift.
-OWN_TABLES = frozenset({"public.schema_migrations"})
+OWN_TABLES = frozenset({"public.schema_migrations", "public.conceptor_seed_rows"})
 
 # Restore statements run in this order across every missing object, so that a foreign key
 # finds the table it references and a view the columns it selects: types first (a column or

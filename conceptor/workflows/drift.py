@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
         DRIFT_WATCH_WORKFLOW,
         PROVISION_WORKFLOW,
+        UNWATCHED_KINDS,
         DriftItem,
         DriftReport,
         ProvisionInput,
@@ -71,7 +72,8 @@ class DriftWatchWorkflow:
                 if service not in report.data_loss:
                     report.data_loss.append(service)
                 affected.append(step)
-            for c in result.diff.changes:
+            watched = [c for c in result.diff.changes if c.kind not in UNWATCHED_KINDS]
+            for c in watched:
                 if c.action != "unchanged":
                     report.items.append(
                         DriftItem(
@@ -83,7 +85,11 @@ class DriftWatchWorkflow:
             )
             if result.diff.ref:
                 report.diff_refs[step] = result.diff.ref
-            if defaults.drift_repair and not result.diff.is_empty and step not in affected:
+            # What applying would write, insert-missing rows aside (they are not drift).
+            writes = any(c.action in ("create", "update", "delete") for c in watched) or any(
+                result.diff.left_out.get(a) for a in ("create", "update", "delete")
+            )
+            if defaults.drift_repair and writes and step not in affected:
                 affected.append(step)
         if affected:
             await self._repair(report, affected)

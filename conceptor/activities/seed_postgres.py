@@ -1,0 +1,316 @@
+"""The seed_postgres step: a database's seed files reconciled with its rows, in one
+transaction, after its migrations (the pure part is conceptor/activities/seed/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from conceptor.activities.diffs import step_result
+from conceptor.activities.postgres import PostgresActivities
+from conceptor.activities.reconcile import check_plan, digest, verify
+from conceptor.activities.seed.files import SeedRefused, read_rows
+from conceptor.activities.seed.plan import (
+    LiveTable,
+    SeedTable,
+    TablePlan,
+    counts_line,
+    order,
+    plan_table,
+    record_key,
+    unchecked_table,
+)
+from conceptor.activities.seed.values import Column, to_parameter
+from conceptor.activities.waiting import heartbeating
+from conceptor.contracts import SEED_STEP, Diff, ReconcileInput, StepResult
+from conceptor.platform import environment
+from conceptor.platform.environment import Database
+
+SEED_REFUSED = "SeedRefused"
+SEED_FAILED = "SeedFailed"
+# Seeding runs of one database queue up on this lock; "seedrows" in ASCII.
+SEED_LOCK_KEY = 0x73656564726F7773
+# What seeding inserted, by table and natural key: `managed` deletes only these rows.
+RECORD_TABLE = "conceptor_seed_rows"
+_CREATE_RECORD = f"""
+CREATE TABLE IF NOT EXISTS {RECORD_TABLE} (
+    tbl         text NOT NULL,
+    key         text NOT NULL,
+    inserted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tbl, key)
+)"""
+_COLUMNS = """
+SELECT c.relname AS tbl, a.attname AS col, t.typname AS type,
+       format_type(a.atttypid, a.atttypmod) AS sql_type,
+       ARRAY(SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid
+             ORDER BY e.enumsortorder)::text[] AS labels
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type t ON t.oid = a.atttypid
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY c.relname, a.attnum"""
+_CONSTRAINTS = """
+SELECT c.relname AS tbl, con.contype AS kind, fc.relname AS ref_table,
+       ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n
+             ORDER BY k.o)::text[] AS cols,
+       ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n
+             ORDER BY k.o)::text[] AS ref_cols
+FROM pg_constraint con
+JOIN pg_class c ON c.oid = con.conrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class fc ON fc.oid = con.confrelid
+WHERE n.nspname = 'public' AND con.contype IN ('p', 'f') AND c.relname = ANY($1::text[])"""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def seed_tables(db: Database, folder: Path) -> list[SeedTable]:
+    """The database's seed declarations with their files' rows, referenced tables first."""
+    seeds = []
+    for s in db.seed:
+        path = (folder / s.file).resolve()
+        seeds.append(
+            SeedTable(
+                table=s.table,
+                file=s.file,
+                key=tuple(s.key),
+                mode=s.mode,
+                references={c: (r.table, tuple(r.key)) for c, r in s.references.items()},
+                rows=read_rows(path, s.file),
+                from_text=path.suffix.lower() == ".csv",
+            )
+        )
+    return order(seeds)
+
+
+async def read_schema(conn: asyncpg.Connection, tables: list[str]) -> dict[str, LiveTable]:
+    """Columns, primary keys and one-column foreign keys of `tables` (schema public)."""
+    out: dict[str, LiveTable] = {}
+    for r in await conn.fetch(_COLUMNS, tables):
+        live = out.setdefault(r["tbl"], LiveTable(columns={}))
+        live.columns[r["col"]] = Column(r["col"], r["type"], r["sql_type"], tuple(r["labels"]))
+    for r in await conn.fetch(_CONSTRAINTS, tables):
+        found = out.get(r["tbl"])
+        if found is None:
+            continue
+        if r["kind"] == "p":
+            found.primary_key = tuple(r["cols"])
+        elif len(r["cols"]) == 1 and r["ref_table"] is not None:
+            found.foreign[r["cols"][0]] = (r["ref_table"], r["ref_cols"][0])
+    return out
+
+
+async def _rows(conn: asyncpg.Connection, table: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(f"SELECT ctid::text AS ctid, * FROM {_ident(table)}")
+    return [dict(r) for r in rows]
+
+
+async def _recorded(conn: asyncpg.Connection) -> dict[str, set[str]]:
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", RECORD_TABLE):
+        return {}
+    out: dict[str, set[str]] = {}
+    for r in await conn.fetch(f"SELECT tbl, key FROM {RECORD_TABLE}"):
+        out.setdefault(r["tbl"], set()).add(r["key"])
+    return out
+
+
+class Seeding:
+    """One pass over a database's seed tables on one connection (inside its transaction)."""
+
+    def __init__(self, conn: asyncpg.Connection, seeds: list[SeedTable], target: str) -> None:
+        self.conn = conn
+        self.seeds = seeds
+        self.target = target
+        self.schema: dict[str, LiveTable] = {}
+        self.recorded: dict[str, set[str]] = {}
+        self.plans: dict[str, TablePlan] = {}
+
+    async def read(self) -> Diff:
+        """Read the live state and plan every table (refused: SeedRefused)."""
+        self.schema = await read_schema(self.conn, [s.table for s in self.seeds])
+        self.recorded = await _recorded(self.conn)
+        self.plans = {}
+        for seed in self.seeds:
+            await self.plan(seed)
+        return self.diff()
+
+    async def plan(self, seed: SeedTable) -> TablePlan:
+        live = self.schema.get(seed.table)
+        if live is not None:
+            live.rows = await _rows(self.conn, seed.table)
+        plan = plan_table(seed, live, self.schema, self.plans, self.recorded.get(seed.table, set()))
+        self.plans[seed.table] = plan
+        return plan
+
+    def diff(self) -> Diff:
+        plans = [self.plans[s.table] for s in self.seeds]
+        desired = [
+            (s.table, s.mode, s.key, sorted(s.references.items()), [r.values for r in s.rows])
+            for s in self.seeds
+        ]
+        live = [
+            (p.seed.table, p.live_state, sorted(self.recorded.get(p.seed.table, ()))) for p in plans
+        ]
+        return Diff(
+            target=self.target,
+            changes=[c for p in plans for c in p.changes],
+            desired_digest=digest(desired),
+            live_digest=digest(live),
+        )
+
+    async def apply(self) -> None:
+        """Create and update table by table (referenced tables first, each re-read so its
+        new rows' ids are known), then delete in reverse order; record what was inserted."""
+        await self.conn.execute(_CREATE_RECORD)
+        for seed in self.seeds:
+            plan = await self.plan(seed)
+            await self._write(plan)
+            if plan.create or plan.update:
+                await self.plan(seed)
+        for seed in reversed(self.seeds):
+            plan = self.plans[seed.table]
+            for _, ctid in plan.delete:
+                await self.conn.execute(
+                    f"DELETE FROM {_ident(seed.table)} WHERE ctid = $1::text::tid", ctid
+                )
+            gone = [record_key(k) for k, _ in plan.delete] + plan.forget
+            if gone:
+                await self.conn.execute(
+                    f"DELETE FROM {RECORD_TABLE} WHERE tbl = $1 AND key = ANY($2::text[])",
+                    seed.table,
+                    gone,
+                )
+
+    def _parameter(self, plan: TablePlan, column: str, value: Any) -> Any:
+        """A value as written: a reference becomes the referenced row's column value."""
+        seed = plan.seed
+        if column in seed.references and value is not None:
+            parent = self.plans[seed.references[column][0]]
+            return parent.index[value][plan.targets[column]]
+        return to_parameter(value, self.schema[seed.table].columns[column])
+
+    async def _write(self, plan: TablePlan) -> None:
+        table = plan.seed.table
+        columns = self.schema[table].columns
+        groups: dict[tuple[str, ...], list[list[Any]]] = {}
+        for row in plan.create:
+            names = tuple(row.values)
+            groups.setdefault(names, []).append(
+                [self._parameter(plan, c, v) for c, v in row.values.items()]
+            )
+        for names, params in groups.items():
+            values = ", ".join(f"${i}::{columns[c].sql_type}" for i, c in enumerate(names, 1))
+            await self.conn.executemany(
+                f"INSERT INTO {_ident(table)} ({', '.join(map(_ident, names))}) VALUES ({values})",
+                params,
+            )
+        if plan.create:
+            await self.conn.executemany(
+                f"INSERT INTO {RECORD_TABLE} (tbl, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [(table, record_key(r.key)) for r in plan.create],
+            )
+        for row, ctid, fields in plan.update:
+            sets = ", ".join(
+                f"{_ident(c)} = ${i}::{columns[c].sql_type}" for i, c in enumerate(fields, 2)
+            )
+            await self.conn.execute(
+                f"UPDATE {_ident(table)} SET {sets} WHERE ctid = $1::text::tid",
+                ctid,
+                *(self._parameter(plan, c, row.values[c]) for c in fields),
+            )
+
+
+class SeedActivities:
+    """The seed step, on the database settings name or a declared one."""
+
+    def __init__(self, postgres: PostgresActivities) -> None:
+        self.postgres = postgres
+
+    @activity.defn(name=SEED_STEP)
+    async def seed_postgres(self, data: ReconcileInput | None = None) -> StepResult:
+        """Reconcile the database's seed rows with its files: checked against the live schema
+        before any write, applied in one transaction, read again and verified.
+        `plan`: compute, write nothing. `target`: a database of the environment file."""
+        file = environment.default_file()
+        env = environment.load(file)
+        name = data.target if data is not None else None
+        # No target: the first database, the one settings name.
+        named = [d for d in env.databases if name is None or d.name == name]
+        db = named[0] if named else None
+        if db is None or not db.seed:
+            msg = f"{file} declares no database {name!r} with seed data"
+            raise ApplicationError(msg, type=SEED_REFUSED, non_retryable=True)
+        pg = self.postgres.declared(name) if name else self.postgres
+        target = f"seed of database {db.name}"
+        try:
+            seeds = seed_tables(db, file.resolve().parent)
+        except SeedRefused as exc:
+            raise ApplicationError(str(exc), type=SEED_REFUSED, non_retryable=True) from None
+        plan = data is not None and data.plan
+        attempt = activity.info().attempt
+        async with heartbeating():
+            try:
+                conn = await pg.connect()
+            except asyncpg.InvalidCatalogNameError:
+                if not plan:
+                    raise
+                return await self._unmigrated(pg, seeds, target, attempt)
+            try:
+                return await self._seed(pg, conn, seeds, target, data, attempt)
+            except SeedRefused as exc:
+                raise ApplicationError(str(exc), type=SEED_REFUSED, non_retryable=True) from None
+            finally:
+                await conn.close()
+
+    async def _unmigrated(
+        self, pg: PostgresActivities, seeds: list[SeedTable], target: str, attempt: int
+    ) -> StepResult:
+        """A plan before the database or its tables exist: every row would be created."""
+        changes = [c for s in seeds for c in unchecked_table(s).changes]
+        diff = Diff(target=target, changes=changes, desired_digest="", live_digest="")
+        detail = "not migrated yet: the files are checked against the schema once it is"
+        return await step_result(pg.settings, diff, planned=True, attempts=attempt, detail=detail)
+
+    async def _seed(
+        self,
+        pg: PostgresActivities,
+        conn: asyncpg.Connection,
+        seeds: list[SeedTable],
+        target: str,
+        data: ReconcileInput | None,
+        attempt: int,
+    ) -> StepResult:
+        seeding = Seeding(conn, seeds, target)
+        if data is not None and data.plan:
+            schema = await read_schema(conn, [s.table for s in seeds])
+            if any(s.table not in schema for s in seeds):
+                return await self._unmigrated(pg, seeds, target, attempt)
+            before = await seeding.read()
+            detail = counts_line([seeding.plans[s.table] for s in seeds])
+            return await step_result(
+                pg.settings, before, planned=True, attempts=attempt, detail=detail
+            )
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SEED_LOCK_KEY)
+                before = await seeding.read()
+                check_plan(before, data)
+                detail = counts_line([seeding.plans[s.table] for s in seeds])
+                if not before.is_empty:
+                    await seeding.apply()
+                    # Read again inside the transaction: not converged rolls everything back.
+                    verify(await seeding.read())
+        except asyncpg.PostgresError as exc:
+            msg = f"{target}: {exc.sqlstate} {exc}; it was rolled back, no row of it is written"
+            raise ApplicationError(msg, type=SEED_FAILED, non_retryable=True) from None
+        return await step_result(pg.settings, before, attempts=attempt, detail=detail)

@@ -1,0 +1,294 @@
+"""Seed data as a reconciled step, on the real servers: a declared database's seed files
+created after its migrations, unchanged on a re-run (no row written), a hand edit left alone
+under insert-missing and repaired under enforce, a row dropped from a managed file deleted
+while a hand-inserted one stays, foreign keys by natural key, CSV quoting and non-ASCII, and
+a renamed column refused before any write, naming file, row and column."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+
+from conceptor.client.plan import make_plan
+from conceptor.client.provisioning import provision_status, start_provision
+from conceptor.contracts import ProvisionResult
+from conceptor.platform.devservices.stack import LocalStack
+from conceptor.platform.environment import FILE_VARIABLE
+from conceptor.platform.temporal import connect
+from tests.integration.provision_support import ProvisionEnv, in_process_worker, isolated_env
+from tests.integration.test_provision_graph import drop_databases
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = """
+CREATE TABLE users (
+    id     serial PRIMARY KEY,
+    email  text NOT NULL UNIQUE,
+    name   text NOT NULL,
+    bio    text,
+    active boolean NOT NULL DEFAULT true
+);
+CREATE TABLE assets (
+    id       bigserial PRIMARY KEY,
+    owner_id integer NOT NULL REFERENCES users (id),
+    title    text NOT NULL,
+    size     integer,
+    meta     jsonb,
+    UNIQUE (owner_id, title)
+);
+CREATE TABLE tags (id serial PRIMARY KEY, label text NOT NULL UNIQUE, note text);
+"""
+# Quoted commas, doubled quotes, a line break inside a field, non-ASCII, an empty field (NULL).
+USERS_CSV = (
+    "email,name,bio,active\r\n"
+    'zoe@example.com,"Zoë, the ""first""","line one\nline two — ok",true\r\n'
+    "bo@example.com,Bo Ström,,false\r\n"
+)
+ASSETS = [
+    {"owner_id": "zoe@example.com", "title": "logo", "size": 120, "meta": {"w": 64}},
+    {"owner_id": "zoe@example.com", "title": "banner", "size": 900},
+    {"owner_id": "bo@example.com", "title": "logo", "size": 50},
+]
+TAGS = [{"label": "red", "note": "from the file"}, {"label": "blue"}]
+
+
+@pytest.fixture
+async def env(local_stack: LocalStack, tmp_path: Path) -> AsyncIterator[ProvisionEnv]:
+    async with isolated_env(local_stack.settings, tmp_path / "env") as environment:
+        yield environment
+
+
+class Stack:
+    """A declared database `seeded_<tag>` with three seeded tables, in a folder of files."""
+
+    def __init__(self, env: ProvisionEnv, folder: Path) -> None:
+        self.env = env
+        self.folder = folder
+        self.db = f"seeded_{uuid.uuid4().hex[:8]}"
+        self.steps = ["wait_for_postgres", f"migrate_postgres:{self.db}", self.step]
+        (folder / "migrations").mkdir(parents=True)
+        (folder / "migrations" / "0001_schema.sql").write_text(SCHEMA)
+        (folder / "users.csv").write_text(USERS_CSV, encoding="utf-8")
+        self.write("assets.yaml", ASSETS)
+        self.write("tags.json", TAGS)
+        self.file = folder / "environment.yaml"
+        self.file.write_text(
+            f"""apiVersion: conceptor/v1
+services: {{keycloak: false, minio: false, redis: false}}
+databases:
+  - name: {env.database}
+    migrations: {folder / "migrations"}
+  - name: {self.db}
+    migrations: migrations
+    seed:
+      - {{table: users, file: users.csv, key: [email], mode: enforce}}
+      - table: assets
+        file: assets.yaml
+        key: [owner_id, title]
+        mode: managed
+        references: {{owner_id: {{table: users, key: [email]}}}}
+      - {{table: tags, file: tags.json, key: [label]}}
+queues:
+  - name: core
+    declaration: conceptor.workers.declarations:CORE
+"""
+        )
+
+    @property
+    def step(self) -> str:
+        return f"seed_postgres:{self.db}"
+
+    def write(self, name: str, rows: list[dict[str, Any]]) -> None:
+        (self.folder / name).write_text(json.dumps(rows) if name.endswith(".json") else _yaml(rows))
+
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.env.settings.postgres_dsn.rsplit("/", 1)[0] + f"/{self.db}"
+        )
+
+    async def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        conn = await self.connect()
+        try:
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    async def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every seeded table's rows, references shown by the referenced email."""
+        return {
+            "users": await self.query("SELECT email, name, bio, active FROM users ORDER BY email"),
+            "assets": await self.query(
+                "SELECT u.email, a.title, a.size, a.meta FROM assets a "
+                "JOIN users u ON u.id = a.owner_id ORDER BY u.email, a.title"
+            ),
+            "tags": await self.query("SELECT label, note FROM tags ORDER BY label"),
+        }
+
+    async def versions(self) -> list[tuple[Any, ...]]:
+        """Each row's xmin: a row written again gets a new one."""
+        return await self.query(
+            "SELECT 'u', id::bigint, xmin::text FROM users UNION ALL "
+            "SELECT 'a', id, xmin::text FROM assets UNION ALL "
+            "SELECT 't', id::bigint, xmin::text FROM tags ORDER BY 1, 2"
+        )
+
+    async def provision(self, client: Client) -> ProvisionResult:
+        handle = await start_provision(
+            client,
+            steps=self.steps,
+            workflow_id=f"provision-{uuid.uuid4()}",
+            task_queue=self.env.queue,
+        )
+        result: ProvisionResult = await handle.result()
+        return result
+
+
+def _yaml(rows: list[dict[str, Any]]) -> str:
+    return "".join("- " + json.dumps(r) + "\n" for r in rows)  # JSON is YAML
+
+
+@pytest.fixture
+async def stack(
+    env: ProvisionEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stack]:
+    made = Stack(env, tmp_path / "stack")
+    monkeypatch.setenv(FILE_VARIABLE, str(made.file))
+    try:
+        yield made
+    finally:
+        await drop_databases(env, [made.db], [])
+
+
+FIRST_ROWS = {
+    "users": [
+        ("bo@example.com", "Bo Ström", None, False),
+        ("zoe@example.com", 'Zoë, the "first"', "line one\nline two — ok", True),
+    ],
+    "assets": [
+        ("bo@example.com", "logo", 50, None),
+        ("zoe@example.com", "banner", 900, None),
+        ("zoe@example.com", "logo", 120, '{"w": 64}'),
+    ],
+    "tags": [("blue", None), ("red", "from the file")],
+}
+
+
+async def test_seed_creates_then_leaves_unchanged_then_reconciles_by_mode(
+    env: ProvisionEnv, stack: Stack
+) -> None:
+    client = await connect(env.settings)
+    async with in_process_worker(client, env):
+        # A plan before the database exists: every row would be created, nothing written.
+        plan = await make_plan(
+            client, steps=stack.steps, task_queue=env.queue, workflow_id=f"plan-{uuid.uuid4()}"
+        )
+        seeded = [(r.kind, r.name, r.action) for r in plan.changes if r.step == stack.step]
+        assert seeded == [
+            ("row", "users(zoe@example.com)", "create"),
+            ("row", "users(bo@example.com)", "create"),
+            ("row", "assets(zoe@example.com, logo)", "create"),
+            ("row", "assets(zoe@example.com, banner)", "create"),
+            ("row", "assets(bo@example.com, logo)", "create"),
+            ("seed-row", "tags(red)", "create"),
+            ("seed-row", "tags(blue)", "create"),
+        ]
+
+        first = (await stack.provision(client)).steps[stack.step]
+        assert first.outcome == "created"
+        assert first.counts == {"created": 7, "updated": 0, "deleted": 0, "unchanged": 0}
+        assert first.detail == (
+            "users: 2 created, 0 updated, 0 deleted, 0 unchanged; "
+            "assets: 3 created, 0 updated, 0 deleted, 0 unchanged; "
+            "tags: 2 created, 0 updated, 0 deleted, 0 unchanged"
+        )
+        assert await stack.rows() == FIRST_ROWS
+        assert len(await stack.query("SELECT tbl, key FROM conceptor_seed_rows")) == 7
+
+        # Re-run: nothing written, every row unchanged.
+        versions = await stack.versions()
+        again = (await stack.provision(client)).steps[stack.step]
+        assert again.outcome == "unchanged"
+        assert again.counts == {"created": 0, "updated": 0, "deleted": 0, "unchanged": 7}
+        assert await stack.versions() == versions
+
+        # Hand edits: an enforce row (repaired), an insert-missing row (left alone), a
+        # managed row dropped from the file (deleted), a hand-inserted asset (kept).
+        await stack.query("UPDATE users SET name = 'hacked' WHERE email = 'bo@example.com'")
+        await stack.query("UPDATE tags SET note = 'mine' WHERE label = 'red'")
+        await stack.query(
+            "INSERT INTO assets (owner_id, title) "
+            "SELECT id, 'by hand' FROM users WHERE email = 'bo@example.com'"
+        )
+        stack.write("assets.yaml", ASSETS[:2])
+        plan = await make_plan(
+            client, steps=stack.steps, task_queue=env.queue, workflow_id=f"plan-{uuid.uuid4()}"
+        )
+        assert [
+            (r.kind, r.name, r.action, r.fields) for r in plan.changes if r.step == stack.step
+        ] == [
+            ("row", "users(bo@example.com)", "update", ["name"]),
+            ("row", "assets(bo@example.com, logo)", "delete", []),
+        ]
+        # The record of seeded rows is provisioning's own table: never migrations' drift.
+        assert [r for r in plan.changes if r.step != stack.step] == []
+        third = (await stack.provision(client)).steps[stack.step]
+        assert third.outcome == "updated"
+        assert third.counts == {"created": 0, "updated": 1, "deleted": 1, "unchanged": 5}
+        assert sorted(third.changed) == [
+            "-row:assets(bo@example.com, logo)",
+            "~row:users(bo@example.com)",
+        ]
+        rows = await stack.rows()
+        assert rows["users"] == FIRST_ROWS["users"]
+        assert rows["tags"] == [("blue", None), ("red", "mine")]
+        assert rows["assets"] == [
+            ("bo@example.com", "by hand", None, None),
+            ("zoe@example.com", "banner", 900, None),
+            ("zoe@example.com", "logo", 120, '{"w": 64}'),
+        ]
+        # The hand-inserted asset is not seeding's: a managed file never deletes it.
+        stack.write("assets.yaml", ASSETS[:1])
+        fourth = (await stack.provision(client)).steps[stack.step]
+        assert fourth.changed == ["-row:assets(zoe@example.com, banner)"]
+        assert [r[:2] for r in (await stack.rows())["assets"]] == [
+            ("bo@example.com", "by hand"),
+            ("zoe@example.com", "logo"),
+        ]
+
+
+async def test_a_renamed_column_is_refused_before_any_write(
+    env: ProvisionEnv, stack: Stack
+) -> None:
+    client = await connect(env.settings)
+    async with in_process_worker(client, env):
+        await stack.provision(client)
+        (stack.folder / "migrations" / "0002_rename.sql").write_text(
+            "ALTER TABLE users RENAME COLUMN name TO full_name;"
+        )
+        stack.write("tags.json", [*TAGS, {"label": "green"}])
+        workflow_id = f"provision-{uuid.uuid4()}"
+        handle = await start_provision(
+            client, steps=stack.steps, workflow_id=workflow_id, task_queue=env.queue
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await provision_status(client, workflow_id=workflow_id)
+        states = {s.step: (s.state, s.error) for s in status.steps}
+        assert states[f"migrate_postgres:{stack.db}"] == ("completed", None)
+        assert states[stack.step] == (
+            "failed",
+            "users.csv: row 1: column 'name' does not exist in table users "
+            "(it has id, email, full_name, bio, active)",
+        )
+        # Refused before any write: the tag the file added is not there.
+        assert await stack.query("SELECT label FROM tags ORDER BY label") == [
+            ("blue",),
+            ("red",),
+        ]

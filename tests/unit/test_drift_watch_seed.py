@@ -1,0 +1,82 @@
+"""The drift watch and seed data: rows of enforce and managed tables that differ are drift
+(reported, repaired when asked); rows an insert-missing table lacks are not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+
+from conceptor.contracts import (
+    PROVISION_DEFAULTS,
+    SEED_STEP,
+    Change,
+    Diff,
+    ProvisionDefaults,
+    ReconcileInput,
+    StepResult,
+    build_graph,
+)
+from tests.unit.test_drift_watch_workflow import check, env, fakes
+
+__all__ = ["env"]  # the module's Temporal test server, shared
+
+GRAPH = build_graph(databases=["conceptor"], realms=["technova"], seeded=["conceptor"])
+
+
+def with_seed(diff: Diff, calls: list[str], *, repair: bool) -> list[Callable[..., Any]]:
+    """The default fakes, the graph's seed step planning `diff`."""
+    acts = fakes({SEED_STEP: diff}, calls, repair=repair)
+
+    @activity.defn(name=PROVISION_DEFAULTS)
+    async def defaults() -> ProvisionDefaults:
+        return ProvisionDefaults(step_deadline_seconds=30, drift_repair=repair, graph=GRAPH)
+
+    return [defaults, *acts[1:], _seed_activity(diff, calls)]
+
+
+def _seed_activity(diff: Diff, calls: list[str]) -> Callable[..., Any]:
+    @activity.defn(name=SEED_STEP)
+    async def seed(data: ReconcileInput | None = None) -> StepResult:
+        planned = data is not None and data.plan
+        calls.append(f"{SEED_STEP}:{'plan' if planned else 'apply'}")
+        return StepResult.from_diff(diff, planned=planned)
+
+    return seed
+
+
+async def test_enforced_rows_are_drift_and_repaired(env: WorkflowEnvironment) -> None:
+    calls: list[str] = []
+    diff = Diff(
+        target="seed of database conceptor",
+        changes=[
+            Change(kind="row", name="users(a@x)", action="update", fields=["name"]),
+            Change(kind="seed-row", name="tags(red)", action="create"),
+        ],
+    )
+    report = await check(env, with_seed(diff, calls, repair=True))
+    assert [(i.step, i.kind, i.name, i.action) for i in report.items] == [
+        (SEED_STEP, "row", "users(a@x)", "update")
+    ]
+    assert report.data_loss == []
+    # The repair runs the seed step and what it waits for: its database's migrations.
+    assert [c for c in calls if c.endswith(":apply")] == [
+        "migrate_postgres:apply",
+        f"{SEED_STEP}:apply",
+    ]
+
+
+async def test_rows_missing_from_an_insert_missing_table_are_not_drift(
+    env: WorkflowEnvironment,
+) -> None:
+    calls: list[str] = []
+    diff = Diff(
+        target="seed of database conceptor",
+        changes=[Change(kind="seed-row", name="tags(red)", action="create")],
+    )
+    report = await check(env, with_seed(diff, calls, repair=True))
+    assert report.items == [] and not report.has_drift
+    assert calls.count(f"{SEED_STEP}:plan") == 1
+    assert not [c for c in calls if c.endswith(":apply")]
