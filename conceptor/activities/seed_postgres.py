@@ -36,6 +36,9 @@ SEED_FAILED = "SeedFailed"
 SEED_LOCK_KEY = 0x73656564726F7773
 # What seeding inserted, by table and natural key: `managed` deletes only these rows.
 RECORD_TABLE = "conceptor_seed_rows"
+# A plan's live digest before the tables exist: applying it checks the files only (the
+# migrations, which ran first, made the live state the plan could not see).
+NOT_MIGRATED = "not-migrated"
 _CREATE_RECORD = f"""
 CREATE TABLE IF NOT EXISTS {RECORD_TABLE} (
     tbl         text NOT NULL,
@@ -68,6 +71,14 @@ JOIN pg_class c ON c.oid = con.conrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class fc ON fc.oid = con.confrelid
 WHERE n.nspname = 'public' AND con.contype IN ('p', 'f') AND c.relname = ANY($1::text[])"""
+
+
+def _as_seen(data: ReconcileInput | None, now: Diff) -> ReconcileInput | None:
+    """A saved plan made before the migrations: its live state is the one found now."""
+    if data is None or data.expected is None or data.expected.live_digest != NOT_MIGRATED:
+        return data
+    expected = data.expected.model_copy(update={"live_digest": now.live_digest})
+    return data.model_copy(update={"expected": expected})
 
 
 def _ident(name: str) -> str:
@@ -124,6 +135,16 @@ async def _recorded(conn: asyncpg.Connection) -> dict[str, set[str]]:
     return out
 
 
+def desired_digest(seeds: list[SeedTable]) -> str:
+    """What the declarations and files say, digested (a plan is refused once it moved)."""
+    return digest(
+        [
+            (s.table, s.mode, s.key, sorted(s.references.items()), [r.values for r in s.rows])
+            for s in seeds
+        ]
+    )
+
+
 class Seeding:
     """One pass over a database's seed tables on one connection (inside its transaction)."""
 
@@ -154,17 +175,13 @@ class Seeding:
 
     def diff(self) -> Diff:
         plans = [self.plans[s.table] for s in self.seeds]
-        desired = [
-            (s.table, s.mode, s.key, sorted(s.references.items()), [r.values for r in s.rows])
-            for s in self.seeds
-        ]
         live = [
             (p.seed.table, p.live_state, sorted(self.recorded.get(p.seed.table, ()))) for p in plans
         ]
         return Diff(
             target=self.target,
             changes=[c for p in plans for c in p.changes],
-            desired_digest=digest(desired),
+            desired_digest=desired_digest(self.seeds),
             live_digest=digest(live),
         )
 
@@ -277,7 +294,12 @@ class SeedActivities:
     ) -> StepResult:
         """A plan before the database or its tables exist: every row would be created."""
         changes = [c for s in seeds for c in unchecked_table(s).changes]
-        diff = Diff(target=target, changes=changes, desired_digest="", live_digest="")
+        diff = Diff(
+            target=target,
+            changes=changes,
+            desired_digest=desired_digest(seeds),
+            live_digest=NOT_MIGRATED,
+        )
         detail = "not migrated yet: the files are checked against the schema once it is"
         return await step_result(pg.settings, diff, planned=True, attempts=attempt, detail=detail)
 
@@ -304,7 +326,7 @@ class SeedActivities:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SEED_LOCK_KEY)
                 before = await seeding.read()
-                check_plan(before, data)
+                check_plan(before, _as_seen(data, before))
                 detail = counts_line([seeding.plans[s.table] for s in seeds])
                 if not before.is_empty:
                     await seeding.apply()

@@ -16,9 +16,9 @@ import asyncpg
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from conceptor.client.plan import make_plan
+from conceptor.client.plan import apply_selection, make_plan
 from conceptor.client.provisioning import provision_status, start_provision
-from conceptor.contracts import ProvisionResult
+from conceptor.contracts import PlanDigests, ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
 from conceptor.platform.temporal import connect
@@ -139,10 +139,13 @@ queues:
             "SELECT 't', id::bigint, xmin::text FROM tags ORDER BY 1, 2"
         )
 
-    async def provision(self, client: Client) -> ProvisionResult:
+    async def provision(
+        self, client: Client, expected: dict[str, PlanDigests] | None = None
+    ) -> ProvisionResult:
         handle = await start_provision(
             client,
             steps=self.steps,
+            expected=expected,
             workflow_id=f"provision-{uuid.uuid4()}",
             task_queue=self.env.queue,
         )
@@ -200,7 +203,11 @@ async def test_seed_creates_then_leaves_unchanged_then_reconciles_by_mode(
             ("seed-row", "tags(blue)", "create"),
         ]
 
-        first = (await stack.provision(client)).steps[stack.step]
+        # Applied as that saved plan: the migrations run first, and the seed step finds the
+        # files as the plan saw them.
+        steps, expected = apply_selection(plan)
+        assert sorted(steps) == sorted(stack.steps)
+        first = (await stack.provision(client, expected)).steps[stack.step]
         assert first.outcome == "created"
         assert first.counts == {"created": 7, "updated": 0, "deleted": 0, "unchanged": 0}
         assert first.detail == (

@@ -68,6 +68,15 @@ class TablePlan:
     desired_keys: set[Key] = field(default_factory=set)
     live_state: list[Any] = field(default_factory=list)  # natural rows, for the digest
     _by_value: dict[str, dict[Any, Key]] = field(default_factory=dict)
+    _by_text: dict[tuple[str, ...], Key] | None = None
+
+    def by_text(self) -> dict[tuple[str, ...], Key]:
+        """Every seeded or live natural key, by its values as text (references name them)."""
+        if self._by_text is None:
+            self._by_text = {}
+            for key in [*self.index, *self.desired_keys]:
+                self._by_text.setdefault(tuple(_shown(v) for v in key), key)
+        return self._by_text
 
     def key_of(self, column: str, value: Any) -> Key | None:
         """The natural key of the live row whose `column` holds `value` (a referenced id)."""
@@ -201,11 +210,10 @@ def _reference(
     where = f"{seed.file}: row {row.number}: column {column!r}"
     if len(raw) != len(ref_key):
         raise SeedRefused(f"{where}: give {ref_table}'s key ({', '.join(ref_key)})")
-    # The referenced key's values compare as the parent's file parsed them.
-    candidates = parent.desired_keys | set(parent.index)
-    for key in candidates:
-        if [_shown(v) for v in key] == [_shown(v) for v in raw]:
-            return key
+    # The referenced key's values compare as text: the file may give 7 or "7" alike.
+    found = parent.by_text().get(tuple(_shown(v) for v in raw))
+    if found is not None:
+        return found
     raise SeedRefused(
         f"{where}: no row of {ref_table} has {', '.join(ref_key)} = {show_key(tuple(raw))}"
     )
