@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,12 @@ from conceptor.contracts import PlanDigests, ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
 from conceptor.platform.temporal import connect
-from tests.integration.provision_support import ProvisionEnv, in_process_worker, isolated_env
+from tests.integration.provision_support import (
+    MIGRATIONS,
+    ProvisionEnv,
+    in_process_worker,
+    isolated_env,
+)
 from tests.integration.test_provision_graph import drop_databases
 
 pytestmark = pytest.mark.integration
@@ -299,3 +305,60 @@ async def test_a_renamed_column_is_refused_before_any_write(
             ("blue",),
             ("red",),
         ]
+
+
+async def test_the_first_database_seeds_under_the_plain_step_name(
+    env: ProvisionEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database settings name keeps `seed_postgres`; UUID and timestamptz values parse."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "accounts.yaml").write_text(
+        "- {id: 6f1c0a52-3c1e-4b8e-9a59-0d6f5b1e2a10, subject: s-1, username: ada,\n"
+        "   last_seen_at: '2026-01-02T03:04:05+01:00'}\n"
+        "- {id: 0b7e5a44-8f5d-4c1a-b1f2-3a4d5e6f7a8b, subject: s-2, username: grace}\n"
+    )
+    file = folder / "environment.yaml"
+    file.write_text(
+        f"""apiVersion: conceptor/v1
+services: {{keycloak: false, minio: false, redis: false}}
+databases:
+  - name: {env.database}
+    migrations: {MIGRATIONS}
+    seed:
+      - {{table: accounts, file: accounts.yaml, key: [subject], mode: enforce}}
+queues:
+  - name: core
+    declaration: conceptor.workers.declarations:CORE
+"""
+    )
+    monkeypatch.setenv(FILE_VARIABLE, str(file))
+    client = await connect(env.settings)
+    steps = ["wait_for_postgres", "migrate_postgres", "seed_postgres"]
+    async with in_process_worker(client, env):
+        handle = await start_provision(
+            client, steps=steps, workflow_id=f"provision-{uuid.uuid4()}", task_queue=env.queue
+        )
+        first = (await handle.result()).steps["seed_postgres"]
+        assert first.changed == ["+row:accounts(s-1)", "+row:accounts(s-2)"]
+        handle = await start_provision(
+            client, steps=steps, workflow_id=f"provision-{uuid.uuid4()}", task_queue=env.queue
+        )
+        again = (await handle.result()).steps["seed_postgres"]
+        assert again.counts == {"created": 0, "updated": 0, "deleted": 0, "unchanged": 2}
+    conn = await asyncpg.connect(env.settings.postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT id::text, subject, username, last_seen_at FROM accounts ORDER BY subject"
+        )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [
+        (
+            "6f1c0a52-3c1e-4b8e-9a59-0d6f5b1e2a10",
+            "s-1",
+            "ada",
+            datetime(2026, 1, 2, 2, 4, 5, tzinfo=UTC),
+        ),
+        ("0b7e5a44-8f5d-4c1a-b1f2-3a4d5e6f7a8b", "s-2", "grace", None),
+    ]
