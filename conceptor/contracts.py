@@ -501,6 +501,8 @@ class ResetPostgresResult(BaseModel):
     dropped_tables: int
     migrations: StepResult
     database: str | None = None  # the declared database reset (None: the first)
+    # Its seed data, loaded again after the migrations (None: the database declares none).
+    seed: StepResult | None = None
 
 
 # ----- media -------------------------------------------------------------------------------

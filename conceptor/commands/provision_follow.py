@@ -109,6 +109,7 @@ async def reset_postgres(wait: bool, database: str | None = None) -> int:
         f"[green]database {database + ' ' if database else ''}reset:[/] "
         f"{result.dropped_tables} tables dropped, "
         f"{applied} migrations applied"
+        + (f", {result.seed.counts.get('created', 0)} seed rows created" if result.seed else "")
     )
     return 0
 

@@ -1,6 +1,6 @@
 """ProvisionWorkflow: the provisioning graph's steps, each as soon as those it waits for are
 done, each retried within a deadline;
-ResetPostgresWorkflow: drop and re-migrate the database, on request only."""
+ResetPostgresWorkflow: drop, re-migrate and re-seed the database, on request only."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         REGISTER_DRIFT_WATCH,
         RESET_POSTGRES,
         RESET_POSTGRES_WORKFLOW,
+        SEED_STEP,
         Diff,
         GraphStep,
         PlanDigests,
@@ -439,8 +440,8 @@ class ProvisionPlanWorkflow:
 
 @workflow.defn(name=RESET_POSTGRES_WORKFLOW)
 class ResetPostgresWorkflow:
-    """Drop every table of a declared database (default: the first) and apply its migrations
-    again; a database the environment file does not declare is refused."""
+    """Drop every table of a declared database (default: the first), apply its migrations
+    again, then its seed data if it declares some; an undeclared database is refused."""
 
     @workflow.run
     async def run(self, input: ResetPostgresInput | None = None) -> ResetPostgresResult:
@@ -479,6 +480,26 @@ class ResetPostgresWorkflow:
             migrations = await run_step(
                 migrate_name, deadline, steps[migrate_name], reconcile, "migrate_postgres"
             )
+            # The database's seed data comes back with its tables (reset is how a developer
+            # gets back to a known state); older runs replay without this step.
+            seed = next(
+                (
+                    s
+                    for s in defaults.graph.steps
+                    if s.activity == SEED_STEP and s.after == [migrate_name]
+                ),
+                None,
+            )
+            seeded = None
+            if seed is not None and workflow.patched("seed-after-reset"):
+                steps[seed.name] = StepProgress(step=seed.name)
+                seeded = await run_step(
+                    seed.name,
+                    deadline,
+                    steps[seed.name],
+                    ReconcileInput(target=seed.target) if seed.target is not None else None,
+                    SEED_STEP,
+                )
         except StepFailedError as exc:
             msg = f"reset-postgres failed: {exc}: {steps[str(exc)].error}"
             raise ApplicationError(msg, type=PROVISION_FAILED, non_retryable=True) from None
@@ -489,7 +510,9 @@ class ResetPostgresWorkflow:
             kind = cause.type if isinstance(cause, ApplicationError) else PROVISION_FAILED
             msg = f"reset-postgres failed: {why}"
             raise ApplicationError(msg, type=kind, non_retryable=True) from None
-        return ResetPostgresResult(dropped_tables=dropped, migrations=migrations, database=database)
+        return ResetPostgresResult(
+            dropped_tables=dropped, migrations=migrations, database=database, seed=seeded
+        )
 
 
 PROVISIONING_WORKFLOWS = [ProvisionWorkflow, ProvisionPlanWorkflow, ResetPostgresWorkflow]

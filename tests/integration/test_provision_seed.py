@@ -18,7 +18,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 
 from conceptor.client.plan import apply_selection, make_plan
-from conceptor.client.provisioning import provision_status, start_provision
+from conceptor.client.provisioning import (
+    provision_status,
+    start_provision,
+    start_reset_postgres,
+)
 from conceptor.contracts import PlanDigests, ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
@@ -274,6 +278,27 @@ async def test_seed_creates_then_leaves_unchanged_then_reconciles_by_mode(
             ("bo@example.com", "by hand"),
             ("zoe@example.com", "logo"),
         ]
+
+
+async def test_reset_postgres_loads_the_seed_data_again(env: ProvisionEnv, stack: Stack) -> None:
+    """Reset drops the tables (and the record of seeded rows), re-migrates and re-seeds: the
+    file's rows are back, a hand-inserted one is gone with its table."""
+    client = await connect(env.settings)
+    async with in_process_worker(client, env):
+        await stack.provision(client)
+        await stack.query("INSERT INTO tags (label) VALUES ('by hand')")
+        handle = await start_reset_postgres(
+            client,
+            database=stack.db,
+            workflow_id=f"reset-{uuid.uuid4()}",
+            task_queue=env.queue,
+        )
+        result = await handle.result()
+    assert result.dropped_tables == 5  # 3 seeded, the migrations' and the seed record
+    assert result.migrations.counts["created"] == 1
+    assert result.seed is not None
+    assert result.seed.counts == {"created": 7, "updated": 0, "deleted": 0, "unchanged": 0}
+    assert await stack.rows() == FIRST_ROWS
 
 
 async def test_a_renamed_column_is_refused_before_any_write(
