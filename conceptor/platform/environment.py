@@ -668,6 +668,38 @@ def _seed_problems(env: Environment, folder: Path) -> Iterator[Problem]:
                         f"({db.seed[tables[ref.table]].key})",
                         "name the key the referenced table's seed declares",
                     )
+        cycle = _seed_cycle(db.seed)
+        if cycle:
+            yield Problem(
+                f"databases[{i}].seed",
+                "seeded tables reference each other in a cycle: " + " -> ".join(cycle),
+                "seed one of them without the reference (rows are written referenced first)",
+            )
+
+
+def _seed_cycle(seeds: list[Seed]) -> list[str]:
+    """A cycle of references among seeded tables (a table referencing itself too), or []."""
+    refs = {s.table: [r.table for r in s.references.values()] for s in seeds}
+    state: dict[str, int] = {}
+
+    def visit(table: str, path: list[str]) -> list[str]:
+        if state.get(table) == 1:
+            return [*path[path.index(table) :], table]
+        if state.get(table) == 2 or table not in refs:
+            return []
+        state[table] = 1
+        for ref in refs[table]:
+            found = visit(ref, [*path, table])
+            if found:
+                return found
+        state[table] = 2
+        return []
+
+    for table in refs:
+        found = visit(table, [])
+        if found:
+            return found
+    return []
 
 
 def _graph_problems(env: Environment) -> Iterator[Problem]:

@@ -121,3 +121,11 @@ def test_unknown_mode_and_empty_key_refused(tmp_path: Path) -> None:
     assert problems[1].startswith(
         "databases[0].seed[0].mode: Input should be 'insert-missing', 'enforce' or 'managed'"
     )
+
+
+def test_tables_referencing_each_other_refused(tmp_path: Path) -> None:
+    users = {**USERS, "references": {"avatar_id": {"table": "assets", "key": ASSETS["key"]}}}
+    assert _problems(tmp_path, [users, ASSETS]) == [
+        "databases[0].seed: seeded tables reference each other in a cycle: users -> assets -> "
+        "users; seed one of them without the reference (rows are written referenced first)"
+    ]

@@ -190,3 +190,22 @@ def test_referenced_tables_come_first_and_a_cycle_is_refused() -> None:
     loop = _seed([], table="users", references={"owner_id": ("assets", ("title",))})
     with pytest.raises(SeedRefused, match="in a cycle: assets -> users -> assets"):
         order([assets, loop])
+
+
+def test_a_csv_reference_to_a_several_column_key_is_given_as_a_slash_b() -> None:
+    owners = LiveTable(columns=_cols(id="int4", org="text", login="text"), primary_key=("id",))
+    owners_live = _live(owners, [{"id": 3, "org": "acme", "login": "zoë"}])
+    owner_seed = _seed([], table="owners", key=("org", "login"))
+    parent = plan_table(owner_seed, owners_live, {"owners": owners_live}, {}, set())
+    seed = SeedTable(
+        table="assets",
+        file="assets.csv",
+        key=("owner_id", "title"),
+        mode="enforce",
+        references={"owner_id": ("owners", ("org", "login"))},
+        rows=[SeedRow(1, {"owner_id": "acme/zoë", "title": "logo"})],
+        from_text=True,
+    )
+    assets = _live(ASSETS, [{"id": 9, "owner_id": 3, "title": "logo"}])
+    plan = plan_table(seed, assets, {"owners": owners_live}, {"owners": parent}, set())
+    assert _actions(plan) == [("row", "assets(acme/zoë, logo)", "unchanged", [])]
