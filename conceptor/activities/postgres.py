@@ -76,6 +76,11 @@ class PostgresActivities:
             await conn.execute(f'SET ROLE "{self.owner}"')
         return conn
 
+    async def pending_migrations(self, conn: asyncpg.Connection) -> list[str]:
+        """The migration files not recorded as applied in this database yet."""
+        applied = await _applied(conn)
+        return [m.name for m in self._migrations() if m.name not in applied]
+
     def _migrations(self) -> list[MigrationFile]:
         """The migrations of every folder, as one set in name order."""
         folders = self.folders if self.folders is not None else self._settings_folders()

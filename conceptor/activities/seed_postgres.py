@@ -290,7 +290,12 @@ class SeedActivities:
                 await conn.close()
 
     async def _unmigrated(
-        self, pg: PostgresActivities, seeds: list[SeedTable], target: str, attempt: int
+        self,
+        pg: PostgresActivities,
+        seeds: list[SeedTable],
+        target: str,
+        attempt: int,
+        detail: str = "not migrated yet: the files are checked against the schema once it is",
     ) -> StepResult:
         """A plan before the database or its tables exist: every row would be created."""
         changes = [c for s in seeds for c in unchecked_table(s).changes]
@@ -300,7 +305,6 @@ class SeedActivities:
             desired_digest=desired_digest(seeds),
             live_digest=NOT_MIGRATED,
         )
-        detail = "not migrated yet: the files are checked against the schema once it is"
         return await step_result(pg.settings, diff, planned=True, attempts=attempt, detail=detail)
 
     async def _seed(
@@ -317,7 +321,18 @@ class SeedActivities:
             schema = await read_schema(conn, [s.table for s in seeds])
             if any(s.table not in schema for s in seeds):
                 return await self._unmigrated(pg, seeds, target, attempt)
-            before = await seeding.read()
+            try:
+                before = await seeding.read()
+            except SeedRefused as exc:
+                # A pending migration may make the schema the files need: said, not refused.
+                pending = await pg.pending_migrations(conn)
+                if not pending:
+                    raise
+                detail = (
+                    f"{len(pending)} migration(s) pending ({', '.join(pending)}): checked "
+                    f"against the schema once they are applied; as it is now: {exc}"
+                )
+                return await self._unmigrated(pg, seeds, target, attempt, detail)
             detail = counts_line([seeding.plans[s.table] for s in seeds])
             return await step_result(
                 pg.settings, before, planned=True, attempts=attempt, detail=detail

@@ -331,6 +331,38 @@ async def test_a_renamed_column_is_refused_before_any_write(
             ("red",),
         ]
 
+        # The file follows the schema of a migration not applied yet: a plan cannot check it
+        # against the live schema, says so and does not fail; provisioning migrates, then seeds.
+        (stack.folder / "migrations" / "0003_nickname.sql").write_text(
+            "ALTER TABLE users ADD COLUMN nickname text;"
+        )
+        (stack.folder / "users.csv").write_text(
+            USERS_CSV.replace("email,name,bio,active", "email,full_name,bio,active,nickname")
+            .replace(",true\r\n", ",true,Z\r\n")
+            .replace(",false\r\n", ",false,B\r\n"),
+            encoding="utf-8",
+        )
+        handle = await start_provision(
+            client,
+            steps=stack.steps,
+            plan=True,
+            workflow_id=f"plan-{uuid.uuid4()}",
+            task_queue=env.queue,
+        )
+        planned = (await handle.result()).steps[stack.step]
+        assert planned.planned
+        assert planned.detail == (
+            "1 migration(s) pending (0003_nickname.sql): checked against the schema once they "
+            "are applied; as it is now: users.csv: row 1: column 'nickname' does not exist in "
+            "table users (it has id, email, full_name, bio, active)"
+        )
+        applied = (await stack.provision(client)).steps[stack.step]
+        assert applied.counts == {"created": 1, "updated": 2, "deleted": 0, "unchanged": 5}
+        assert await stack.query("SELECT email, nickname FROM users ORDER BY email") == [
+            ("bo@example.com", "B"),
+            ("zoe@example.com", "Z"),
+        ]
+
 
 async def test_the_first_database_seeds_under_the_plain_step_name(
     env: ProvisionEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
