@@ -3,7 +3,8 @@
 Started by the `drift-watch` Temporal Schedule that provisioning registers. Each run plans
 every step of the provisioning graph (no writes), reports what differs (result, memo, current
 details), and starts a ProvisionWorkflow for only the affected steps and those they wait for
-when a service came back empty (always) or when `CENTRAL_DRIFT_REPAIR` is on (any drift).
+(and the seed step of a database it migrates again) when a service came back empty (always)
+or when `CENTRAL_DRIFT_REPAIR` is on (any drift).
 That run's details say why it ran.
 """
 
@@ -18,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
         DRIFT_WATCH_WORKFLOW,
         PROVISION_WORKFLOW,
+        SEED_STEP,
         UNWATCHED_KINDS,
         DriftItem,
         DriftReport,
@@ -91,6 +93,12 @@ class DriftWatchWorkflow:
             )
             if defaults.drift_repair and writes and step not in affected:
                 affected.append(step)
+        # A database made again is seeded again: its seed step runs after its migrations.
+        affected += [
+            s.name
+            for s in graph.steps
+            if s.activity == SEED_STEP and s.name not in affected and set(s.after) & set(affected)
+        ]
         if affected:
             await self._repair(report, affected)
         workflow.upsert_memo(

@@ -26,9 +26,12 @@ __all__ = ["env"]  # the module's Temporal test server, shared
 GRAPH = build_graph(databases=["conceptor"], realms=["technova"], seeded=["conceptor"])
 
 
-def with_seed(diff: Diff, calls: list[str], *, repair: bool) -> list[Callable[..., Any]]:
-    """The default fakes, the graph's seed step planning `diff`."""
-    acts = fakes({SEED_STEP: diff}, calls, repair=repair)
+def with_seed(
+    diff: Diff, calls: list[str], *, repair: bool, wiped: Diff | None = None
+) -> list[Callable[..., Any]]:
+    """The default fakes, the graph's seed step planning `diff` (and migrate_postgres
+    planning `wiped`, when given)."""
+    acts = fakes({SEED_STEP: diff, **({"migrate_postgres": wiped} if wiped else {})}, calls)
 
     @activity.defn(name=PROVISION_DEFAULTS)
     async def defaults() -> ProvisionDefaults:
@@ -80,3 +83,26 @@ async def test_rows_missing_from_an_insert_missing_table_are_not_drift(
     assert report.items == [] and not report.has_drift
     assert calls.count(f"{SEED_STEP}:plan") == 1
     assert not [c for c in calls if c.endswith(":apply")]
+
+
+async def test_a_database_healed_after_data_loss_is_seeded_again(
+    env: WorkflowEnvironment,
+) -> None:
+    calls: list[str] = []
+    seed = Diff(
+        target="seed of database conceptor",
+        changes=[Change(kind="seed-row", name="tags(red)", action="create")],
+    )
+    wiped = Diff(
+        target="database conceptor",
+        changes=[Change(kind="migration", name="0001_init.sql", action="create")],
+    )
+    report = await check(env, with_seed(seed, calls, repair=False, wiped=wiped))
+    assert report.data_loss == ["postgres"]
+    assert [(i.step, i.name, i.action) for i in report.items] == [
+        ("migrate_postgres", "0001_init.sql", "create")
+    ]
+    assert [c for c in calls if c.endswith(":apply")] == [
+        "migrate_postgres:apply",
+        f"{SEED_STEP}:apply",
+    ]
