@@ -876,6 +876,13 @@ def check(file: Path = DEFAULT_FILE, *, imports: bool = True) -> Environment:
     return env
 
 
+def _with_seed(db: Database) -> str:
+    """A database's name, and the tables it seeds with their modes."""
+    if not db.seed:
+        return db.name
+    return f"{db.name} (seed: {', '.join(f'{s.table} {s.mode}' for s in db.seed)})"
+
+
 def summary(env: Environment) -> str:
     """One line per kind of object, for `conceptor env check`."""
 
@@ -885,7 +892,7 @@ def summary(env: Environment) -> str:
     off = [name for name in Services().enabled() if name not in env.services.enabled()]
     return "\n".join(
         [
-            f"databases: {names([d.name for d in env.databases])}",
+            f"databases: {names([_with_seed(d) for d in env.databases])}",
             f"realms:    {names([r.name for r in env.realms])}",
             f"buckets:   {names([b.name for b in env.buckets])}",
             f"queues:    {names([f'{q.name} x{q.workers}' for q in env.queues])}",

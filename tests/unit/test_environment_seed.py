@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conceptor.contracts import DEFAULT_GRAPH
-from conceptor.platform.environment import EnvironmentFileError, check
+from conceptor.platform.environment import EnvironmentFileError, check, summary
 from conceptor.stack_graph import environment_graph
 
 
@@ -129,3 +129,10 @@ def test_tables_referencing_each_other_refused(tmp_path: Path) -> None:
         "databases[0].seed: seeded tables reference each other in a cycle: users -> assets -> "
         "users; seed one of them without the reference (rows are written referenced first)"
     ]
+
+
+def test_env_check_summary_names_the_seeded_tables(tmp_path: Path) -> None:
+    env = check(_file(tmp_path, [USERS, ASSETS], []), imports=False)
+    assert summary(env).splitlines()[0] == (
+        "databases: app (seed: users insert-missing, assets managed), billing"
+    )
