@@ -190,7 +190,9 @@ class Seeding:
         new rows' ids are known), then delete in reverse order; record what was inserted."""
         await self.conn.execute(_CREATE_RECORD)
         for seed in self.seeds:
-            plan = await self.plan(seed)
+            # Planned by `read`: its live rows are as they were; the tables it references
+            # were planned again after their writes, so their new rows' ids are known.
+            plan = self.plans[seed.table]
             await self._write(plan)
             if plan.create or plan.update:
                 await self.plan(seed)

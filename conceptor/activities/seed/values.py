@@ -14,6 +14,8 @@ _INTS = {"int2", "int4", "int8"}
 _FLOATS = {"float4", "float8"}
 _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
+_OTHERS = {"numeric", "bool", "uuid", "date", "timestamp", "timestamptz", "json", "jsonb"}
+_SUPPORTED = frozenset(_TEXT | _INTS | _FLOATS | _OTHERS)
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,7 @@ class Column:
 
 def supported(column: Column) -> bool:
     """Whether seed files can give this column's values."""
-    known = _TEXT | _INTS | _FLOATS | {"numeric", "bool", "uuid", "date", "timestamp"}
-    return column.type in known | {"timestamptz", "json", "jsonb"} or bool(column.labels)
+    return column.type in _SUPPORTED or bool(column.labels)
 
 
 def parse(value: Any, column: Column, *, from_text: bool) -> Any:
