@@ -237,10 +237,13 @@ def plan_table(
     plan.desired_keys = {d.key for d in desired}
     given = {*seed.key, *(c for d in desired for c in d.values)}
     columns = [c for c in live.columns if c in given]
+    naturals: dict[Key, dict[str, Any]] = {}  # the first live row of each key, as a file has it
     for raw in live.rows:
         natural = _natural(seed, live, columns, raw, plan.targets, parents)
         key = tuple(natural.get(c) for c in seed.key)
-        plan.index.setdefault(key, raw)
+        if key not in plan.index:
+            plan.index[key] = raw
+            naturals[key] = natural
         plan.live_state.append(canonical(natural))
     plan.live_state.sort()
     for row in desired:
@@ -251,7 +254,7 @@ def plan_table(
             plan.create.append(row)
             plan.changes.append(Change(kind=seed.kind, name=name, action="create", source=source))
             continue
-        have = _natural(seed, live, columns, found, plan.targets, parents)
+        have = naturals[row.key]
         fields = [c for c, v in row.values.items() if have.get(c) != v]
         if fields and seed.mode != "insert-missing":
             plan.update.append((row, found["ctid"], fields))
