@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,3 +48,15 @@ def exit_if_missed(args: argparse.Namespace, met: bool) -> None:
     whatever else the machine does, decides nothing: it only has to run."""
     if not met and not args.quick:
         sys.exit(1)
+
+
+def verdict(checks: dict[str, bool], say: Any = print) -> dict[str, Any]:
+    """Each check printed as met or MISSED; what a results file records of them (with the
+    machine's load, which the figures depend on)."""
+    for name, met in checks.items():
+        say(f"{name}: {'met' if met else 'MISSED'}")
+    return {
+        "checks": checks,
+        "targets_met": all(checks.values()),
+        "load_average": list(os.getloadavg()),
+    }

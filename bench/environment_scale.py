@@ -27,26 +27,24 @@ import shutil
 import signal
 import statistics
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from _options import add_options, exit_if_missed, parse_options, write_results
+from _options import add_options, exit_if_missed, parse_options, verdict, write_results
 from _stack import stack_env  # bench/_stack.py: run as `python bench/<name>.py`
+from provision import timed_run
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client
 
-from conceptor.client.provisioning import start_provision
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
 from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
-from conceptor.workflows.provision import ProvisionWorkflow
 
 sys.path.insert(0, str(REPO_ROOT))
 from tests.integration.provision_support import (
@@ -118,22 +116,6 @@ class Stack:
                 await http.delete(f"{s.keycloak_url}/admin/realms/{name}", headers=headers)
 
 
-async def timed_run(client: Client, env: ProvisionEnv) -> dict[str, Any]:
-    started = time.perf_counter()
-    handle = await start_provision(
-        client, workflow_id=f"bench-{uuid.uuid4()}", task_queue=env.queue
-    )
-    result = await handle.result()
-    wall = time.perf_counter() - started
-    progress = await handle.query(ProvisionWorkflow.progress)
-    return {
-        "wall_s": wall,
-        "outcomes": result.outcomes,
-        "steps": len(progress.steps),
-        "steps_s": {p.step: p.duration_seconds for p in progress.steps},
-    }
-
-
 async def one_stack(client: Client, base: Settings, tmp: Path, *, large: bool) -> dict[str, Any]:
     """A first run and a re-run of one declared stack, on fresh data."""
     name = f"{'large' if large else 'default'}-{uuid.uuid4().hex[:6]}"
@@ -147,6 +129,7 @@ async def one_stack(client: Client, base: Settings, tmp: Path, *, large: bool) -
                 rerun = await timed_run(client, env)
         finally:
             await stack.drop_extras()
+    first["steps"] = len(first["steps_s"])
     queue_steps = [s for s in first["steps_s"] if any(q in s for q in EXTRA_QUEUES)]
     return {
         "first": first,
@@ -217,16 +200,13 @@ def summarize(data: dict[str, list[dict[str, Any]]], console: Console) -> dict[s
         and rows["large"]["reruns_unchanged"],
         "no_step_for_queues": not any(r["queue_steps"] for r in data["large"]),
     }
-    for name, met in checks.items():
-        console.print(f"{name}: {'met' if met else 'MISSED'}")
+    judged = verdict(checks, console.print)
     return {
         "runs": len(data["default"]),
         "stacks": rows,
         "first_run_ratio": first_ratio,
         "rerun_ratio": rerun_ratio,
-        "checks": checks,
-        "targets_met": all(checks.values()),
-        "load_average": list(os.getloadavg()),
+        **judged,
         "samples": data,
     }
 

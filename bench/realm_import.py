@@ -77,7 +77,7 @@ class WireCount:
                     self.writes.append(f"{request.method} {path}")
             return await original(client, request, **kw)
 
-        httpx.AsyncClient.send = send  # type: ignore[method-assign]
+        httpx.AsyncClient.send = send  # type: ignore[method-assign,assignment]
         try:
             yield self
         finally:

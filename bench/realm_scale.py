@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import statistics
@@ -37,7 +36,7 @@ from typing import Any
 
 import httpx
 from _keycloak import RealmAdmin
-from _options import add_options, exit_if_missed, parse_options, write_results
+from _options import add_options, exit_if_missed, parse_options, verdict, write_results
 from _proc import cpu_seconds, listener_pid  # bench/_proc.py: run as `python bench/<name>.py`
 from _stack import stack_env
 from realm_import import WireCount
@@ -260,8 +259,7 @@ def report(data: list[dict[str, Any]], quick: bool, console: Console) -> dict[st
         "rerun_seconds": all(r["rerun_s"] <= TARGET_RERUN_S for r in at_target),
         "history_flat": growth <= TARGET_HISTORY_GROWTH,
     }
-    for name, met in checks.items():
-        console.print(f"{name}: {'met' if met else 'MISSED'}")
+    judged = verdict(checks, console.print)
     console.print(
         f"targets: first import <= {TARGET_RATIO}x Keycloak's POST; re-run <= {TARGET_RERUN_S} s "
         f"at {TARGET_RERUN_AT:,} users, 0 writes; history growth {growth:.3f}x "
@@ -272,9 +270,7 @@ def report(data: list[dict[str, Any]], quick: bool, console: Console) -> dict[st
         "runs": max(r["rounds"] for r in rows),
         "sizes": rows,
         "history_growth": growth,
-        "checks": checks,
-        "targets_met": all(checks.values()),
-        "load_average": list(os.getloadavg()),
+        **judged,
         "samples": data,
     }
 
