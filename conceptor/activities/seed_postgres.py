@@ -10,7 +10,8 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.diffs import step_result
+from conceptor.activities.diffs import keep, packed_result
+from conceptor.activities.own_loop import on_own_loop
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.reconcile import check_plan, digest, verify
 from conceptor.activities.seed.files import SeedRefused, read_rows
@@ -28,6 +29,7 @@ from conceptor.activities.seed.values import Column, to_parameter
 from conceptor.activities.waiting import heartbeating
 from conceptor.contracts import SEED_STEP, Diff, ReconcileInput, StepResult
 from conceptor.platform import environment
+from conceptor.platform.diff_store import Packed
 from conceptor.platform.environment import Database
 
 SEED_REFUSED = "SeedRefused"
@@ -194,7 +196,7 @@ class Seeding:
             # were planned again after their writes, so their new rows' ids are known.
             plan = self.plans[seed.table]
             await self._write(plan)
-            if plan.create or plan.update:
+            if (plan.create or plan.update) and self._referenced(seed.table):
                 await self.plan(seed)
         for seed in reversed(self.seeds):
             plan = self.plans[seed.table]
@@ -209,6 +211,10 @@ class Seeding:
                     seed.table,
                     gone,
                 )
+
+    def _referenced(self, table: str) -> bool:
+        """Whether another seeded table refers to this one (and so needs its new rows' ids)."""
+        return any(ref[0] == table for s in self.seeds for ref in s.references.values())
 
     def _parameter(self, plan: TablePlan, column: str, value: Any) -> Any:
         """A value as written: a reference becomes the referenced row's column value."""
@@ -228,15 +234,15 @@ class Seeding:
                 [self._parameter(plan, c, v) for c, v in row.values.items()]
             )
         for names, params in groups.items():
-            values = ", ".join(f"${i}::{columns[c].sql_type}" for i, c in enumerate(names, 1))
-            await self.conn.executemany(
-                f"INSERT INTO {_ident(table)} ({', '.join(map(_ident, names))}) VALUES ({values})",
-                params,
-            )
+            # COPY, not INSERT: the values are already the columns' Python types, and a
+            # first load of 100 000 rows is then bound by PostgreSQL, not by round trips.
+            await self.conn.copy_records_to_table(table, records=params, columns=list(names))
         if plan.create:
-            await self.conn.executemany(
-                f"INSERT INTO {RECORD_TABLE} (tbl, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                [(table, record_key(r.key)) for r in plan.create],
+            await self.conn.execute(
+                f"INSERT INTO {RECORD_TABLE} (tbl, key) SELECT $1, unnest($2::text[]) "
+                "ON CONFLICT DO NOTHING",
+                table,
+                [record_key(r.key) for r in plan.create],
             )
         for row, ctid, fields in plan.update:
             sets = ", ".join(
@@ -277,13 +283,14 @@ class SeedActivities:
             raise ApplicationError(str(exc), type=SEED_REFUSED, non_retryable=True) from None
         plan = data is not None and data.plan
         attempt = activity.info().attempt
-        async with heartbeating():
+
+        async def work() -> tuple[StepResult, Packed]:
             try:
                 conn = await pg.connect()
             except asyncpg.InvalidCatalogNameError:
                 if not plan:
                     raise
-                return await self._unmigrated(pg, seeds, target, attempt)
+                return self._unmigrated(seeds, target, attempt)
             try:
                 return await self._seed(pg, conn, seeds, target, data, attempt)
             except SeedRefused as exc:
@@ -291,14 +298,19 @@ class SeedActivities:
             finally:
                 await conn.close()
 
-    async def _unmigrated(
+        # Planning 100 000 rows is seconds of Python: on a loop of its own, so the heartbeats
+        # (and the worker's other tasks) go on; the full diff is kept from the worker's loop.
+        async with heartbeating():
+            result, packed = await on_own_loop(work)
+            return await keep(pg.settings, result, packed)
+
+    def _unmigrated(
         self,
-        pg: PostgresActivities,
         seeds: list[SeedTable],
         target: str,
         attempt: int,
         detail: str = "not migrated yet: the files are checked against the schema once it is",
-    ) -> StepResult:
+    ) -> tuple[StepResult, Packed]:
         """A plan before the database or its tables exist: every row would be created."""
         changes = [c for s in seeds for c in unchecked_table(s).changes]
         diff = Diff(
@@ -307,7 +319,7 @@ class SeedActivities:
             desired_digest=desired_digest(seeds),
             live_digest=NOT_MIGRATED,
         )
-        return await step_result(pg.settings, diff, planned=True, attempts=attempt, detail=detail)
+        return packed_result(diff, planned=True, attempts=attempt, detail=detail)
 
     async def _seed(
         self,
@@ -317,12 +329,12 @@ class SeedActivities:
         target: str,
         data: ReconcileInput | None,
         attempt: int,
-    ) -> StepResult:
+    ) -> tuple[StepResult, Packed]:
         seeding = Seeding(conn, seeds, target)
         if data is not None and data.plan:
             schema = await read_schema(conn, [s.table for s in seeds])
             if any(s.table not in schema for s in seeds):
-                return await self._unmigrated(pg, seeds, target, attempt)
+                return self._unmigrated(seeds, target, attempt)
             try:
                 before = await seeding.read()
             except SeedRefused as exc:
@@ -334,11 +346,9 @@ class SeedActivities:
                     f"{len(pending)} migration(s) pending ({', '.join(pending)}): checked "
                     f"against the schema once they are applied; as it is now: {exc}"
                 )
-                return await self._unmigrated(pg, seeds, target, attempt, detail)
+                return self._unmigrated(seeds, target, attempt, detail)
             detail = counts_line([seeding.plans[s.table] for s in seeds])
-            return await step_result(
-                pg.settings, before, planned=True, attempts=attempt, detail=detail
-            )
+            return packed_result(before, planned=True, attempts=attempt, detail=detail)
         try:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SEED_LOCK_KEY)
@@ -352,4 +362,4 @@ class SeedActivities:
         except asyncpg.PostgresError as exc:
             msg = f"{target}: {exc.sqlstate} {exc}; it was rolled back, no row of it is written"
             raise ApplicationError(msg, type=SEED_FAILED, non_retryable=True) from None
-        return await step_result(pg.settings, before, attempts=attempt, detail=detail)
+        return packed_result(before, attempts=attempt, detail=detail)
