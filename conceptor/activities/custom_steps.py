@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.declared import load_declared
 from conceptor.activities.diffs import step_result
 from conceptor.activities.reconcile import change_for, check_plan, digest, verify
 from conceptor.activities.waiting import heartbeating
@@ -121,11 +122,7 @@ class CustomStepActivities:
         self.settings = settings
 
     def _find(self, name: str) -> tuple[Step, Path]:
-        file = environment.default_file()
-        try:
-            env = environment.load(file)
-        except environment.EnvironmentFileError as exc:
-            raise ApplicationError(str(exc), type=CUSTOM_STEP_INVALID, non_retryable=True) from None
+        env, file = load_declared(CUSTOM_STEP_INVALID)
         step = next((s for s in env.steps if s.name == name), None)
         if step is None:
             raise _invalid(name, f"{file} declares no such step")

@@ -9,6 +9,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.declared import load_declared
 from conceptor.activities.diffs import keep, packed_result
 from conceptor.activities.keycloak_admin import KeycloakAdmin
 from conceptor.activities.own_loop import on_own_loop
@@ -19,7 +20,6 @@ from conceptor.activities.realm_file import REALM_FILE_INVALID, load_realm
 from conceptor.activities.reconcile import check_plan
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import ReconcileInput, StepResult, WaitInput
-from conceptor.platform import environment
 from conceptor.platform.diff_store import Packed
 from conceptor.platform.http import client as http_client
 from conceptor.platform.keycloak_tokens import AdminTokens
@@ -121,11 +121,7 @@ class KeycloakActivities:
         file."""
         if target is None:
             return None, Path(self.settings.realm_file)
-        file = environment.default_file()
-        try:
-            env = environment.load(file)
-        except environment.EnvironmentFileError as exc:
-            raise ApplicationError(str(exc), type=REALM_FILE_INVALID, non_retryable=True) from None
+        env, file = load_declared(REALM_FILE_INVALID)
         realm = next((r for r in env.realms if r.name == target), None)
         if realm is None:
             msg = f"{file} declares no realm {target!r}"

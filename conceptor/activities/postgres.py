@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.declared import load_declared
 from conceptor.activities.diffs import step_result
 from conceptor.activities.migration_plan import (
     MIGRATION_FAILED,
@@ -111,8 +112,7 @@ class PostgresActivities:
 
     def declared(self, name: str) -> PostgresActivities:
         """The same activities on database `name` of the environment file."""
-        file = environment.default_file()
-        env = environment.load(file)
+        env, file = load_declared(DATABASE_UNDECLARED)
         db = next((d for d in env.databases if d.name == name), None)
         if db is None:
             declared = ", ".join(d.name for d in env.databases) or "none"

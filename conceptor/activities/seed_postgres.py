@@ -10,6 +10,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from conceptor.activities.declared import load_declared
 from conceptor.activities.diffs import keep, packed_result
 from conceptor.activities.own_loop import on_own_loop
 from conceptor.activities.postgres import PostgresActivities
@@ -28,7 +29,6 @@ from conceptor.activities.seed.plan import (
 from conceptor.activities.seed.values import Column, to_parameter
 from conceptor.activities.waiting import heartbeating
 from conceptor.contracts import SEED_STEP, Diff, ReconcileInput, StepResult
-from conceptor.platform import environment
 from conceptor.platform.diff_store import Packed
 from conceptor.platform.environment import Database
 
@@ -266,8 +266,7 @@ class SeedActivities:
         """Reconcile the database's seed rows with its files: checked against the live schema
         before any write, applied in one transaction, read again and verified.
         `plan`: compute, write nothing. `target`: a database of the environment file."""
-        file = environment.default_file()
-        env = environment.load(file)
+        env, file = load_declared(SEED_REFUSED)
         name = data.target if data is not None else None
         # No target: the first database, the one settings name.
         named = [d for d in env.databases if name is None or d.name == name]
