@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from _options import add_options, exit_if_missed, parse_options, verdict, write_results
 from _stack import stack_env  # bench/_stack.py: run as `python bench/<name>.py`
@@ -52,6 +51,7 @@ from tests.integration.provision_support import (
     ProvisionEnv,
     in_process_worker,
     isolated_env,
+    superuser,
 )
 
 PREFIX = "475"
@@ -98,13 +98,7 @@ class Stack:
     async def drop_extras(self) -> None:
         """The extra databases and realms (isolated_env drops its own)."""
         s = self.env.settings
-        conn = await asyncpg.connect(
-            host=s.host,
-            port=s.port("postgres"),
-            user="postgres",
-            password=s.postgres_superuser_password.get_secret_value(),
-            database="postgres",
-        )
+        conn = await superuser(s)
         try:
             for name in self.databases:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

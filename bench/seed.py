@@ -44,9 +44,12 @@ from conceptor.activities.provisioning import provisioning_activities
 from conceptor.client.provisioning import start_provision
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
-from conceptor.platform.settings import Settings
+from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS, ProvisionWorkflow
+
+sys.path.insert(0, str(REPO_ROOT))
+from tests.integration.provision_support import superuser
 
 PREFIX = "476"
 SERVICES = ("postgres", "redis", "temporal")
@@ -126,19 +129,9 @@ class Bench:
     def dsn(self, database: str) -> str:
         return self.settings.postgres_dsn.rsplit("/", 1)[0] + f"/{database}"
 
-    async def superuser(self) -> asyncpg.Connection:
-        s = self.settings
-        return await asyncpg.connect(
-            host=s.host,
-            port=s.port("postgres"),
-            user="postgres",
-            password=s.postgres_superuser_password.get_secret_value(),
-            database="postgres",
-        )
-
     async def database(self) -> str:
         name = f"seedbench_{uuid.uuid4().hex[:8]}"
-        conn = await self.superuser()
+        conn = await superuser(self.settings)
         try:
             await conn.execute(f'CREATE DATABASE "{name}" OWNER "{self.settings.postgres_user}"')
         finally:
@@ -146,7 +139,7 @@ class Bench:
         return name
 
     async def drop(self, name: str) -> None:
-        conn = await self.superuser()
+        conn = await superuser(self.settings)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

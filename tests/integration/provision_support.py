@@ -79,13 +79,14 @@ def migration_names(directory: Path = MIGRATIONS) -> list[str]:
     return sorted(p.name for p in directory.glob("*.sql"))
 
 
-async def _superuser(settings: Settings) -> asyncpg.Connection:
+async def superuser(settings: Settings, database: str = "postgres") -> asyncpg.Connection:
+    """A connection as PostgreSQL's superuser (what creates and drops databases and roles)."""
     return await asyncpg.connect(
         host=settings.host,
         port=settings.port("postgres"),
         user="postgres",
         password=settings.postgres_superuser_password.get_secret_value(),
-        database="postgres",
+        database=database,
     )
 
 
@@ -96,7 +97,7 @@ async def isolated_env(
     """A fresh database, two fresh buckets and a fresh realm (copy of the shipped file)."""
     tag = uuid.uuid4().hex[:10]
     database, realm = f"prov_{tag}", f"technova-{tag}"
-    conn = await _superuser(base)
+    conn = await superuser(base)
     try:
         await conn.execute(f'CREATE DATABASE "{database}" OWNER "{base.postgres_user}"')
     finally:
@@ -149,7 +150,7 @@ async def _terminate_open_runs(base: Settings, queue: str) -> None:
 
 async def _cleanup(base: Settings, env: ProvisionEnv) -> None:
     try:
-        conn = await _superuser(base)
+        conn = await superuser(base)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{env.database}" WITH (FORCE)')
         finally:

@@ -28,6 +28,7 @@ from tests.integration.provision_support import (
     ProvisionEnv,
     in_process_worker,
     isolated_env,
+    superuser,
 )
 
 pytestmark = pytest.mark.integration
@@ -117,19 +118,8 @@ def migrations(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-async def superuser(env: ProvisionEnv) -> asyncpg.Connection:
-    s = env.settings
-    return await asyncpg.connect(
-        host=s.host,
-        port=s.port("postgres"),
-        user="postgres",
-        password=s.postgres_superuser_password.get_secret_value(),
-        database="postgres",
-    )
-
-
 async def drop_databases(env: ProvisionEnv, names: list[str], roles: list[str]) -> None:
-    conn = await superuser(env)
+    conn = await superuser(env.settings)
     try:
         for name in names:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -246,7 +236,7 @@ async def test_failing_database_holds_back_no_other(
         # The step after billing's migration saw its table: it ran after it.
         assert json.loads((folder / "stamp.json").read_text()) == ["invoices", "schema_migrations"]
         assert not (folder / "never.json").exists()
-        conn = await superuser(env)
+        conn = await superuser(env.settings)
         try:
             owned = await conn.fetchval(
                 "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", billing

@@ -22,6 +22,7 @@ from tests.integration.provision_support import (
     copy_migrations,
     isolated_env,
     migration_names,
+    superuser,
 )
 
 pytestmark = pytest.mark.integration
@@ -43,21 +44,10 @@ async def migrate(
     return result
 
 
-async def superuser(env: ProvisionEnv, database: str) -> asyncpg.Connection:
-    s = env.settings
-    return await asyncpg.connect(
-        host=s.host,
-        port=s.port("postgres"),
-        user="postgres",
-        password=s.postgres_superuser_password.get_secret_value(),
-        database=database,
-    )
-
-
 @asynccontextmanager
 async def read_only(env: ProvisionEnv) -> AsyncIterator[None]:
     """Every new session of the database refuses writes: a step that writes anything fails."""
-    admin = await superuser(env, "postgres")
+    admin = await superuser(env.settings, "postgres")
     try:
         await admin.execute(
             f'ALTER DATABASE "{env.database}" SET default_transaction_read_only = on'
@@ -74,7 +64,7 @@ async def read_only(env: ProvisionEnv) -> AsyncIterator[None]:
 
 async def snapshot(env: ProvisionEnv) -> dict[str, Any]:
     """Every column of every user table (any owner) and the migrations record, byte for byte."""
-    conn = await superuser(env, env.database)
+    conn = await superuser(env.settings, env.database)
     try:
         columns = await conn.fetch(
             "SELECT table_schema, table_name, column_name, data_type, column_default, "
@@ -163,7 +153,7 @@ async def test_tables_and_columns_no_migration_created_are_drift(env: ProvisionE
         await app.execute("ALTER TABLE accounts ADD COLUMN nickname text")
     finally:
         await app.close()
-    admin = await superuser(env, env.database)
+    admin = await superuser(env.settings, env.database)
     try:
         await admin.execute("CREATE SCHEMA audit; CREATE TABLE audit.events (id int)")
     finally:
@@ -205,7 +195,7 @@ async def test_migrations_naming_public_are_replayed_apart(env: ProvisionEnv) ->
     assert first.outcome == "created"
     assert first.diff is not None and first.diff.drift == []
     assert second.outcome == "unchanged" and second.changed == []
-    admin = await superuser(env, "postgres")
+    admin = await superuser(env.settings, "postgres")
     try:
         left = await admin.fetch(
             "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{env.database}__shadow%"
@@ -250,7 +240,7 @@ async def test_a_plan_is_applied_only_while_nothing_moved(env: ProvisionEnv) -> 
 
 
 async def test_a_throwaway_database_left_by_a_dead_worker_is_dropped(env: ProvisionEnv) -> None:
-    admin = await superuser(env, "postgres")
+    admin = await superuser(env.settings, "postgres")
     leftover = f"{env.database}__shadow_deadbeef"
     try:
         await admin.execute(f'CREATE DATABASE "{leftover}" OWNER "{env.settings.postgres_user}"')
