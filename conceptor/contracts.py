@@ -67,9 +67,12 @@ StepName = Literal[
 CUSTOM_STEP = "custom_step"
 # A database's seed data, after its migrations: only for a database that declares some.
 SEED_STEP = "seed_postgres"
-# Changes the drift watch does not report: a row `insert-missing` seeds is the developer's once
-# it exists (a missing one is still created by provisioning, and shown in a plan).
-UNWATCHED_KINDS = frozenset({"seed-row"})
+# A bucket's seed files, after the buckets are ensured: `seed_bucket:<bucket>`, only for a
+# bucket that declares a seed folder.
+SEED_BUCKET_STEP = "seed_bucket"
+# Changes the drift watch does not report: a row or object `insert-missing` seeds is the
+# developer's once it exists (a missing one is still created by provisioning, and planned).
+UNWATCHED_KINDS = frozenset({"seed-row", "seed-object"})
 # Where a step of a declared object puts the object's name: `migrate_postgres:billing`.
 TARGET_SEPARATOR = ":"
 
@@ -126,10 +129,12 @@ def build_graph(
     custom: list[tuple[str, list[str], bool]] | None = None,
     services: frozenset[str] | set[str] | None = None,
     seeded: list[str] | None = None,
+    seeded_buckets: list[str] | None = None,
 ) -> ProvisionGraph:
     """The graph of a stack: one chain per service, one step per database and realm after
-    its service's wait, a seed step after the migrations of each database in `seeded`, then
-    a team's own steps (name, after, whether it plans).
+    its service's wait, a seed step after the migrations of each database in `seeded`, one
+    after `ensure_buckets` for each bucket in `seeded_buckets`, then a team's own steps
+    (name, after, whether it plans).
 
     The first database and the first realm are the ones settings name: their steps keep the
     plain names `migrate_postgres` and `import_realm`; the others are `<step>:<name>`.
@@ -171,6 +176,16 @@ def build_graph(
         steps.append(GraphStep(name="wait_for_redis", activity="wait_for_redis"))
     if "minio" in on:
         objects("wait_for_minio", "ensure_buckets", ["buckets"], "minio", False)
+        steps.extend(
+            GraphStep(
+                name=f"{SEED_BUCKET_STEP}{TARGET_SEPARATOR}{bucket}",
+                activity=SEED_BUCKET_STEP,
+                target=bucket,
+                after=["ensure_buckets"],
+                reconciling=True,
+            )
+            for bucket in seeded_buckets or []
+        )
     if "keycloak" in on:
         objects("wait_for_keycloak", "import_realm", realms, "keycloak", True)
     # The file names every object's step `<step>:<name>`, the first ones' too: their alias.
@@ -190,8 +205,14 @@ def build_graph(
     return ProvisionGraph(steps=steps)
 
 
-# Today's stack: the shipped environment file's graph (one database, one realm, no own steps).
-DEFAULT_GRAPH = build_graph(databases=["conceptor"], realms=["technova"])
+# Today's stack: the shipped environment file's graph (one database with seed data, one realm,
+# two buckets with seed files, no own steps).
+DEFAULT_GRAPH = build_graph(
+    databases=["conceptor"],
+    realms=["technova"],
+    seeded=["conceptor"],
+    seeded_buckets=["media", "thumbnails"],
+)
 ALL_STEPS: tuple[str, ...] = tuple(DEFAULT_GRAPH.names())
 # The steps of the default graph that change something (each applies a Diff).
 RECONCILING_STEPS: tuple[str, ...] = tuple(DEFAULT_GRAPH.reconciling())

@@ -22,6 +22,7 @@ def environment_graph(
         custom=[(s.name, list(s.after), bool(plans and plans(s))) for s in env.steps],
         services=set(env.services.enabled()),
         seeded=[d.name for d in env.databases if d.seed],
+        seeded_buckets=[b.name for b in env.buckets if b.seed is not None],
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -37,3 +37,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition never held within {timeout}s")
         time.sleep(interval)
+
+
+def step_name(activity_name: str, target: str | None) -> str:
+    """The step an activity runs for: the plain name, or `<activity>:<target>` (fakes are
+    registered once per activity and tell its steps apart by their target)."""
+    return activity_name if target is None else f"{activity_name}:{target}"
+
+
+def activity_names(steps: Iterable[str]) -> list[str]:
+    """The activities steps named `<activity>` or `<activity>:<target>` run, each once."""
+    return list(dict.fromkeys(s.partition(":")[0] for s in steps))

@@ -13,6 +13,7 @@ from conceptor.activities.drift_watch import DriftWatchActivities
 from conceptor.activities.keycloak import KeycloakActivities
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.redis import RedisActivities
+from conceptor.activities.seed_bucket import BucketSeedActivities
 from conceptor.activities.seed_postgres import SeedActivities
 from conceptor.activities.storage import StorageActivities
 from conceptor.contracts import PROVISION_DEFAULTS, ProvisionDefaults, ProvisionGraph
@@ -59,6 +60,7 @@ def provisioning_activities(settings: Settings) -> list[Callable[..., Any]]:
         redis.wait_for_redis,
         storage.wait_for_minio,
         storage.ensure_buckets,
+        BucketSeedActivities(storage).seed_bucket,
         keycloak.wait_for_keycloak,
         keycloak.import_realm,
         CustomStepActivities(settings).custom_step,

@@ -64,6 +64,10 @@ class StorageActivities:
             self._s3 = await self._clients.enter_async_context(s3_client(self.settings))
         return self._s3
 
+    async def s3(self) -> Any:
+        """The worker's S3 client (the seed_bucket step shares it)."""
+        return await self._client()
+
     @activity.defn(name="wait_for_minio")
     async def wait_for_minio(self, wait: WaitInput) -> StepResult:
         """Until an authenticated ListBuckets succeeds."""
@@ -102,7 +106,8 @@ class StorageActivities:
         declared = BucketsFile(
             buckets={
                 b.name: BucketSpec.model_validate(
-                    b.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+                    # The seed folder is the seed_bucket step's, not a bucket setting.
+                    b.model_dump(mode="json", exclude={"name", "seed"}, exclude_none=True)
                 )
                 for b in env.buckets
             }

@@ -157,6 +157,20 @@ class LifecycleRule(_Strict):
         return self
 
 
+class BucketSeed(_Strict):
+    """A folder of files kept as the bucket's objects (key = the file's path in the folder)."""
+
+    folder: str = Field(description="The folder of files, relative to this file's folder.")
+    mode: SeedMode = Field(
+        default="insert-missing",
+        description=(
+            "insert-missing: upload missing objects only; enforce: also keep objects equal to "
+            "the files (by content hash); managed: enforce, and delete objects seeding put "
+            "there that the folder no longer has."
+        ),
+    )
+
+
 class Bucket(_Strict):
     """An object-storage bucket. An absent (null) setting is not managed: what is live stays."""
 
@@ -164,6 +178,10 @@ class Bucket(_Strict):
     policy: Literal["private", "public-read"] = "private"
     versioning: bool | None = None
     lifecycle: list[LifecycleRule] | None = None
+    seed: BucketSeed | None = Field(
+        default=None,
+        description="Objects reconciled after the buckets are ensured (step seed_bucket:<name>).",
+    )
 
 
 class Concurrency(_Strict):
@@ -302,6 +320,7 @@ class Environment(_Strict):
             out.append("wait_for_redis")
         if self.services.minio:
             out += ["wait_for_minio", "ensure_buckets"]
+            out += [f"seed_bucket:{b.name}" for b in self.buckets if b.seed is not None]
         if self.services.keycloak:
             out += ["wait_for_keycloak", *(f"import_realm:{r.name}" for r in self.realms)]
         return list(dict.fromkeys(out))  # two objects with one name are refused elsewhere
@@ -677,6 +696,19 @@ def _seed_problems(env: Environment, folder: Path) -> Iterator[Problem]:
             )
 
 
+def _bucket_seed_problems(env: Environment, folder: Path) -> Iterator[Problem]:
+    for i, bucket in enumerate(env.buckets):
+        if bucket.seed is None:
+            continue
+        where = (folder / bucket.seed.folder).resolve()
+        if not where.is_dir():
+            yield Problem(
+                f"buckets[{i}].seed.folder",
+                f"seed folder {bucket.seed.folder!r} does not exist ({where})",
+                "create it or correct the path (relative to the environment file's folder)",
+            )
+
+
 def _seed_cycle(seeds: list[Seed]) -> list[str]:
     """A cycle of references among seeded tables (a table referencing itself too), or []."""
     refs = {s.table: [r.table for r in s.references.values()] for s in seeds}
@@ -867,6 +899,7 @@ def check(file: Path = DEFAULT_FILE, *, imports: bool = True) -> Environment:
         *_services_problems(env),
         *_files_problems(env, folder),
         *_seed_problems(env, folder),
+        *_bucket_seed_problems(env, folder),
         *_graph_problems(env),
     ]
     if imports:
@@ -883,6 +916,13 @@ def _with_seed(db: Database) -> str:
     return f"{db.name} (seed: {', '.join(f'{s.table} {s.mode}' for s in db.seed)})"
 
 
+def _bucket_with_seed(bucket: Bucket) -> str:
+    """A bucket's name, and its seed folder with its mode."""
+    if bucket.seed is None:
+        return bucket.name
+    return f"{bucket.name} (seed: {bucket.seed.folder} {bucket.seed.mode})"
+
+
 def summary(env: Environment) -> str:
     """One line per kind of object, for `conceptor env check`."""
 
@@ -894,7 +934,7 @@ def summary(env: Environment) -> str:
         [
             f"databases: {names([_with_seed(d) for d in env.databases])}",
             f"realms:    {names([r.name for r in env.realms])}",
-            f"buckets:   {names([b.name for b in env.buckets])}",
+            f"buckets:   {names([_bucket_with_seed(b) for b in env.buckets])}",
             f"queues:    {names([f'{q.name} x{q.workers}' for q in env.queues])}",
             f"steps:     {names([s.name for s in env.steps])}",
             f"services:  {names(env.services.enabled())}"

@@ -3,8 +3,8 @@
 Started by the `drift-watch` Temporal Schedule that provisioning registers. Each run plans
 every step of the provisioning graph (no writes), reports what differs (result, memo, current
 details), and starts a ProvisionWorkflow for only the affected steps and those they wait for
-(and the seed step of a database it migrates again) when a service came back empty (always)
-or when `CENTRAL_DRIFT_REPAIR` is on (any drift).
+(and the seed step of a database it migrates again, or of a bucket it makes again) when a
+service came back empty (always) or when `CENTRAL_DRIFT_REPAIR` is on (any drift).
 That run's details say why it ran.
 """
 
@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
         DRIFT_WATCH_WORKFLOW,
         PROVISION_WORKFLOW,
+        SEED_BUCKET_STEP,
         SEED_STEP,
         UNWATCHED_KINDS,
         DriftItem,
@@ -93,11 +94,14 @@ class DriftWatchWorkflow:
             )
             if defaults.drift_repair and writes and step not in affected:
                 affected.append(step)
-        # A database made again is seeded again: its seed step runs after its migrations.
+        # A database or bucket made again is seeded again: its seed step runs after the step
+        # that makes it (its migrations, ensure_buckets).
         affected += [
             s.name
             for s in graph.steps
-            if s.activity == SEED_STEP and s.name not in affected and set(s.after) & set(affected)
+            if s.activity in (SEED_STEP, SEED_BUCKET_STEP)
+            and s.name not in affected
+            and set(s.after) & set(affected)
         ]
         if affected:
             await self._repair(report, affected)

@@ -15,8 +15,6 @@ from conceptor.contracts import (
     Change,
     Diff,
     ProvisionDefaults,
-    ReconcileInput,
-    StepResult,
     build_graph,
 )
 from tests.unit.test_drift_watch_workflow import check, env, fakes
@@ -37,17 +35,7 @@ def with_seed(
     async def defaults() -> ProvisionDefaults:
         return ProvisionDefaults(step_deadline_seconds=30, drift_repair=repair, graph=GRAPH)
 
-    return [defaults, *acts[1:], _seed_activity(diff, calls)]
-
-
-def _seed_activity(diff: Diff, calls: list[str]) -> Callable[..., Any]:
-    @activity.defn(name=SEED_STEP)
-    async def seed(data: ReconcileInput | None = None) -> StepResult:
-        planned = data is not None and data.plan
-        calls.append(f"{SEED_STEP}:{'plan' if planned else 'apply'}")
-        return StepResult.from_diff(diff, planned=planned)
-
-    return seed
+    return [defaults, *acts[1:]]
 
 
 async def test_enforced_rows_are_drift_and_repaired(env: WorkflowEnvironment) -> None:

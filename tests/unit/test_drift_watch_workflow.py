@@ -35,6 +35,7 @@ from conceptor.contracts import (
 )
 from conceptor.workflows.drift import DRIFT_WORKFLOWS
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
+from tests.helpers import activity_names, step_name
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 
@@ -66,8 +67,9 @@ def fakes(
 
         async def reconcile(data: ReconcileInput | None = None) -> StepResult:
             planned = data is not None and data.plan
-            calls.append(f"{step}:{'plan' if planned else 'apply'}")
-            return StepResult.from_diff(diffs.get(step, unchanged(step)), planned=planned)
+            name = step_name(step, data.target if data is not None else None)
+            calls.append(f"{name}:{'plan' if planned else 'apply'}")
+            return StepResult.from_diff(diffs.get(name, unchanged(name)), planned=planned)
 
         return activity.defn(name=step)(reconcile)
 
@@ -83,7 +85,7 @@ def fakes(
     return [
         defaults,
         register,
-        *(make(s) for s in ALL_STEPS if s != "wait_for_redis"),
+        *(make(a) for a in activity_names(ALL_STEPS) if a != "wait_for_redis"),
         make("wait_for_redis"),
     ]
 
@@ -159,8 +161,12 @@ async def test_a_service_back_empty_is_healed_even_without_repair(
     report = await check(env, fakes({"migrate_postgres": wiped}, calls))
     assert report.data_loss == ["postgres"]
     assert report.repaired
-    # Only the affected chain runs again; the others are left alone.
-    assert [c for c in calls if c.endswith(":apply")] == ["migrate_postgres:apply"]
+    # Only the affected chain runs again (the database's seed data after its migrations);
+    # the others are left alone.
+    assert [c for c in calls if c.endswith(":apply")] == [
+        "migrate_postgres:apply",
+        "seed_postgres:apply",
+    ]
     assert REGISTER_DRIFT_WATCH in calls
     handle = env.client.get_workflow_handle(report.repair_workflow_id or "")
     history = await handle.fetch_history()
@@ -168,5 +174,5 @@ async def test_a_service_back_empty_is_healed_even_without_repair(
     [arg] = await env.client.data_converter.decode(
         started.input.payloads, type_hints=[ProvisionInput]
     )
-    assert arg.steps == ["migrate_postgres", "wait_for_postgres"]
+    assert arg.steps == ["migrate_postgres", "seed_postgres", "wait_for_postgres"]
     assert "data loss in postgres" in (arg.reason or "")

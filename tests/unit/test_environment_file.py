@@ -18,7 +18,7 @@ from conceptor.contracts import ALL_QUEUES, ALL_STEPS
 from conceptor.platform import environment
 from conceptor.platform.devservices import SERVICES
 from conceptor.platform.environment import EnvironmentFileError, check
-from conceptor.platform.settings import Settings
+from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.workers.declarations import QUEUES
 
 # A small sound file: the tests below each break one thing in it.
@@ -319,9 +319,10 @@ def test_env_check_exits_1_with_the_problems_and_0_with_a_summary(tmp_path: Path
     assert good.exit_code == 0, good.output
     assert good.output == (
         f"environment ok: {environment.DEFAULT_FILE} (conceptor/v1)\n"
-        "databases: conceptor\n"
+        "databases: conceptor (seed: media_assets insert-missing)\n"
         "realms:    technova\n"
-        "buckets:   media, thumbnails\n"
+        "buckets:   media (seed: ../services/central/seed/media insert-missing), thumbnails "
+        "(seed: ../services/central/seed/thumbnails insert-missing)\n"
         "queues:    core x1, media x1\n"
         "steps:     none\n"
         "services:  postgres, redis, temporal, keycloak, minio, mailpit, front-door, db-tools\n"
@@ -351,8 +352,21 @@ def test_the_default_file_describes_todays_stack() -> None:
         parse_buckets_file(buckets_file, buckets_file.read_text()),
         defaults["buckets"],
     )
-    assert [b.model_dump() for b in env.buckets] == [
+    assert [b.model_dump(exclude={"seed"}) for b in env.buckets] == [
         b.model_dump(exclude={"source"}) for b in today
+    ]
+    # The example application's seed data (README "Seed data").
+    seed = REPO_ROOT / "services" / "central" / "seed"
+    assert [((folder / s.file).resolve(), s.key, s.mode) for s in db.seed] == [
+        (seed / "media_assets.yaml", ["original_key"], "insert-missing")
+    ]
+    assert [
+        (b.name, (folder / b.seed.folder).resolve(), b.seed.mode)
+        for b in env.buckets
+        if b.seed is not None
+    ] == [
+        ("media", seed / "media", "insert-missing"),
+        ("thumbnails", seed / "thumbnails", "insert-missing"),
     ]
 
     assert [q.name for q in env.queues] == list(ALL_QUEUES) == list(QUEUES)
@@ -376,7 +390,9 @@ def test_the_default_file_describes_todays_stack() -> None:
     assert env.services.enabled() == list(SERVICES)
     assert env.steps == []
     # The file's built-in steps, without the object each one is for, are today's steps.
-    assert sorted({s.partition(":")[0] for s in env.builtin_steps()}) == sorted(ALL_STEPS)
+    assert sorted({s.partition(":")[0] for s in env.builtin_steps()}) == sorted(
+        {s.partition(":")[0] for s in ALL_STEPS}
+    )
 
 
 def test_the_committed_schema_is_the_generated_one() -> None:

@@ -71,16 +71,29 @@ def test_the_default_file_gives_todays_steps() -> None:
     graph = environment_graph(load(DEFAULT_FILE))
     assert graph == DEFAULT_GRAPH
     assert graph.names() == list(ALL_STEPS)
-    assert graph.reconciling() == ["migrate_postgres", "ensure_buckets", "import_realm"]
+    assert graph.reconciling() == [
+        "migrate_postgres",
+        "seed_postgres",
+        "ensure_buckets",
+        "seed_bucket:media",
+        "seed_bucket:thumbnails",
+        "import_realm",
+    ]
     assert {s.name: s.after for s in graph.steps} == {
         "wait_for_postgres": [],
         "migrate_postgres": ["wait_for_postgres"],
+        "seed_postgres": ["migrate_postgres"],
         "wait_for_redis": [],
         "wait_for_minio": [],
         "ensure_buckets": ["wait_for_minio"],
+        "seed_bucket:media": ["ensure_buckets"],
+        "seed_bucket:thumbnails": ["ensure_buckets"],
         "wait_for_keycloak": [],
         "import_realm": ["wait_for_keycloak"],
     }
+    media = graph.get("seed_bucket:media")
+    assert media is not None
+    assert (media.activity, media.target, media.service) == ("seed_bucket", "media", None)
 
 
 def test_each_declared_object_gets_its_step_the_first_keeps_the_plain_name() -> None:
@@ -127,10 +140,22 @@ def test_each_declared_object_gets_its_step_the_first_keeps_the_plain_name() -> 
     assert graph.get("nope") is None
 
 
+def _absolute_seeds(doc: dict[str, Any]) -> None:
+    """The shipped file's seed files and folders, named from anywhere (it is copied away)."""
+    here = DEFAULT_FILE.parent
+    for db in doc["databases"]:
+        for seed in db.get("seed", []):
+            seed["file"] = str((here / seed["file"]).resolve())
+    for bucket in doc["buckets"]:
+        if "seed" in bucket:
+            bucket["seed"]["folder"] = str((here / bucket["seed"]["folder"]).resolve())
+
+
 def test_a_step_may_not_take_a_plain_builtin_name(tmp_path: Path) -> None:
     doc = yaml.safe_load(DEFAULT_FILE.read_text())
     doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    _absolute_seeds(doc)
     doc["steps"] = [{"name": "migrate_postgres", "run": "m:f"}]
     file = tmp_path / "environment.yaml"
     file.write_text(yaml.safe_dump(doc))
@@ -491,6 +516,7 @@ def _environment_with_first_database(folder: Path, migrations: list[str]) -> Pat
     doc = yaml.safe_load(DEFAULT_FILE.read_text())
     doc["databases"][0]["migrations"] = migrations
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    _absolute_seeds(doc)
     file = folder / "environment.yaml"
     file.write_text(yaml.safe_dump(doc))
     return file
@@ -539,6 +565,7 @@ def test_provision_step_takes_the_graphs_names(
     doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
     doc["databases"].append({"name": "billing", "migrations": "billing"})
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    _absolute_seeds(doc)
     file = tmp_path / "environment.yaml"
     file.write_text(yaml.safe_dump(doc))
     monkeypatch.setenv(FILE_VARIABLE, str(file))
@@ -566,6 +593,7 @@ def test_the_api_takes_the_graphs_names(tmp_path: Path, monkeypatch: pytest.Monk
     doc = yaml.safe_load(DEFAULT_FILE.read_text())
     doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
+    _absolute_seeds(doc)
     (tmp_path / "partners.json").write_text(json.dumps({"realm": "partners"}))
     doc["realms"].append({"name": "partners", "file": "partners.json"})
     file = tmp_path / "environment.yaml"

@@ -32,6 +32,7 @@ from conceptor.workflows.provision import (
     ProvisionWorkflow,
     attempts_within,
 )
+from tests.helpers import activity_names, step_name
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 Behaviour = Callable[[], Any]
@@ -48,41 +49,44 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 def fake_activities(
     behaviours: dict[str, Behaviour], calls: list[str], deadline: float = 30.0
 ) -> list[Callable[..., Any]]:
-    """One activity per step name; a behaviour may raise, or return a StepResult."""
+    """One activity per activity name (told its step by the target); a behaviour may
+    raise, or return a StepResult."""
 
-    def make(step: str) -> Callable[..., Any]:
-        async def run_step(*args: Any) -> StepResult:
-            calls.append(step)
-            behaviour = behaviours.get(step)
-            if behaviour is not None:
-                value = behaviour()
-                if asyncio.iscoroutine(value):
-                    value = await value
-                if isinstance(value, StepResult):
-                    return value
-            if step.startswith("wait_for_"):
-                assert isinstance(args[0], WaitInput)
-                assert args[0].deadline_seconds == deadline
-                return StepResult(attempts=2, detail=f"{step} ok")
-            return StepResult(
-                outcome="updated",
-                counts={"created": 1, "updated": 0, "unchanged": 1},
-                changed=[f"+{step}-1"],
-            )
-
+    async def run_step(step: str, *args: Any) -> StepResult:
+        calls.append(step)
+        behaviour = behaviours.get(step)
+        if behaviour is not None:
+            value = behaviour()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if isinstance(value, StepResult):
+                return value
         if step.startswith("wait_for_"):
+            assert isinstance(args[0], WaitInput)
+            assert args[0].deadline_seconds == deadline
+            return StepResult(attempts=2, detail=f"{step} ok")
+        return StepResult(
+            outcome="updated",
+            counts={"created": 1, "updated": 0, "unchanged": 1},
+            changed=[f"+{step}-1"],
+        )
+
+    def make(name: str) -> Callable[..., Any]:
+        if name.startswith("wait_for_"):
 
             async def waiting(wait: WaitInput) -> StepResult:
-                return await run_step(wait)
+                return await run_step(name, wait)
 
-            return activity.defn(name=step)(waiting)
+            return activity.defn(name=name)(waiting)
 
         async def plain(data: ReconcileInput | None = None) -> StepResult:
-            if data is not None:
+            step = step_name(name, data.target if data is not None else None)
+            # A step of a declared object is told its target; a plan or a saved one, more.
+            if data is not None and (data.plan or data.expected is not None):
                 calls.append(f"{step}:{'plan' if data.plan else 'expected'}")
-            return await run_step()
+            return await run_step(step)
 
-        return activity.defn(name=step)(plain)
+        return activity.defn(name=name)(plain)
 
     @activity.defn(name="provision_defaults")
     async def defaults() -> ProvisionDefaults:
@@ -93,7 +97,7 @@ def fake_activities(
         calls.append(REGISTER_DRIFT_WATCH)
         return "created"
 
-    return [defaults, register_drift_watch, *(make(step) for step in ALL_STEPS)]
+    return [defaults, register_drift_watch, *(make(a) for a in activity_names(ALL_STEPS))]
 
 
 async def _run(
@@ -115,7 +119,7 @@ async def _run(
 
 
 async def test_provision_runs_every_step_and_reports_outcomes(env: WorkflowEnvironment) -> None:
-    """All seven steps run; waits say unchanged with their attempts, the rest what changed."""
+    """Every step runs; waits say unchanged with their attempts, the rest what changed."""
     calls: list[str] = []
     result, _, _ = await _run(env, fake_activities({}, calls))
     assert sorted(c for c in calls if c != REGISTER_DRIFT_WATCH) == sorted(ALL_STEPS)
@@ -123,9 +127,12 @@ async def test_provision_runs_every_step_and_reports_outcomes(env: WorkflowEnvir
     assert result.outcomes == {
         "wait_for_postgres": "unchanged",
         "migrate_postgres": "updated",
+        "seed_postgres": "updated",
         "wait_for_redis": "unchanged",
         "wait_for_minio": "unchanged",
         "ensure_buckets": "updated",
+        "seed_bucket:media": "updated",
+        "seed_bucket:thumbnails": "updated",
         "wait_for_keycloak": "unchanged",
         "import_realm": "updated",
     }
@@ -367,4 +374,6 @@ async def test_apply_registers_the_drift_watch_after_every_step(env: WorkflowEnv
     result, _, _ = await _run(env, fake_activities({}, calls))
     assert not isinstance(result, Exception), result
     assert calls[-1] == REGISTER_DRIFT_WATCH
-    assert not [c for c in calls if ":" in c], "a plain apply passes no ReconcileInput"
+    assert not [c for c in calls if c.endswith((":plan", ":expected"))], (
+        "a plain apply passes no plan and no expectations"
+    )

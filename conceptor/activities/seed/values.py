@@ -16,6 +16,8 @@ _TRUE = {"true", "t", "yes", "y", "on", "1"}
 _FALSE = {"false", "f", "no", "n", "off", "0"}
 _OTHERS = {"numeric", "bool", "uuid", "date", "timestamp", "timestamptz", "json", "jsonb"}
 _SUPPORTED = frozenset(_TEXT | _INTS | _FLOATS | _OTHERS)
+# One-dimensional arrays of these (pg_type names an array type `_<element>`): `sizes int[]`.
+_ARRAY_ELEMENTS = frozenset(_TEXT | _INTS | _FLOATS | {"numeric", "bool", "uuid", "date"})
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,17 @@ class Column:
     def is_json(self) -> bool:
         return self.type in ("json", "jsonb")
 
+    @property
+    def element(self) -> Column | None:
+        """An array column's element, as a column of its own; None for other types."""
+        if not self.type.startswith("_") or self.type[1:] not in _ARRAY_ELEMENTS:
+            return None
+        return Column(self.name, self.type[1:], self.sql_type.removesuffix("[]"))
+
 
 def supported(column: Column) -> bool:
     """Whether seed files can give this column's values."""
-    return column.type in _SUPPORTED or bool(column.labels)
+    return column.type in _SUPPORTED or bool(column.labels) or column.element is not None
 
 
 def parse(value: Any, column: Column, *, from_text: bool) -> Any:
@@ -83,6 +92,9 @@ def parse(value: Any, column: Column, *, from_text: bool) -> Any:
         return _date(value)
     if t in ("timestamp", "timestamptz"):
         return _timestamp(value, aware=t == "timestamptz")
+    element = column.element
+    if element is not None:
+        return _array(value, element, from_text=from_text)
     if column.is_json:
         if from_text and isinstance(value, str):
             try:
@@ -91,6 +103,26 @@ def parse(value: Any, column: Column, *, from_text: bool) -> Any:
                 raise ValueError("not JSON") from None
         return value
     raise ValueError(f"type {column.sql_type} is not supported in seed files")
+
+
+def _array(value: Any, element: Column, *, from_text: bool) -> list[Any]:
+    """A list of the element type; CSV gives it as JSON text (`[128, 512]`)."""
+    if from_text and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("not a JSON list") from None
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict | list):
+            raise ValueError(f"item {i}: a structure, not a {element.sql_type}")
+        try:
+            out.append(parse(item, element, from_text=False))
+        except ValueError as exc:
+            raise ValueError(f"item {i}: {exc}") from None
+    return out
 
 
 def _bool(value: Any) -> bool:
