@@ -17,6 +17,7 @@ from conceptor.commands.provision import (
     reset_postgres_command,
 )
 from conceptor.commands.realm import realm_app
+from conceptor.commands.snapshot import snapshot_app
 from conceptor.commands.workers import workers_command
 from conceptor.platform.logging import configure_from_settings
 from conceptor.workers.cli import worker_command
@@ -32,6 +33,7 @@ app.add_typer(env_app, name="env")
 app.add_typer(api_app, name="api")
 app.add_typer(panel_app, name="panel")
 app.add_typer(realm_app, name="realm")
+app.add_typer(snapshot_app, name="snapshot")
 app.command("worker")(worker_command)
 app.command("workers")(workers_command)
 app.command("provision")(provision_command)

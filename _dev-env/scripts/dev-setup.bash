@@ -600,6 +600,11 @@ if $need_keycloak; then
 else
 	say found "keycloak $KEYCLOAK_VERSION $KEYCLOAK_HOME/bin/kc.sh"
 fi
+# Conceptor's Keycloak extension (realm snapshots with the users' stored credentials): a
+# javac build of a few seconds, cached per source digest; it prints its own found/built line.
+if [[ -x "$KEYCLOAK_HOME/bin/kc.sh" ]]; then
+	"$REPO_ROOT/_dev-env/scripts/build-keycloak-extension.bash" "$KEYCLOAK_HOME" || failed=1
+fi
 if [[ -n ${job_pid[go]:-} ]]; then finish_job go || failed=1; fi
 # One line per Go tool, built or found; a failed build has its error above instead.
 go_line() { # tool version binary

@@ -82,6 +82,10 @@ class PostgresActivities:
         applied = await _applied(conn)
         return [m.name for m in self._migrations() if m.name not in applied]
 
+    def migration_names(self) -> list[str]:
+        """The migrations on disk for this database, in the order they apply."""
+        return [m.name for m in self._migrations()]
+
     def _migrations(self) -> list[MigrationFile]:
         """The migrations of every folder, as one set in name order."""
         folders = self.folders if self.folders is not None else self._settings_folders()
@@ -401,3 +405,8 @@ class _exists_ok:
 
 def _target(settings: Settings) -> str:
     return f"database {urlsplit(settings.postgres_dsn).path.lstrip('/')}"
+
+
+async def applied_migrations(conn: asyncpg.Connection) -> list[str]:
+    """The migrations recorded as applied in the connected database, in name order."""
+    return sorted(await _applied(conn))

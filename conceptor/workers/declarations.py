@@ -33,15 +33,21 @@ class QueueDeclaration:
 def _core_workflows() -> Sequence[type]:
     from conceptor.workflows.drift import DRIFT_WORKFLOWS
     from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
+    from conceptor.workflows.snapshot import SNAPSHOT_WORKFLOW_CLASSES
 
-    return [*PROVISIONING_WORKFLOWS, *DRIFT_WORKFLOWS]
+    return [*PROVISIONING_WORKFLOWS, *DRIFT_WORKFLOWS, *SNAPSHOT_WORKFLOW_CLASSES]
 
 
 def _core_activities(settings: Settings) -> list[Callable[..., Any]]:
     from conceptor.activities.notify import notify_activities
     from conceptor.activities.provisioning import provisioning_activities
+    from conceptor.activities.snapshot.activities import snapshot_activities
 
-    return [*provisioning_activities(settings), *notify_activities(settings)]
+    return [
+        *provisioning_activities(settings),
+        *notify_activities(settings),
+        *snapshot_activities(settings),
+    ]
 
 
 def _media_workflows() -> Sequence[type]:
@@ -64,7 +70,7 @@ CORE = QueueDeclaration(
     activities=_core_activities,
     max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[CORE_QUEUE],
     max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[CORE_QUEUE],
-    description="environment provisioning and notifications",
+    description="environment provisioning, snapshots and notifications",
 )
 MEDIA = QueueDeclaration(
     name=MEDIA_QUEUE,

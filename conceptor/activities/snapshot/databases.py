@@ -1,0 +1,254 @@
+"""PostgreSQL's part of a snapshot: copies made by the server itself, swapped in by renames.
+
+`CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` copies a database's files without reading a
+row: seconds for a gigabyte, where a dump and restore replays every row and rebuilds every
+index. A copy needs its source to have no sessions, so the live database refuses new
+connections for the moment of the copy (the API's and workers' pools reconnect afterwards).
+A restore builds the new database beside the live one, then swaps the two names in one
+transaction: until that commits the old database is untouched, after it the new one is live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import asyncpg
+from temporalio import activity
+
+from conceptor.activities.declared import load_declared
+from conceptor.activities.postgres import PostgresActivities, applied_migrations
+from conceptor.activities.snapshot.store import COPY_PREFIX, copy_name, refuse
+from conceptor.platform.settings import Settings
+from conceptor.snapshot_contracts import SNAPSHOT_REFUSED, DatabasePart
+
+RESTORING = "__restoring"  # the new database while it is built, beside the live one
+REPLACED = "__replaced"  # the old one between the swap and its drop
+_BUSY_RETRIES = 50  # terminated sessions take a moment to leave
+
+
+@dataclass(frozen=True)
+class LiveDatabase:
+    """A declared database as the server knows it."""
+
+    declared: str
+    live: str
+    migrations_on_disk: list[str]
+    activities: PostgresActivities
+
+
+def declared_databases(settings: Settings) -> list[LiveDatabase]:
+    """Every database of the environment file: the first is the settings' database."""
+    env, _file = load_declared(SNAPSHOT_REFUSED)
+    out: list[LiveDatabase] = []
+    for i, db in enumerate(env.databases):
+        pg = (
+            PostgresActivities(settings)
+            if i == 0
+            else PostgresActivities(settings).declared(db.name)
+        )
+        live = urlsplit(pg.settings.postgres_dsn).path.lstrip("/")
+        out.append(LiveDatabase(db.name, live, pg.migration_names(), pg))
+    return out
+
+
+def find(settings: Settings, declared: str) -> LiveDatabase:
+    for db in declared_databases(settings):
+        if db.declared == declared:
+            return db
+    raise refuse(f"the environment file declares no database {declared!r}")
+
+
+@asynccontextmanager
+async def superuser(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    """The server's superuser on its maintenance database: copies, renames and drops."""
+    dsn = urlsplit(settings.postgres_dsn)
+    password = quote(settings.postgres_superuser_password.get_secret_value(), safe="")
+    port = f":{dsn.port}" if dsn.port else ""
+    conn = await asyncpg.connect(
+        f"postgresql://postgres:{password}@{dsn.hostname}{port}/postgres", timeout=5
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _exists(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+
+
+async def reopen_all(conn: asyncpg.Connection) -> None:
+    """Let every database take connections again: a step killed between closing a database
+    and reopening it (kill -9 of its worker) must not leave it closed for good."""
+    closed = await conn.fetch(
+        "SELECT datname FROM pg_database WHERE NOT datallowconn AND NOT datistemplate "
+        "AND datname NOT LIKE $1",
+        COPY_PREFIX.replace("_", "\\_") + "%",
+    )
+    for row in closed:
+        await conn.execute(f"ALTER DATABASE {_q(row['datname'])} ALLOW_CONNECTIONS true")
+
+
+async def _close(conn: asyncpg.Connection, name: str) -> None:
+    """No new sessions on `name`, and its current ones ended."""
+    await conn.execute(f"ALTER DATABASE {_q(name)} ALLOW_CONNECTIONS false")
+    await conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+        name,
+    )
+
+
+async def _while_busy(action: str, conn: asyncpg.Connection) -> None:
+    """Run `action`, again while a terminated session has not left yet."""
+    for attempt in range(_BUSY_RETRIES):
+        try:
+            await conn.execute(action)
+            return
+        except asyncpg.ObjectInUseError:
+            if attempt == _BUSY_RETRIES - 1:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def _copy(conn: asyncpg.Connection, source: str, target: str, owner: str) -> None:
+    await _while_busy(
+        f"CREATE DATABASE {_q(target)} TEMPLATE {_q(source)} OWNER {_q(owner)} STRATEGY FILE_COPY",
+        conn,
+    )
+
+
+async def _size(conn: asyncpg.Connection, name: str) -> int:
+    return int(await conn.fetchval("SELECT pg_database_size($1)", name))
+
+
+async def _migrations_of(settings: Settings, db: LiveDatabase) -> list[str]:
+    conn = await db.activities.connect()
+    try:
+        return await applied_migrations(conn)
+    finally:
+        await conn.close()
+
+
+async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
+    """Copy database `declared` as snapshot `name`'s; replaces a copy a failed save left."""
+    db = find(settings, declared)
+    migrations = await _migrations_of(settings, db)
+    target = copy_name(name, declared)
+    async with superuser(settings) as conn:
+        await reopen_all(conn)
+        owner = await conn.fetchval(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", db.live
+        )
+        if owner is None:
+            raise refuse(f"database {db.live} (declared as {declared}) does not exist")
+        if await _exists(conn, target):
+            await _while_busy(f"DROP DATABASE {_q(target)} WITH (FORCE)", conn)
+        started = time.monotonic()
+        try:
+            await _close(conn, db.live)
+            await _copy(conn, db.live, target, owner)
+        finally:
+            await conn.execute(f"ALTER DATABASE {_q(db.live)} ALLOW_CONNECTIONS true")
+        activity.logger.info(
+            "copied database %s to %s in %.2f s", db.live, target, time.monotonic() - started
+        )
+        await label(conn, target, name, declared)
+        size = await _size(conn, target)
+    return DatabasePart(
+        database=declared,
+        live=db.live,
+        copy_name=target,
+        owner=str(owner),
+        migrations=migrations,
+        bytes=size,
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def restore(settings: Settings, part: DatabasePart) -> str:
+    """Make the live database equal to the copy; the swap is one transaction."""
+    db = find(settings, part.database)
+    building, replaced = db.live + RESTORING, db.live + REPLACED
+    async with superuser(settings) as conn:
+        await reopen_all(conn)
+        if not await _exists(conn, part.copy_name):
+            raise refuse(
+                f"snapshot copy {part.copy_name} of database {part.database} is missing on the "
+                "server: the snapshot cannot be restored (delete it)"
+            )
+        for leftover in (building, replaced):
+            if await _exists(conn, leftover):
+                await _while_busy(f"DROP DATABASE {_q(leftover)} WITH (FORCE)", conn)
+        # The copy refuses connections (see save): a template needs none, so that is fine.
+        await _copy(conn, part.copy_name, building, part.owner)
+        await conn.execute(f"ALTER DATABASE {_q(building)} ALLOW_CONNECTIONS true")
+        live_exists = await _exists(conn, db.live)
+        try:
+            if live_exists:
+                await _close(conn, db.live)
+            for attempt in range(_BUSY_RETRIES):
+                try:
+                    async with conn.transaction():
+                        if live_exists:
+                            await conn.execute(
+                                f"ALTER DATABASE {_q(db.live)} RENAME TO {_q(replaced)}"
+                            )
+                        await conn.execute(f"ALTER DATABASE {_q(building)} RENAME TO {_q(db.live)}")
+                    break
+                except asyncpg.ObjectInUseError:
+                    if attempt == _BUSY_RETRIES - 1:
+                        raise
+                    await asyncio.sleep(0.1)
+        finally:
+            await reopen_all(conn)
+        if live_exists:
+            await _while_busy(f"DROP DATABASE {_q(replaced)} WITH (FORCE)", conn)
+        size = await _size(conn, db.live)
+    migrations = await _migrations_of(settings, db)
+    if migrations != part.migrations:
+        msg = (
+            f"database {db.live} after the restore records migrations {migrations}, the "
+            f"snapshot {part.migrations}"
+        )
+        raise refuse(msg)
+    return f"database {db.live}: {size} bytes, {len(migrations)} migrations as saved"
+
+
+def comment(name: str, declared: str) -> str:
+    return f"conceptor snapshot {name}: database {declared}"
+
+
+async def label(conn: asyncpg.Connection, copy: str, name: str, declared: str) -> None:
+    """Say what the copy is (its name is a digest), and close it: a template must have no
+    sessions when a restore copies it, so no one works in it by mistake."""
+    await conn.execute(f"COMMENT ON DATABASE {_q(copy)} IS " + _literal(comment(name, declared)))
+    await conn.execute(f"ALTER DATABASE {_q(copy)} ALLOW_CONNECTIONS false")
+
+
+async def drop_all(settings: Settings, name: str) -> list[str]:
+    """Drop every copy of snapshot `name` (found by their comment: a partial save's too)."""
+    async with superuser(settings) as conn:
+        rows = await conn.fetch(
+            "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE $1",
+            _like_escape(f"conceptor snapshot {name}: database ") + "%",
+        )
+        for row in rows:
+            await _while_busy(f"DROP DATABASE {_q(row['datname'])} WITH (FORCE)", conn)
+    return [row["datname"] for row in rows]
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
