@@ -429,6 +429,10 @@ async def test_save_damage_restore_gives_back_every_service_while_the_api_answer
     assert api.answers[-1] == 200, report
 
 
+def _which(state: Any, new: Any, old: Any) -> str:
+    return "new" if state == new else "old" if state == old else "between"
+
+
 def root_cause(error: WorkflowFailureError) -> ApplicationError:
     """The application failure under the workflow's and activity's wrappers."""
     cause: BaseException | None = error.cause
@@ -527,11 +531,11 @@ async def test_restore_killed_half_way_leaves_each_service_old_or_new(
     assert now["postgres"] in (before["postgres"], damaged["postgres"])
     assert now["keycloak"] in (before["keycloak"], damaged["keycloak"])
     print(
-        "at the kill: "
-        + ", ".join(
-            f"{service} {'new' if now[service] == before[service] else 'old' if now[service] == damaged[service] else 'between'}"
+        "at the kill:",
+        {
+            service: _which(now[service], before[service], damaged[service])
             for service in ("postgres", "keycloak", "minio")
-        )
+        },
     )
 
     second = spawn_core_worker(stack_env, env, 1, logs)
