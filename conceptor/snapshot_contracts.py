@@ -28,6 +28,16 @@ SNAPSHOT_NOT_FOUND = "SnapshotNotFound"
 SNAPSHOT_NEWER_SCHEMA = "SnapshotNewerSchema"
 SNAPSHOT_CORRUPT = "SnapshotCorrupt"
 
+# One bucket holds every snapshot's objects, under `<snapshot>/<bucket>/<key>`, and a copy of
+# each manifest at `<snapshot>/manifest.json` (what the API lists). It is the platform's own,
+# never a declared one, so plan and drift watch never see it.
+SNAPSHOT_BUCKET = "conceptor-snapshots"
+
+
+def manifest_key(name: str) -> str:
+    return f"{name}/manifest.json"
+
+
 # A name is a folder, part of a database comment and of object keys: keep it plain.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}$")
 MANIFEST_FORMAT = 1

@@ -110,6 +110,7 @@ class SnapshotActivities:
     @activity.defn(name="snapshot_write_manifest")
     async def write_manifest(self, manifest: SnapshotManifest) -> SnapshotManifest:
         store.write_manifest(self.settings, manifest)
+        await objects.publish_manifest(self.settings, manifest)
         return manifest
 
     # ----- restore ----------------------------------------------------------------------

@@ -25,7 +25,11 @@ from urllib.parse import urlsplit
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.snapshot import databases, store
-from conceptor.activities.snapshot.objects import ensure_snapshot_bucket, listing
+from conceptor.activities.snapshot.objects import (
+    ensure_snapshot_bucket,
+    listing,
+    publish_manifest,
+)
 from conceptor.activities.snapshot.store import SNAPSHOT_BUCKET, object_prefix
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import Settings
@@ -200,6 +204,7 @@ async def import_(settings: Settings, request: SnapshotFileRequest) -> ExportRes
             os.chmod(dest, 0o600)
         imported = manifest.model_copy(update={"name": name, "databases": parts})
         store.write_manifest(settings, imported)
+        await publish_manifest(settings, imported)
     return ExportResult(name=name, file=str(file), bytes=file.stat().st_size, sha256=_sha256(file))
 
 

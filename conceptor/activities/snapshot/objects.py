@@ -21,7 +21,12 @@ from conceptor.activities.snapshot.store import SNAPSHOT_BUCKET, object_prefix, 
 from conceptor.activities.storage import StorageActivities
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import Settings
-from conceptor.snapshot_contracts import SNAPSHOT_CORRUPT, BucketPart
+from conceptor.snapshot_contracts import (
+    SNAPSHOT_CORRUPT,
+    BucketPart,
+    SnapshotManifest,
+    manifest_key,
+)
 
 _PARALLEL = 16  # copies in flight: MinIO does the work, we only wait for it
 _UNDO = "_undo/"  # the snapshot bucket's room for a restore's copies of the live objects
@@ -113,6 +118,18 @@ async def save(settings: Settings, name: str, bucket: str) -> BucketPart:
     if missing:
         raise RuntimeError(f"bucket {bucket}: {len(missing)} object(s) not copied: {missing[:5]}")
     return BucketPart(bucket=bucket, objects=len(saved), bytes=sum(s for _, s in saved.values()))
+
+
+async def publish_manifest(settings: Settings, manifest: SnapshotManifest) -> None:
+    """A copy of the manifest beside the snapshot's objects: what the API lists."""
+    async with s3_client(settings) as s3:
+        await ensure_snapshot_bucket(s3)
+        await s3.put_object(
+            Bucket=SNAPSHOT_BUCKET,
+            Key=manifest_key(manifest.name),
+            Body=manifest.model_dump_json().encode(),
+            ContentType="application/json",
+        )
 
 
 async def check_saved(settings: Settings, name: str, part: BucketPart) -> None:

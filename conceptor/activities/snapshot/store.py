@@ -11,6 +11,7 @@ from pathlib import Path
 from temporalio.exceptions import ApplicationError
 
 from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.snapshot_contracts import SNAPSHOT_BUCKET as SNAPSHOT_BUCKET
 from conceptor.snapshot_contracts import (
     SNAPSHOT_CORRUPT,
     SNAPSHOT_NOT_FOUND,
@@ -18,9 +19,6 @@ from conceptor.snapshot_contracts import (
     SnapshotManifest,
 )
 
-# One bucket holds every snapshot's objects, under `<snapshot>/<bucket>/<key>`; it is the
-# platform's own, never a declared one, so plan and drift watch never see it.
-SNAPSHOT_BUCKET = "conceptor-snapshots"
 MANIFEST = "manifest.json"
 COPY_PREFIX = "conceptor_snapshot_"  # every snapshot's database copy, and nothing else
 SAVING = ".saving"  # present while a save runs: a folder holding it is no snapshot (yet)

@@ -2,6 +2,7 @@
 "use strict";
 
 const REFRESH_MS = 3000;
+const SNAPSHOTS_REFRESH_MS = 10000;
 const STATE_CLASS = {
   completed: "done", done: "done", ready: "done", succeeded: "done",
   running: "running", processing: "running", pending: "pending", uploaded: "pending",
@@ -167,6 +168,45 @@ async function refresh() {
   }
 }
 
+function mib(bytes) {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function renderSnapshots(list) {
+  const body = document.querySelector("#snapshots tbody");
+  body.replaceChildren();
+  if (!list) {
+    body.append(el("tr", {}, el("td", { colspan: 4, class: "empty" }, "snapshots unavailable")));
+    return;
+  }
+  if (!list.snapshots.length) {
+    body.append(el("tr", {}, el("td", { colspan: 4, class: "empty" }, "none yet — conceptor snapshot save NAME")));
+  }
+  for (const snap of list.snapshots.slice().reverse()) {
+    const parts = `${snap.databases.length} db · ${snap.buckets.length} buckets · ${snap.realms.length} realms`;
+    const size = snap.databases.reduce((n, d) => n + d.bytes, 0) + snap.buckets.reduce((n, b) => n + b.bytes, 0)
+      + snap.realms.reduce((n, r) => n + r.bytes, 0);
+    body.append(
+      el("tr", { "data-snapshot": snap.name },
+        el("td", {}, el("code", {}, snap.name)),
+        el("td", { class: "num" }, new Date(snap.created_at).toLocaleString()),
+        el("td", { class: "num" }, mib(size)),
+        el("td", {}, parts),
+      ),
+    );
+  }
+}
+
+async function refreshSnapshots() {
+  try {
+    const resp = await fetch("/api/snapshots", { cache: "no-store" });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    renderSnapshots(await resp.json());
+  } catch (err) {
+    renderSnapshots(null);
+  }
+}
+
 async function loadLinks() {
   const list = document.getElementById("links");
   try {
@@ -181,4 +221,6 @@ async function loadLinks() {
 
 loadLinks();
 refresh();
+refreshSnapshots();
 setInterval(refresh, REFRESH_MS);
+setInterval(refreshSnapshots, SNAPSHOTS_REFRESH_MS);
