@@ -29,14 +29,14 @@ from conceptor.api.idempotency import (
 )
 from conceptor.api.limits import BodyLimitMiddleware, BodyRule
 from conceptor.api.ratelimit import RateLimitedError
-from conceptor.api.routes import health, links, media, provision, status, workers
+from conceptor.api.routes import health, links, media, provision, snapshots, status, workers
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings, get_settings
 from conceptor.platform.temporal import connect_with_retry
 
 log = get_logger("conceptor.api")
 API_PREFIX = "/api"
-ROUTERS = (health, provision, media, workers, status, links)
+ROUTERS = (health, provision, media, workers, status, links, snapshots)
 
 
 @asynccontextmanager
