@@ -59,12 +59,25 @@ async def test_first_run_creates_everything(env: ProvisionEnv) -> None:
     assert result.outcomes == {
         "wait_for_postgres": "unchanged",
         "migrate_postgres": "created",
+        "seed_postgres": "created",
         "wait_for_redis": "unchanged",
         "wait_for_minio": "unchanged",
         "ensure_buckets": "created",
+        # This run names its own buckets (CENTRAL_BUCKETS), not the file's media/thumbnails:
+        # their seed steps seed nothing and say so.
+        "seed_bucket:media": "unchanged",
+        "seed_bucket:thumbnails": "unchanged",
         "wait_for_keycloak": "unchanged",
         "import_realm": "created",
     }
+    # The example application's media library, seeded after the migrations.
+    assert result.steps["seed_postgres"].detail == (
+        "media_assets: 3 created, 0 updated, 0 deleted, 0 unchanged"
+    )
+    ours = ", ".join(sorted(env.buckets))
+    assert result.steps["seed_bucket:media"].detail == (
+        f"bucket media is not provisioned by this run (its buckets: {ours}): not seeded"
+    )
     assert result.steps["migrate_postgres"].counts == {
         "created": len(files),
         "updated": 0,

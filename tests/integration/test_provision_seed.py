@@ -152,15 +152,26 @@ queues:
     async def provision(
         self, client: Client, expected: dict[str, PlanDigests] | None = None
     ) -> ProvisionResult:
-        handle = await start_provision(
-            client,
-            steps=self.steps,
-            expected=expected,
-            workflow_id=f"provision-{uuid.uuid4()}",
-            task_queue=self.env.queue,
-        )
-        result: ProvisionResult = await handle.result()
-        return result
+        return await provision_steps(client, self.env, self.steps, expected)
+
+
+async def provision_steps(
+    client: Client,
+    env: ProvisionEnv,
+    steps: list[str],
+    expected: dict[str, PlanDigests] | None = None,
+) -> ProvisionResult:
+    """A ProvisionWorkflow of `steps` on the environment's queue (a saved plan's digests when
+    `expected` is given), to its result."""
+    handle = await start_provision(
+        client,
+        steps=steps,
+        expected=expected,
+        workflow_id=f"provision-{uuid.uuid4()}",
+        task_queue=env.queue,
+    )
+    result: ProvisionResult = await handle.result()
+    return result
 
 
 def _yaml(rows: list[dict[str, Any]]) -> str:

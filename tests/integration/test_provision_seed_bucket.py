@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,14 @@ from conceptor.client.plan import apply_selection, make_plan
 from conceptor.client.provisioning import provision_status, start_provision
 from conceptor.contracts import DRIFT_WATCH_WORKFLOW, DriftReport, PlanDigests, ProvisionResult
 from conceptor.platform import environment
-from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import REPO_ROOT
 from conceptor.platform.temporal import connect
-from tests.integration.provision_support import (
-    ProvisionEnv,
-    in_process_worker,
-    isolated_env,
-)
+from tests.integration.provision_support import ProvisionEnv, in_process_worker
+from tests.integration.test_provision_seed import env, provision_steps
+
+__all__ = ["env"]  # the isolated environment fixture, shared with the table seed's tests
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +39,6 @@ FILES = {
     "docs/deep/data.json": b'{"answer": 42}',
 }
 TAG = {"TagSet": [{"Key": "probe", "Value": "untouched"}]}
-
-
-@pytest.fixture
-async def env(local_stack: LocalStack, tmp_path: Path) -> AsyncIterator[ProvisionEnv]:
-    async with isolated_env(local_stack.settings, tmp_path / "env") as environment:
-        yield environment
 
 
 class Stack:
@@ -86,15 +77,17 @@ queues:
     async def provision(
         self, client: Client, expected: dict[str, PlanDigests] | None = None
     ) -> ProvisionResult:
-        handle = await start_provision(
-            client,
-            steps=self.steps,
-            expected=expected,
-            workflow_id=f"provision-{uuid.uuid4()}",
+        return await provision_steps(client, self.env, self.steps, expected)
+
+    async def drift(self, client: Client) -> DriftReport:
+        """One run of the drift watch on this environment's queue (repair is off)."""
+        report: DriftReport = await client.execute_workflow(
+            DRIFT_WATCH_WORKFLOW,
+            id=f"drift-{uuid.uuid4()}",
             task_queue=self.env.queue,
+            result_type=DriftReport,
         )
-        result: ProvisionResult = await handle.result()
-        return result
+        return report
 
     async def plan(self, client: Client) -> list[tuple[str, ...]]:
         plan = await make_plan(
@@ -180,12 +173,7 @@ async def test_seed_creates_then_leaves_unchanged_then_reconciles_by_mode(
         # A hand edit under enforce: planned, seen by the drift watch, repaired.
         await stack.s3_call("put_object", Key="logo.png", Body=b"edited by hand")
         assert await stack.plan(client) == [("object", f"{b}/logo.png", "update", "content")]
-        report = await client.execute_workflow(
-            DRIFT_WATCH_WORKFLOW,
-            id=f"drift-{uuid.uuid4()}",
-            task_queue=env.queue,
-            result_type=DriftReport,
-        )
+        report = await stack.drift(client)
         assert [(i.step, i.kind, i.name, i.action, i.fields) for i in report.items] == [
             (stack.step, "object", f"{b}/logo.png", "update", ["content"])
         ]
@@ -202,12 +190,7 @@ async def test_seed_creates_then_leaves_unchanged_then_reconciles_by_mode(
         await stack.s3_call("put_object", Key="logo.png", Body=b"mine now")
         await stack.s3_call("delete_object", Key="docs/readme.txt")
         assert await stack.plan(client) == [("seed-object", f"{b}/docs/readme.txt", "create")]
-        report = await client.execute_workflow(
-            DRIFT_WATCH_WORKFLOW,
-            id=f"drift-{uuid.uuid4()}",
-            task_queue=env.queue,
-            result_type=DriftReport,
-        )
+        report = await stack.drift(client)
         assert report.items == []
         loose = (await stack.provision(client)).steps[stack.step]
         assert loose.changed == [f"+seed-object:{b}/docs/readme.txt"]
@@ -268,14 +251,8 @@ async def test_a_folder_that_cannot_be_seeded_is_refused_before_any_write(
 
         # A missing folder: the file itself is refused, before any step runs.
         stack.declare("enforce", folder="no-such-folder")
-        handle = await start_provision(
-            client,
-            steps=stack.steps,
-            workflow_id=f"provision-{uuid.uuid4()}",
-            task_queue=stack.env.queue,
-        )
         with pytest.raises(WorkflowFailureError) as info:
-            await handle.result()
+            await stack.provision(client)
         assert (
             "buckets[0].seed.folder: seed folder 'no-such-folder' does not exist "
             f"({stack.folder / 'no-such-folder'}); create it or correct the path"
@@ -322,13 +299,8 @@ queues:
     steps = ["wait_for_postgres", "migrate_postgres", "wait_for_minio", "ensure_buckets", *seeds]
     client = await connect(env.settings)
     async with in_process_worker(client, env):
-        results = []
-        for _ in range(2):
-            handle = await start_provision(
-                client, steps=steps, workflow_id=f"provision-{uuid.uuid4()}", task_queue=env.queue
-            )
-            results.append((await handle.result()).steps)
-    first, again = results
+        first = (await provision_steps(client, env, steps)).steps
+        again = (await provision_steps(client, env, steps)).steps
     assert [first[s].counts["created"] for s in seeds] == [3, 3, 6]
     assert [again[s].counts for s in seeds] == [
         _counts(unchanged=3),
