@@ -94,3 +94,41 @@ async def test_a_database_healed_after_data_loss_is_seeded_again(
         "migrate_postgres:apply",
         f"{SEED_STEP}:apply",
     ]
+
+
+async def test_a_bucket_service_healed_after_data_loss_is_seeded_again(
+    env: WorkflowEnvironment,
+) -> None:
+    """MinIO came back empty: ensure_buckets makes the buckets again, then each bucket's seed
+    step uploads its files; insert-missing objects are not drift, enforce ones are."""
+    calls: list[str] = []
+    wiped = Diff(
+        target="buckets",
+        changes=[Change(kind="bucket", name=n, action="create") for n in ("media", "thumbnails")],
+    )
+    media = Diff(
+        target="seed of bucket media",
+        changes=[Change(kind="seed-object", name="media/a/x.jpg", action="create")],
+    )
+    thumbnails = Diff(
+        target="seed of bucket thumbnails",
+        changes=[Change(kind="object", name="thumbnails/a/128.jpg", action="create")],
+    )
+    diffs = {
+        "ensure_buckets": wiped,
+        "seed_bucket:media": media,
+        "seed_bucket:thumbnails": thumbnails,
+    }
+    # The shipped graph: both buckets seeded after ensure_buckets.
+    report = await check(env, fakes(diffs, calls))
+    assert report.data_loss == ["minio"]
+    assert [(i.step, i.kind, i.name) for i in report.items] == [
+        ("ensure_buckets", "bucket", "media"),
+        ("ensure_buckets", "bucket", "thumbnails"),
+        ("seed_bucket:thumbnails", "object", "thumbnails/a/128.jpg"),
+    ]
+    assert sorted(c for c in calls if c.endswith(":apply")) == [
+        "ensure_buckets:apply",
+        "seed_bucket:media:apply",
+        "seed_bucket:thumbnails:apply",
+    ]
