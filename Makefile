@@ -54,8 +54,8 @@ test: ## the whole test suite (unit, integration, e2e) against real services
 	CONCEPTOR_TEST_TOOLS_PENDING=$$pending bash $(REPO)/_dev-env/scripts/run-tests.bash $(PYTEST_ARGS)
 
 lint: setup ## ruff, ruff format --check, mypy, import layers (lint-imports), shellcheck
-	cd $(REPO) && $(VENV)/bin/ruff check conceptor tests bench _dev-env/scripts
-	cd $(REPO) && $(VENV)/bin/ruff format --check conceptor tests bench _dev-env/scripts
+	cd $(REPO) && $(VENV)/bin/ruff check conceptor services tests bench _dev-env/scripts
+	cd $(REPO) && $(VENV)/bin/ruff format --check conceptor services tests bench _dev-env/scripts
 	cd $(REPO) && $(VENV)/bin/mypy
 	cd $(REPO) && $(VENV)/bin/mypy _dev-env/scripts/setup_progress.py
 	cd $(REPO) && $(VENV)/bin/lint-imports

@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conceptor.platform.imports import make_importable
 from conceptor.platform.settings import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
+# A benchmark of a team's service imports its code (services/...) from the repository root,
+# as `conceptor worker` does; every benchmark imports this module before its own imports.
+make_importable()
 
 
 def add_options(parser: argparse.ArgumentParser, *, runs: int) -> None:

@@ -87,12 +87,10 @@ class Stack:
         for name in self.realms:
             lines += [f"  - name: {name}", f"    file: {name}.json"]
         lines.append("queues:")
-        declarations = {"core": "CORE", "media": "MEDIA"} | dict.fromkeys(self.queues, "MEDIA")
-        for queue, attribute in declarations.items():
-            lines += [
-                f"  - name: {queue}",
-                f"    declaration: conceptor.workers.declarations:{attribute}",
-            ]
+        media = "services.central.queue:MEDIA"
+        declarations = {"core": "conceptor.workers.declarations:CORE", "media": media}
+        for queue, target in (declarations | dict.fromkeys(self.queues, media)).items():
+            lines += [f"  - name: {queue}", f"    declaration: {target}"]
         self.file.write_text("\n".join(lines) + "\n")
 
     async def drop_extras(self) -> None:

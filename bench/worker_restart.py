@@ -26,14 +26,14 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
-from conceptor.client.media import ingest_upload
-from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import stop_process
 from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from conceptor.platform.tools import cached_tool
+from services.central.client import ingest_upload
+from services.central.contracts import media_workflow_id
 
 PREFIX = "473"
 # The Tiltfile runs the whole stack; the bench waits for every service so that nothing is

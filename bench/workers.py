@@ -29,14 +29,14 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
-from conceptor.activities.imaging import render_thumbnails
-from conceptor.client.media import ingest_upload
-from conceptor.contracts import media_workflow_id
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack, stop_process
 from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from conceptor.platform.temporal import connect
+from services.central.client import ingest_upload
+from services.central.contracts import media_workflow_id
+from services.central.imaging import render_thumbnails
 
 PREFIX = "469"
 SERVICES = ("postgres", "redis", "temporal", "minio", "mailpit")

@@ -2,7 +2,7 @@
 
 Imported by the workflows, the activities, the workers, the API and the CLI alike; it imports
 nothing of the application, so any side can depend on it without pulling in another side's code
-(the API starts a media workflow without loading Pillow or boto3). No secrets in any model:
+(the API starts a workflow without loading a worker's libraries). No secrets in any model:
 everything here travels through Temporal and is shown in its Web UI.
 """
 
@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 # ----- task queues -------------------------------------------------------------------------
 
 CORE_QUEUE = "core"
+# The shipped file's second queue (services/central's), by name only: the CLI's `--media`
+# shortcuts and the queue list shown while the environment file is refused.
 MEDIA_QUEUE = "media"
 ALL_QUEUES = (CORE_QUEUE, MEDIA_QUEUE)
 
@@ -25,26 +27,15 @@ PROVISION_WORKFLOW = "ProvisionWorkflow"
 PROVISION_PLAN_WORKFLOW = "ProvisionPlanWorkflow"
 DRIFT_WATCH_WORKFLOW = "DriftWatchWorkflow"
 RESET_POSTGRES_WORKFLOW = "ResetPostgresWorkflow"
-MEDIA_INGEST_WORKFLOW = "MediaIngestWorkflow"
 PROVISION_WORKFLOW_ID = "provision"
 RESET_POSTGRES_WORKFLOW_ID = "reset-postgres"
 PROVISION_PLAN_WORKFLOW_ID = "provision-plan"
 DRIFT_WATCH_SCHEDULE_ID = "drift-watch"
 PROGRESS_QUERY = "progress"
-STATUS_QUERY = "status"
-
-
-def media_workflow_id(asset_id: object) -> str:
-    """One media workflow per asset: `media-<asset id>`."""
-    return f"media-{asset_id}"
 
 
 # ----- activities that workflows call by name ---------------------------------------------
 
-CREATE_THUMBNAILS = "create_thumbnails"
-MARK_ASSET_PROCESSING = "mark_asset_processing"
-COMPLETE_ASSET = "complete_asset"
-FAIL_ASSET = "fail_asset"
 SEND_NOTIFICATION = "send_notification"
 PROVISION_DEFAULTS = "provision_defaults"
 REGISTER_DRIFT_WATCH = "register_drift_watch"
@@ -524,68 +515,6 @@ class ResetPostgresResult(BaseModel):
     database: str | None = None  # the declared database reset (None: the first)
     # Its seed data, loaded again after the migrations (None: the database declares none).
     seed: StepResult | None = None
-
-
-# ----- media -------------------------------------------------------------------------------
-
-MEDIA_BUCKET = "media"
-THUMBNAILS_BUCKET = "thumbnails"
-
-
-def thumbnail_key_for(asset_id: object, size: int) -> str:
-    """Deterministic: a retried or repeated run overwrites, never duplicates."""
-    return f"{asset_id}/{size}.jpg"
-
-
-class MediaIngestInput(BaseModel):
-    asset_id: str
-    filename: str
-    original_key: str
-    sizes: list[int]
-    heartbeat_timeout_seconds: float = 10.0
-
-
-class MediaIngestResult(BaseModel):
-    asset_id: str
-    status: str
-    thumbnail_keys: dict[int, str]
-    notification_id: str
-
-
-class CreateThumbnailsInput(BaseModel):
-    asset_id: str
-    filename: str
-    original_key: str
-    sizes: list[int]
-
-
-class CreateThumbnailsResult(BaseModel):
-    width: int
-    height: int
-    source_format: str
-    thumbnail_keys: dict[int, str]
-
-
-class MarkAssetInput(BaseModel):
-    asset_id: str
-
-
-class CompleteAssetInput(BaseModel):
-    asset_id: str
-    width: int
-    height: int
-    thumbnail_keys: dict[int, str]
-
-
-class FailAssetInput(BaseModel):
-    asset_id: str
-    reason: str
-
-
-class AssetChange(BaseModel):
-    asset_id: str
-    status: str
-    changed: bool  # False when a retry found the row already in this state
 
 
 # ----- notifications -----------------------------------------------------------------------

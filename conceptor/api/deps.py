@@ -37,6 +37,8 @@ class Resources:
     db: Any | None = None
     provision: ProvisionReader = field(default_factory=ProvisionReader)
     drift: DriftReader = field(default_factory=DriftReader)
+    # The panel's recent media, from the team's code (environment file `api.recent_media`).
+    recent_media: Callable[[Resources], Awaitable[list[Any]]] | None = None
     # The shared cache layer in Redis (README "Shared cache layer").
     upload_limit: RateLimiter = field(init=False)
     idempotency: IdempotencyStore = field(init=False)

@@ -7,13 +7,14 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.types import Scope
@@ -29,14 +30,39 @@ from conceptor.api.idempotency import (
 )
 from conceptor.api.limits import BodyLimitMiddleware, BodyRule
 from conceptor.api.ratelimit import RateLimitedError
-from conceptor.api.routes import health, links, media, provision, snapshots, status, workers
+from conceptor.api.routes import health, links, provision, snapshots, status, workers
+from conceptor.platform import environment
+from conceptor.platform.imports import import_target
 from conceptor.platform.logging import get_logger
 from conceptor.platform.settings import Settings, get_settings
 from conceptor.platform.temporal import connect_with_retry
 
 log = get_logger("conceptor.api")
 API_PREFIX = "/api"
-ROUTERS = (health, provision, media, workers, status, links, snapshots)
+# The platform's routes; a team's come from the environment file (`api.routers`).
+ROUTERS = (health, provision, workers, status, links, snapshots)
+
+
+class TeamRouterError(RuntimeError):
+    """A router the environment file names does not import or is not an APIRouter."""
+
+
+def team_api(file: Path | None = None) -> tuple[environment.Api, list[APIRouter]]:
+    """The environment file's `api` section and the routers it names, imported."""
+    path = file or environment.default_file()
+    api = environment.load(path).api
+    routers: list[APIRouter] = []
+    for i, target in enumerate(api.routers):
+        try:
+            router = import_target(target, path)
+        except (ImportError, AttributeError) as exc:
+            msg = f"{path}: api.routers[{i}]: importing {target} failed: {exc}"
+            raise TeamRouterError(msg) from exc
+        if not isinstance(router, APIRouter):
+            msg = f"{path}: api.routers[{i}]: {target} is not a fastapi.APIRouter"
+            raise TeamRouterError(msg)
+        routers.append(router)
+    return api, routers
 
 
 @asynccontextmanager
@@ -70,6 +96,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal=temporal,
         db=db,
         drift=DriftReader(settings.drift_watch_schedule_id),
+        recent_media=app.state.recent_media,
     )
     try:
         yield
@@ -166,7 +193,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Conceptor API",
         version="0.1.0",
-        description="Provisioning, media and worker status of the Conceptor environment.",
+        description="Provisioning, worker status and the team's routes of the Conceptor "
+        "environment.",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=f"{API_PREFIX}/redoc",
         openapi_url=f"{API_PREFIX}/openapi.json",
@@ -174,12 +202,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    api, team_routers = team_api()
+    app.state.recent_media = (
+        import_target(api.recent_media) if api.recent_media is not None else None
+    )
 
     upload = BodyRule(settings.api_max_upload_bytes, ("multipart/form-data",))
     other = BodyRule(settings.api_max_body_bytes, ("application/json",))
+    upload_paths = {f"{API_PREFIX}{p}" for p in api.upload_paths}
 
     def rule_for(scope: Scope) -> BodyRule:
-        return upload if scope["path"] == f"{API_PREFIX}/media" else other
+        return upload if scope["path"] in upload_paths else other
 
     app.add_middleware(BodyLimitMiddleware, rule_for=rule_for)
     app.add_exception_handler(RPCError, _temporal_unavailable)
@@ -196,4 +229,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(error, _dependency_unavailable)
     for module in ROUTERS:
         app.include_router(module.router, prefix=API_PREFIX)
+    for router in team_routers:
+        app.include_router(router, prefix=API_PREFIX)
     return app

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -263,6 +263,37 @@ class Step(_Strict):
         return self
 
 
+ImportPath = Annotated[str, Field(pattern=_IMPORT_PATH)]
+
+
+class Api(_Strict):
+    """The API's extension points: a team's routes, served beside the platform's under /api."""
+
+    routers: list[ImportPath] = Field(
+        default_factory=list,
+        description="`module:attribute` of a FastAPI APIRouter each, included under /api; "
+        "the module is found from the repository root or this file's folder.",
+    )
+    upload_paths: list[str] = Field(
+        default_factory=list,
+        description="paths under /api (e.g. /media) whose bodies are multipart uploads, "
+        "allowed up to CENTRAL_API_MAX_UPLOAD_BYTES (other bodies: JSON, "
+        "CENTRAL_API_MAX_BODY_BYTES)",
+    )
+    recent_media: ImportPath | None = Field(
+        default=None,
+        description="the panel's `Recent media` card: `module:attribute` of an async "
+        "callable(resources) returning items with id, filename, status, thumbnail_url",
+    )
+
+    def targets(self) -> list[tuple[str, str]]:
+        """(YAML path, import path) of everything this section names."""
+        out = [(f"api.routers[{i}]", r) for i, r in enumerate(self.routers)]
+        if self.recent_media is not None:
+            out.append(("api.recent_media", self.recent_media))
+        return out
+
+
 class Services(_Strict):
     """Which infrastructure services run (all do unless turned off)."""
 
@@ -302,6 +333,7 @@ class Environment(_Strict):
     buckets: list[Bucket] = Field(default_factory=list)
     queues: list[Queue] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
+    api: Api = Field(default_factory=Api)
 
     def api_realms(self) -> list[str]:
         """The realms whose tokens the API accepts: those with `api: true`, and the first
@@ -804,7 +836,13 @@ out = []
 for path, kind, target, group, needs in json.load(sys.stdin):
     try:
         obj, why = resolve(kind, target, group)
-        if why is None:
+        if why is None and needs == ["<router>"]:
+            if not callable(getattr(obj, "add_api_route", None)):
+                why = ("router_shape", "%s is not a FastAPI APIRouter" % target)
+        elif why is None and needs == ["<callable>"]:
+            if not callable(obj):
+                why = ("callable_shape", "%s is not callable" % target)
+        elif why is None:
             lacking = [n for n in needs if not callable(getattr(obj, n, None))]
             if needs and lacking:
                 why = ("queue_shape", "%s has no callable %s" % (target, " or ".join(lacking)))
@@ -827,6 +865,8 @@ _IMPORT_FIXES = {
     "queue_shape": "point it at an object with workflows() and activities(settings), "
     "e.g. a conceptor.workers.declarations.QueueDeclaration",
     "step_shape": "point it at a callable, or at an object with desired, live and diff",
+    "router_shape": "point it at a fastapi.APIRouter",
+    "callable_shape": "point it at an async function taking the API's resources",
 }
 
 
@@ -854,6 +894,9 @@ def _import_problems(env: Environment, folder: Path) -> list[Problem]:
             probes.append(
                 [f"steps[{i}].entry_point", "entry_point", s.entry_point, STEP_ENTRY_POINTS, []]
             )
+    for path, target in env.api.targets():
+        shape = "<router>" if path.startswith("api.routers") else "<callable>"
+        probes.append([path, "path", target, "", [shape]])
     if not probes:
         return []
     # The repository root and the file's folder come first, as for `conceptor worker`.

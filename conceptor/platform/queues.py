@@ -108,15 +108,16 @@ def worker_port(settings: Settings, queue: str, index: int) -> int:
 def team_code(file: Path | None = None) -> list[str]:
     """What of the team's own code the file names, as repository paths (for the app image).
 
-    The top-level package (folder) or module (`.py`) of each queue's `declaration` and each
-    step's `run`, found as `conceptor worker` finds it: from the repository root, then the
-    file's folder; the `conceptor` package (always in the image) and code outside the
-    repository (it cannot be in a build context) are left out.
+    The top-level package (folder) or module (`.py`) of each queue's `declaration`, each
+    step's `run` and what the `api` section names, found as `conceptor worker` finds it:
+    from the repository root, then the file's folder; the `conceptor` package (always in the
+    image) and code outside the repository (it cannot be in a build context) are left out.
     """
     path = file or default_file()
     env = load(path)
     targets = [q.declaration for q in env.queues if q.declaration]
     targets += [s.run for s in env.steps if s.run]
+    targets += [target for _path, target in env.api.targets()]
     roots = [REPO_ROOT, path.resolve().parent]
     found: list[str] = []
     for target in targets:

@@ -106,7 +106,9 @@ class Settings(BaseSettings):
     postgres_dsn_override: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CENTRAL_POSTGRES_DSN")
     )
-    migrations_dir: Path = Path(__file__).resolve().parents[1] / "activities" / "migrations"
+    # Only when set (CENTRAL_MIGRATIONS_DIR): else the environment file's first database's;
+    # this default is the shipped file's, the example service's migrations.
+    migrations_dir: Path = REPO_ROOT / "services" / "central" / "migrations"
 
     # Temporal
     temporal_namespace: str = "default"

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
+from conceptor.contracts import CORE_QUEUE
 from conceptor.platform.settings import Settings
 
 Blocking = Literal["thread", "process"]
@@ -50,20 +50,8 @@ def _core_activities(settings: Settings) -> list[Callable[..., Any]]:
     ]
 
 
-def _media_workflows() -> Sequence[type]:
-    from conceptor.workflows.media import MediaIngestWorkflow
-
-    return [MediaIngestWorkflow]
-
-
-def _media_activities(settings: Settings) -> list[Callable[..., Any]]:
-    from conceptor.activities.media import media_activities
-
-    return media_activities(settings)
-
-
-# Imports are deferred into the factories so `conceptor worker core` never loads Pillow and
-# declaring a queue costs nothing until a process actually runs it.
+# Imports are deferred into the factories: declaring a queue costs nothing until a process
+# actually runs it.
 CORE = QueueDeclaration(
     name=CORE_QUEUE,
     workflows=_core_workflows,
@@ -72,18 +60,9 @@ CORE = QueueDeclaration(
     max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[CORE_QUEUE],
     description="environment provisioning, snapshots and notifications",
 )
-MEDIA = QueueDeclaration(
-    name=MEDIA_QUEUE,
-    workflows=_media_workflows,
-    activities=_media_activities,
-    max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[MEDIA_QUEUE],
-    max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[MEDIA_QUEUE],
-    blocking=lambda s: s.media_pool_kind,
-    pool_size=lambda s: s.media_pool_size,
-    description="media ingestion: thumbnails (CPU-bound, in a pool), asset rows",
-)
-# Each queue by name; _dev-env/environment.yaml names CORE and MEDIA by import path.
-QUEUES: dict[str, QueueDeclaration] = {CORE.name: CORE, MEDIA.name: MEDIA}
+# The platform's queue by name; _dev-env/environment.yaml names CORE by import path, and a
+# team's queues by theirs (services/central/queue.py:MEDIA).
+QUEUES: dict[str, QueueDeclaration] = {CORE.name: CORE}
 
 
 def get_queue(name: str) -> QueueDeclaration:

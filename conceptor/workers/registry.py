@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from conceptor.contracts import MEDIA_QUEUE
-from conceptor.platform.environment import QUEUE_ENTRY_POINTS, Queue, default_file
+from conceptor.platform.environment import QUEUE_ENTRY_POINTS, Queue
+from conceptor.platform.imports import TargetAttributeError, import_target
 from conceptor.platform.queues import declared_queue
-from conceptor.platform.settings import REPO_ROOT, Settings
+from conceptor.platform.settings import Settings
 from conceptor.workers.declarations import Blocking, QueueDeclaration
 
 
 class DeclarationError(RuntimeError):
     """A queue's declaration does not load (the module, the attribute or the entry point)."""
-
-
-def code_paths(file: Path | None = None) -> list[Path]:
-    """Where a declaration's module is looked for: the repository root, then the file's folder."""
-    return [REPO_ROOT, (file or default_file()).resolve().parent]
-
-
-def _importable(file: Path | None) -> None:
-    # A team's code lives outside `conceptor/` (e.g. services/billing/ or next to the file):
-    # the same search path `conceptor env check` imports it with.
-    for path in reversed(code_paths(file)):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
 
 
 def load_declaration(queue: Queue, file: Path | None = None) -> Any:
@@ -44,19 +30,15 @@ def load_declaration(queue: Queue, file: Path | None = None) -> Any:
             raise DeclarationError(msg)
         return found[0].load()
     assert queue.declaration is not None  # the model requires one of the two
-    _importable(file)
-    module_name, _, attribute = queue.declaration.partition(":")
+    module_name = queue.declaration.partition(":")[0]
     try:
-        obj: Any = importlib.import_module(module_name)
+        return import_target(queue.declaration, file)
+    except TargetAttributeError as exc:
+        msg = f"queue {queue.name!r}: {exc}"
+        raise DeclarationError(msg) from exc
     except ImportError as exc:
         msg = f"queue {queue.name!r}: importing {module_name} failed: {exc}"
         raise DeclarationError(msg) from exc
-    for part in attribute.split("."):
-        if not hasattr(obj, part):
-            msg = f"queue {queue.name!r}: module {module_name} has no attribute {attribute!r}"
-            raise DeclarationError(msg)
-        obj = getattr(obj, part)
-    return obj
 
 
 def _override(settings: Settings, field: str, queue: str) -> Any:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.api_stack"]
 
 SCREENSHOT = Path(__file__).parents[1] / "artifacts" / "db-tools.png"
-# What the migrations create (conceptor/activities/migrations), and their ledger.
+# What the migrations create (services/central/migrations), and their ledger.
 MIGRATED = {"accounts", "media_assets", "provision_runs", "schema_migrations"}
 
 

@@ -230,8 +230,6 @@ def _make_copy(copy: Path) -> None:
     team = copy / "services" / "billing"
     (team / "migrations").mkdir(parents=True)
     (team / "realm").mkdir()
-    if not (copy / "services" / "__init__.py").exists():
-        (copy / "services" / "__init__.py").write_text("")
     (team / "__init__.py").write_text('"""The billing service."""\n')
     (team / "queue.py").write_text(QUEUE_MODULE)
     (team / "steps.py").write_text(STEPS_MODULE)
@@ -522,7 +520,6 @@ def test_a_team_adds_to_its_stack_without_touching_the_platform(stack: Stack) ->
     assert _git(stack.copy, "diff", "--name-only") == "_dev-env/environment.yaml\n"
     untracked = _git(stack.copy, "ls-files", "--others", "--exclude-standard").split()
     assert sorted(untracked) == [
-        "services/__init__.py",
         "services/billing/__init__.py",
         "services/billing/migrations/0001_invoices.sql",
         "services/billing/queue.py",

@@ -78,7 +78,7 @@ TEAM_FILE = """\
 apiVersion: conceptor/v1
 queues:
   - {name: core, declaration: conceptor.workers.declarations:CORE}
-  - {name: media, declaration: conceptor.workers.declarations:MEDIA, workers: 0}
+  - {name: media, declaration: services.central.queue:MEDIA, workers: 0}
   - name: billing
     workers: 1
     declaration: billing_team:QUEUE

@@ -19,7 +19,6 @@ from conceptor.platform import environment
 from conceptor.platform.devservices import SERVICES
 from conceptor.platform.environment import EnvironmentFileError, check
 from conceptor.platform.settings import REPO_ROOT, Settings
-from conceptor.workers.declarations import QUEUES
 
 # A small sound file: the tests below each break one thing in it.
 BASE: dict[str, Any] = {
@@ -81,7 +80,7 @@ def test_an_unknown_top_level_key_and_version(tmp_path: Path) -> None:
         "apiVersion: 'conceptor/v9' is not a version this platform reads; set apiVersion: "
         "conceptor/v1",
         "databse: unknown key 'databse'; remove it or correct its spelling; known keys here: "
-        "apiVersion, services, databases, realms, buckets, queues, steps (a note may use an "
+        "apiVersion, services, databases, realms, buckets, queues, steps, api (a note may use an "
         "`x-` key)",
     ]
 
@@ -369,10 +368,14 @@ def test_the_default_file_describes_todays_stack() -> None:
         ("thumbnails", seed / "thumbnails", "insert-missing"),
     ]
 
-    assert [q.name for q in env.queues] == list(ALL_QUEUES) == list(QUEUES)
+    assert [q.name for q in env.queues] == list(ALL_QUEUES)
+    # The platform's queue by its declaration; the example service's by its own package's.
+    assert [q.declaration for q in env.queues] == [
+        "conceptor.workers.declarations:CORE",
+        "services.central.queue:MEDIA",
+    ]
     for q in env.queues:
         assert q.workers == 1, q.name  # Tilt's default count, which it now takes from here
-        assert q.declaration == f"conceptor.workers.declarations:{q.name.upper()}"
         assert q.concurrency.activities == defaults["worker_max_concurrent_activities"][q.name]
         assert (
             q.concurrency.workflow_tasks == defaults["worker_max_concurrent_workflow_tasks"][q.name]

@@ -244,7 +244,7 @@ def test_dev_ports_lists_every_declared_queues_workers(
         "apiVersion: conceptor/v1\n"
         "queues:\n"
         "  - {name: core, declaration: conceptor.workers.declarations:CORE}\n"
-        "  - {name: media, declaration: conceptor.workers.declarations:MEDIA, workers: 0}\n"
+        "  - {name: media, declaration: services.central.queue:MEDIA, workers: 0}\n"
         "  - {name: billing, declaration: team_billing:QUEUE, workers: 2}\n"
     )
     monkeypatch.setenv("CONCEPTOR_ENVIRONMENT_FILE", str(file))

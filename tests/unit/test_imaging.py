@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from conceptor.activities.imaging import MediaRejectedError, render_thumbnails
+from services.central.imaging import MediaRejectedError, render_thumbnails
 
 
 def _image(width: int, height: int, fmt: str) -> bytes:

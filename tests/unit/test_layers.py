@@ -23,7 +23,7 @@ def loaded_modules(module: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["conceptor.api.main", "conceptor.client.media", "conceptor.commands.provision_follow"],
+    ["conceptor.api.main", "services.central.client", "conceptor.commands.provision_follow"],
 )
 def test_starting_workflows_loads_no_worker_code_and_no_pillow(module: str) -> None:
     loaded = loaded_modules(module)

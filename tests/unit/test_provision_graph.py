@@ -153,7 +153,7 @@ def _absolute_seeds(doc: dict[str, Any]) -> None:
 
 def test_a_step_may_not_take_a_plain_builtin_name(tmp_path: Path) -> None:
     doc = yaml.safe_load(DEFAULT_FILE.read_text())
-    doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
+    doc["databases"][0]["migrations"] = str(REPO_ROOT / "services/central/migrations")
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
     _absolute_seeds(doc)
     doc["steps"] = [{"name": "migrate_postgres", "run": "m:f"}]
@@ -562,7 +562,7 @@ def test_provision_step_takes_the_graphs_names(
     graph does not have is refused, naming it."""
     (tmp_path / "billing").mkdir()
     doc = yaml.safe_load(DEFAULT_FILE.read_text())
-    doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
+    doc["databases"][0]["migrations"] = str(REPO_ROOT / "services/central/migrations")
     doc["databases"].append({"name": "billing", "migrations": "billing"})
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
     _absolute_seeds(doc)
@@ -591,7 +591,7 @@ def test_the_api_takes_the_graphs_names(tmp_path: Path, monkeypatch: pytest.Monk
     """POST /api/provision's `steps`: a declared realm's step is accepted, an unknown name is
     refused as a literal (422 literal_error at body.steps.N, as before)."""
     doc = yaml.safe_load(DEFAULT_FILE.read_text())
-    doc["databases"][0]["migrations"] = str(REPO_ROOT / "conceptor/activities/migrations")
+    doc["databases"][0]["migrations"] = str(REPO_ROOT / "services/central/migrations")
     doc["realms"][0]["file"] = str(REPO_ROOT / "_dev-env/realms/technova.json")
     _absolute_seeds(doc)
     (tmp_path / "partners.json").write_text(json.dumps({"realm": "partners"}))

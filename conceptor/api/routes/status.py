@@ -19,13 +19,11 @@ from pydantic import BaseModel
 from conceptor.api.cache import CACHE_HEADER
 from conceptor.api.deps import ResourcesDep
 from conceptor.api.pollers import QueuePollers, all_queue_pollers
-from conceptor.client.media import list_assets
 from conceptor.platform.logging import get_logger
 
 router = APIRouter(prefix="/status", tags=["panel"])
 log = get_logger("conceptor.api.status")
 T = TypeVar("T")
-RECENT_MEDIA = 12
 
 
 class StepSummary(BaseModel):
@@ -126,17 +124,12 @@ async def _queues(resources: ResourcesDep) -> list[QueuePollers] | None:
     return None if client is None else await all_queue_pollers(client)
 
 
-async def _media(resources: ResourcesDep) -> list[MediaSummary]:
-    assets = await list_assets(resources.settings, limit=RECENT_MEDIA, db=resources.db)
-    return [
-        MediaSummary(
-            id=a.id,
-            filename=a.filename,
-            status=a.status,
-            thumbnail_url=a.thumbnail_urls[min(a.thumbnail_urls)] if a.thumbnail_urls else None,
-        )
-        for a in assets
-    ]
+async def _media(resources: ResourcesDep) -> list[MediaSummary] | None:
+    # The team's code lists them (environment file `api.recent_media`); none declared: null.
+    if resources.recent_media is None:
+        return None
+    items = await resources.recent_media(resources)
+    return [MediaSummary.model_validate(item, from_attributes=True) for item in items]
 
 
 async def _drift(resources: ResourcesDep) -> DriftSummary | None:

@@ -11,9 +11,9 @@ import httpx
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 
-from conceptor.contracts import THUMBNAILS_BUCKET, media_workflow_id
 from conceptor.platform.s3 import s3_client
 from conceptor.platform.settings import Settings
+from services.central.contracts import THUMBNAILS_BUCKET, media_workflow_id
 
 
 async def result_of(client: Client, asset_id: uuid.UUID, timeout: float = 90) -> Any:

@@ -13,9 +13,9 @@ from PIL import Image
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from conceptor.client.media import get_asset, ingest_upload
-from conceptor.contracts import media_workflow_id
 from conceptor.platform.settings import Settings
+from services.central.client import get_asset, ingest_upload
+from services.central.contracts import media_workflow_id
 from tests.helpers import assert_eventually
 from tests.integration.workers.conftest import make_image
 from tests.integration.workers.media_checks import (

@@ -71,7 +71,7 @@ def _environment(tmp_path: Path) -> Path:
         "apiVersion: conceptor/v1\n"
         "queues:\n"
         "  - {name: core, declaration: conceptor.workers.declarations:CORE}\n"
-        "  - {name: media, declaration: conceptor.workers.declarations:MEDIA}\n"
+        "  - {name: media, declaration: services.central.queue:MEDIA}\n"
         "  - name: billing\n"
         "    workers: 1\n"
         "    declaration: billing_team.queue:QUEUE\n"

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
-from conceptor.client.media import get_asset, ingest_upload
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
+from services.central.client import get_asset, ingest_upload
 from tests.helpers import assert_eventually
 from tests.integration.workers.media_checks import activity_attempts, result_of, running_on
 from tests.worker_procs import WorkerProc

@@ -30,11 +30,11 @@ from conceptor.api.idempotency import (
     validate_key,
 )
 from conceptor.api.ratelimit import RateLimitedError
-from conceptor.client.media import MediaAsset, get_asset, ingest_upload, list_assets
 from conceptor.platform.logging import get_logger
+from services.central.client import MediaAsset, get_asset, ingest_upload, list_assets
 
 router = APIRouter(prefix="/media", tags=["media"], responses=ERROR_RESPONSES)
-log = get_logger("conceptor.api.media")
+log = get_logger("central.api.media")
 
 
 class MediaPage(BaseModel):
@@ -216,3 +216,20 @@ async def list_media(
     return MediaPage(
         items=rows[:limit], limit=limit, offset=offset, next_offset=offset + limit if more else None
     )
+
+
+RECENT_MEDIA = 12
+
+
+async def recent_media(resources: Resources) -> list[dict[str, Any]]:
+    """The panel's recent uploads: name, status and the smallest thumbnail (once ready)."""
+    assets = await list_assets(resources.settings, limit=RECENT_MEDIA, db=resources.db)
+    return [
+        {
+            "id": a.id,
+            "filename": a.filename,
+            "status": a.status,
+            "thumbnail_url": a.thumbnail_urls[min(a.thumbnail_urls)] if a.thumbnail_urls else None,
+        }
+        for a in assets
+    ]

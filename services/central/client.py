@@ -19,7 +19,9 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 
-from conceptor.contracts import (
+from conceptor.platform.s3 import s3_client
+from conceptor.platform.settings import Settings
+from services.central.contracts import (
     MEDIA_BUCKET,
     MEDIA_INGEST_WORKFLOW,
     MEDIA_QUEUE,
@@ -27,8 +29,6 @@ from conceptor.contracts import (
     MediaIngestInput,
     media_workflow_id,
 )
-from conceptor.platform.s3 import s3_client
-from conceptor.platform.settings import Settings
 
 AssetStatus = Literal["pending", "processing", "ready", "failed"]
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")

@@ -12,13 +12,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 # called by name with the contract's models, so this module needs no activity code.
 with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
-        COMPLETE_ASSET,
         CORE_QUEUE,
+        SEND_NOTIFICATION,
+        SendNotificationInput,
+        SendNotificationResult,
+    )
+    from services.central.contracts import (
+        COMPLETE_ASSET,
         CREATE_THUMBNAILS,
         FAIL_ASSET,
         MARK_ASSET_PROCESSING,
         MEDIA_INGEST_WORKFLOW,
-        SEND_NOTIFICATION,
         STATUS_QUERY,
         AssetChange,
         CompleteAssetInput,
@@ -28,8 +32,6 @@ with workflow.unsafe.imports_passed_through():
         MarkAssetInput,
         MediaIngestInput,
         MediaIngestResult,
-        SendNotificationInput,
-        SendNotificationResult,
     )
 
 _DB_RETRY = RetryPolicy(

@@ -15,12 +15,9 @@ from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from conceptor.activities.imaging import (
-    THUMBNAIL_CONTENT_TYPE,
-    MediaRejectedError,
-    render_thumbnails,
-)
-from conceptor.contracts import (
+from conceptor.platform.s3 import s3_blocking_client, s3_client
+from conceptor.platform.settings import Settings
+from services.central.contracts import (
     COMPLETE_ASSET,
     CREATE_THUMBNAILS,
     FAIL_ASSET,
@@ -35,8 +32,11 @@ from conceptor.contracts import (
     MarkAssetInput,
     thumbnail_key_for,
 )
-from conceptor.platform.s3 import s3_blocking_client, s3_client
-from conceptor.platform.settings import Settings
+from services.central.imaging import (
+    THUMBNAIL_CONTENT_TYPE,
+    MediaRejectedError,
+    render_thumbnails,
+)
 
 
 @contextmanager

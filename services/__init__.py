@@ -1,0 +1,1 @@
+"""Teams' services: code the environment file names, outside the platform's package."""
