@@ -14,9 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -547,10 +548,42 @@ async def test_restore_killed_half_way_leaves_each_service_old_or_new(
     assert await everything(env) == before
 
 
+TEAMMATE_PREFIX = "456"  # no test group's block: a second machine's stack
+
+
+@pytest.fixture(scope="module")
+def teammate() -> Iterator[Settings]:
+    """A teammate's machine: its own PostgreSQL, MinIO, Keycloak and Temporal on another port
+    prefix and data directory, nothing provisioned."""
+    # Not under pytest's tmp: the postgres server's user must reach its data directory.
+    localdev = Path(tempfile.mkdtemp(prefix="conceptor-teammate-"))
+    localdev.chmod(0o755)  # the postgres server runs as `postgres` and must reach its data dir
+    settings = Settings(port_prefix=TEAMMATE_PREFIX, localdev_dir=localdev, environment="test")
+    env = {
+        "TILT_PORT_PREFIX": TEAMMATE_PREFIX,
+        "CENTRAL_LOCALDEV_DIR": str(localdev),
+        "CENTRAL_ENVIRONMENT": "test",
+        "CENTRAL_LOG_FORMAT": "json",
+    }
+    stack = LocalStack(
+        settings,
+        env=env,
+        log_dir=ARTIFACTS / "snapshots" / "teammate",
+        services=("postgres", "minio", "keycloak", "temporal"),
+    )
+    try:
+        stack.start(timeout=600)
+        yield settings
+    finally:
+        stack.stop()
+        shutil.rmtree(localdev, ignore_errors=True)
+
+
 async def test_export_then_import_on_another_prefix_and_data_dir(
-    env: ProvisionEnv, tmp_path: Path
+    env: ProvisionEnv, teammate: Settings, tmp_path: Path
 ) -> None:
-    """The file carries everything; an import checks it whole first and refuses a bad one."""
+    """The file carries everything to another stack; an import checks it whole first and
+    refuses a corrupt file before it writes anything."""
     client = await connect(env.settings)
     name = f"test-{uuid.uuid4().hex[:8]}"
     file = tmp_path / "team.snapshot"
@@ -562,36 +595,37 @@ async def test_export_then_import_on_another_prefix_and_data_dir(
         exported = await _export(client, env, name, file)
         assert exported.bytes == file.stat().st_size
 
-    # A teammate's machine: another data directory, the same servers here, another name.
-    other_dir = tmp_path / "teammate-localdev"
-    teammate = env.settings.model_copy(update={"localdev_dir": other_dir})
+    # The teammate's stack: the same declared objects, under its own database name.
     other = ProvisionEnv(
-        settings=teammate, database=env.database, realm=env.realm, buckets=env.buckets
+        settings=teammate.model_copy(update={"buckets": env.settings.buckets}),
+        database=teammate.postgres_db,
+        realm=env.realm,
+        buckets=env.buckets,
     )
+    theirs = await connect(teammate)
     imported_name = f"test-{uuid.uuid4().hex[:8]}"
-    async with worker(client, other):
-        # A corrupt copy is refused before anything is written.
+    async with worker(theirs, other):
         bad = tmp_path / "bad.snapshot"
         data = bytearray(file.read_bytes())
         data[len(data) // 2] ^= 0xFF
         bad.write_bytes(bytes(data))
         with pytest.raises(WorkflowFailureError) as failure:
-            await _import(client, other, bad, imported_name)
+            await _import(theirs, other, bad, imported_name)
         cause = root_cause(failure.value)
         assert cause.type == "SnapshotCorrupt", cause
         assert "fails its checksum" in str(cause) or "not a snapshot file" in str(cause), cause
-        assert not (other_dir / "snapshots" / imported_name).exists()
-        assert copy_name(imported_name, _declared_db()) not in await _databases(env.settings)
+        assert not (teammate.localdev_dir / "snapshots" / imported_name).exists()
+        assert copy_name(imported_name, _declared_db()) not in await _databases(teammate)
 
-        await _import(client, other, file, imported_name)
-        await damage(env)
-        await _run(client, other, SNAPSHOT_RESTORE_WORKFLOW, imported_name)
-    assert await everything(env) == before
-    assert await logs_in(env, "carol", "carol-pw")
-    async with s3_client(env.settings) as s3:
+        imported = await _import(theirs, other, file, imported_name)
+        assert imported.sha256 == exported.sha256
+        result = await _run(theirs, other, SNAPSHOT_RESTORE_WORKFLOW, imported_name)
+        assert len(result.restored) == 1 + len(env.buckets) + 1
+    assert await everything(other) == before
+    assert await logs_in(other, "carol", "carol-pw")
+    async with s3_client(teammate) as s3:
         listed = await s3.list_objects_v2(Bucket=SNAPSHOT_BUCKET, Prefix=f"{imported_name}/")
         assert listed.get("KeyCount", 0) == 22 + 1  # the objects and the manifest
-    shutil.rmtree(other_dir, ignore_errors=True)
 
 
 async def _export(client: Client, env: ProvisionEnv, name: str, file: Path) -> Any:
