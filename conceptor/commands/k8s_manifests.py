@@ -106,6 +106,9 @@ def app_env(settings: Settings) -> list[V1EnvVar]:
             ("POSTGRES_APP_USER", "APP_USER"),
             ("POSTGRES_APP_PASSWORD", "APP_PASSWORD"),
             ("POSTGRES_APP_DB", "APP_DB"),
+            # Each declared database's migrate step creates it when missing, as the superuser
+            # (the init script creates only the first), and snapshots copy and swap databases.
+            ("CENTRAL_POSTGRES_SUPERUSER_PASSWORD", "POSTGRES_PASSWORD"),
         )
     ]
     plain = {
