@@ -86,6 +86,7 @@ class DatabasePart(BaseModel):
     owner: str
     migrations: list[str]  # applied when it was saved, in name order
     bytes: int
+    seconds: float = 0.0  # how long its copy took
 
 
 class BucketPart(BaseModel):
@@ -94,6 +95,7 @@ class BucketPart(BaseModel):
     bucket: str
     objects: int
     bytes: int
+    seconds: float = 0.0
 
 
 class RealmPart(BaseModel):
@@ -103,6 +105,7 @@ class RealmPart(BaseModel):
     users: int
     bytes: int
     sha256: str
+    seconds: float = 0.0
 
 
 class SnapshotManifest(BaseModel):
