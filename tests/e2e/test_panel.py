@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
@@ -132,8 +134,34 @@ def test_panel_fits_the_screen(
         "workers-card",
         "links-card",
         "media-card",
+        "snapshots-card",
     }
     durations = layout["durations"]
     assert all(d["text"].endswith(" s") for d in durations), durations
     assert [d for d in durations if d["lines"] != 1] == []
     page.close()
+
+
+def test_panel_lists_snapshots(
+    api_stack: ApiStack, provisioned: Any, workers: None, browser: Browser, admin_token: str
+) -> None:
+    """A snapshot saved through the API shows in the Snapshots card, with what it holds; a
+    name of the longest kind stays inside the card."""
+    name = "panel-" + uuid.uuid4().hex + "-" + "x" * 9  # 48 characters
+    api = f"{api_stack.front_door}/api/snapshots"
+    auth = {"authorization": f"Bearer {admin_token}"}
+    saved = httpx.post(api, json={"name": name}, headers=auth, timeout=120)
+    assert saved.status_code == 201, saved.text
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{api_stack.front_door}/", wait_until="domcontentloaded")
+        row = page.locator(f'#snapshots tr[data-snapshot="{name}"]')
+        expect(row).to_have_count(1, timeout=15_000)
+        expect(row).to_contain_text("1 db · 2 buckets · 1 realms")
+        layout = page.evaluate(LAYOUT_JS)
+        assert layout["document"] <= 1280, f"the page scrolls sideways: {layout}"
+        card = next(c for c in layout["cards"] if c["id"] == "snapshots-card")
+        assert card["content"] <= card["inner"], f"the snapshot list spills: {card}"
+        page.close()
+    finally:
+        httpx.delete(f"{api}/{name}", headers=auth, timeout=120)
