@@ -36,7 +36,7 @@ from conceptor.workflows.drift import DRIFT_WORKFLOWS
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
 from tests.helpers import wait_until
 
-MIGRATIONS = REPO_ROOT / "conceptor" / "activities" / "migrations"
+MIGRATIONS = REPO_ROOT / "services" / "central" / "migrations"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 
 

@@ -28,7 +28,7 @@ def dev() -> Iterator[DevEnv]:
             asyncio.run(_databases(env))
             (localdev / "billing").mkdir()
             file = localdev / "environment.yaml"
-            migrations = REPO_ROOT / "conceptor" / "activities" / "migrations"
+            migrations = REPO_ROOT / "services" / "central" / "migrations"
             file.write_text(
                 "apiVersion: conceptor/v1\n"
                 "databases:\n"

@@ -25,7 +25,7 @@ SCRIPT = str(REPO_ROOT / "_dev-env" / "scripts" / "reset-postgres.bash")
 
 def _environment(folder: Path) -> Path:
     """Three databases, the shipped one first."""
-    migrations = REPO_ROOT / "conceptor" / "activities" / "migrations"
+    migrations = REPO_ROOT / "services" / "central" / "migrations"
     for name in ("billing", "ledger"):
         (folder / name).mkdir(parents=True)
     file = folder / "environment.yaml"
