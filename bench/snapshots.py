@@ -174,36 +174,27 @@ class Bench:
             sizes = {o["Key"]: int(o["Size"]) for o in listed.get("Contents", [])}
         return {"rows": count, "objects": sizes}
 
+    async def _workflow(self, workflow: str, name: str, result_type: type[Any]) -> Any:
+        return await self.client.execute_workflow(
+            workflow,
+            SnapshotRequest(name=name),
+            id=f"bench-{workflow}-{name}",
+            task_queue=QUEUE,
+            result_type=result_type,
+        )
+
     async def ours(self) -> dict[str, Any]:
         name = f"bench-{uuid.uuid4().hex[:8]}"
         before = await self.state()
         started = time.monotonic()
-        manifest = await self.client.execute_workflow(
-            SNAPSHOT_SAVE_WORKFLOW,
-            SnapshotRequest(name=name),
-            id=f"bench-save-{name}",
-            task_queue=QUEUE,
-            result_type=SnapshotManifest,
-        )
+        manifest = await self._workflow(SNAPSHOT_SAVE_WORKFLOW, name, SnapshotManifest)
         save = time.monotonic() - started
         await self.damage()
         started = time.monotonic()
-        result = await self.client.execute_workflow(
-            SNAPSHOT_RESTORE_WORKFLOW,
-            SnapshotRequest(name=name),
-            id=f"bench-restore-{name}",
-            task_queue=QUEUE,
-            result_type=RestoreResult,
-        )
+        result = await self._workflow(SNAPSHOT_RESTORE_WORKFLOW, name, RestoreResult)
         restore = time.monotonic() - started
         restored = await self.state() == before
-        await self.client.execute_workflow(
-            "SnapshotDeleteWorkflow",
-            SnapshotRequest(name=name),
-            id=f"bench-delete-{name}",
-            task_queue=QUEUE,
-            result_type=int,
-        )
+        await self._workflow("SnapshotDeleteWorkflow", name, int)
         # Where the time went: each part's own activity, as the manifest and result say.
         parts = {
             "save": {

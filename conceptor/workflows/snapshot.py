@@ -9,6 +9,7 @@ UI shows which database, bucket or realm is being copied; nothing secret is in t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -75,6 +76,13 @@ async def _gather_all(calls: list[Any]) -> list[Any]:
     return list(results)
 
 
+def _each_part(
+    activity: str, name: str, parts: list[str], result_type: type[T]
+) -> list[Coroutine[Any, Any, T]]:
+    """One activity per part of snapshot `name` (all started together by _gather_all)."""
+    return [_activity(activity, PartRequest(name=name, part=p), result_type) for p in parts]
+
+
 def _cause(error: BaseException) -> str:
     while isinstance(error, ActivityError) and error.cause is not None:
         error = error.cause
@@ -90,26 +98,9 @@ class SnapshotSaveWorkflow:
         try:
             parts = await _gather_all(
                 [
-                    *(
-                        _activity(
-                            "snapshot_save_database",
-                            PartRequest(name=plan.name, part=d),
-                            DatabasePart,
-                        )
-                        for d in plan.databases
-                    ),
-                    *(
-                        _activity(
-                            "snapshot_save_bucket", PartRequest(name=plan.name, part=b), BucketPart
-                        )
-                        for b in plan.buckets
-                    ),
-                    *(
-                        _activity(
-                            "snapshot_save_realm", PartRequest(name=plan.name, part=r), RealmPart
-                        )
-                        for r in plan.realms
-                    ),
+                    *_each_part("snapshot_save_database", plan.name, plan.databases, DatabasePart),
+                    *_each_part("snapshot_save_bucket", plan.name, plan.buckets, BucketPart),
+                    *_each_part("snapshot_save_realm", plan.name, plan.realms, RealmPart),
                 ]
             )
         except Exception as exc:
@@ -142,29 +133,23 @@ class SnapshotRestoreWorkflow:
         try:
             restored = await _gather_all(
                 [
-                    *(
-                        _activity(
-                            "snapshot_restore_database",
-                            PartRequest(name=request.name, part=d.database),
-                            ServiceRestore,
-                        )
-                        for d in manifest.databases
+                    *_each_part(
+                        "snapshot_restore_database",
+                        request.name,
+                        [d.database for d in manifest.databases],
+                        ServiceRestore,
                     ),
-                    *(
-                        _activity(
-                            "snapshot_restore_bucket",
-                            PartRequest(name=request.name, part=b.bucket),
-                            ServiceRestore,
-                        )
-                        for b in manifest.buckets
+                    *_each_part(
+                        "snapshot_restore_bucket",
+                        request.name,
+                        [b.bucket for b in manifest.buckets],
+                        ServiceRestore,
                     ),
-                    *(
-                        _activity(
-                            "snapshot_restore_realm",
-                            PartRequest(name=request.name, part=r.realm),
-                            ServiceRestore,
-                        )
-                        for r in manifest.realms
+                    *_each_part(
+                        "snapshot_restore_realm",
+                        request.name,
+                        [r.realm for r in manifest.realms],
+                        ServiceRestore,
                     ),
                 ]
             )

@@ -628,28 +628,27 @@ async def test_export_then_import_on_another_prefix_and_data_dir(
         assert listed.get("KeyCount", 0) == 22 + 1  # the objects and the manifest
 
 
-async def _export(client: Client, env: ProvisionEnv, name: str, file: Path) -> Any:
+async def _file_workflow(
+    workflow: str, client: Client, env: ProvisionEnv, name: str, file: Path
+) -> Any:
+    """Export (`SnapshotExportWorkflow`) or import (`SnapshotImportWorkflow`) on this env."""
     from conceptor.snapshot_contracts import ExportResult, SnapshotFileRequest
 
     return await client.execute_workflow(
-        "SnapshotExportWorkflow",
+        workflow,
         SnapshotFileRequest(name=name, file=str(file)),
-        id=f"export-{uuid.uuid4()}",
+        id=f"{workflow}-{uuid.uuid4()}",
         task_queue=env.queue,
         result_type=ExportResult,
     )
+
+
+async def _export(client: Client, env: ProvisionEnv, name: str, file: Path) -> Any:
+    return await _file_workflow("SnapshotExportWorkflow", client, env, name, file)
 
 
 async def _import(client: Client, env: ProvisionEnv, file: Path, name: str) -> Any:
-    from conceptor.snapshot_contracts import ExportResult, SnapshotFileRequest
-
-    return await client.execute_workflow(
-        "SnapshotImportWorkflow",
-        SnapshotFileRequest(name=name, file=str(file)),
-        id=f"import-{uuid.uuid4()}",
-        task_queue=env.queue,
-        result_type=ExportResult,
-    )
+    return await _file_workflow("SnapshotImportWorkflow", client, env, name, file)
 
 
 async def _databases(settings: Settings) -> list[str]:
