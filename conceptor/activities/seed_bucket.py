@@ -25,13 +25,12 @@ from conceptor.activities.seed.objects import (
     read_folder,
     same_content,
 )
+from conceptor.activities.seed_postgres import SEED_FAILED, SEED_REFUSED
 from conceptor.activities.storage import StorageActivities
 from conceptor.activities.waiting import heartbeating
 from conceptor.contracts import SEED_BUCKET_STEP, Diff, ReconcileInput, StepResult
 from conceptor.platform.environment import Bucket
 
-SEED_REFUSED = "SeedRefused"
-SEED_FAILED = "SeedFailed"
 # Requests to MinIO at once (HEADs of metadata, uploads, deletes): enough to hide latency,
 # few enough not to crowd a dev machine's MinIO.
 _PARALLEL = 16
