@@ -85,6 +85,21 @@ async def env(local_stack: LocalStack, tmp_path: Path) -> AsyncIterator[Provisio
         await _drop_copies(environment.settings)
 
 
+@pytest.fixture
+async def watched_env(local_stack: LocalStack, tmp_path: Path) -> AsyncIterator[ProvisionEnv]:
+    """As `env`, with a drift watch that provisioning registers (an hour apart: it never runs
+    during the test)."""
+    migrations = declared_migrations(tmp_path)
+    async with isolated_env(
+        local_stack.settings,
+        tmp_path / "env",
+        migrations_dir=migrations,
+        drift_interval_seconds=3600.0,
+    ) as environment:
+        yield environment
+        await _drop_copies(environment.settings)
+
+
 def worker(client: Client, env: ProvisionEnv) -> Worker:
     """A core worker of this environment: provisioning and snapshots."""
     return Worker(
@@ -430,6 +445,29 @@ async def test_save_damage_restore_gives_back_every_service_while_the_api_answer
     assert api.answers[-1] == 200, report
 
 
+async def _activity_results(client: Client, *, result_of: str, kind: str) -> list[Any]:
+    """The results of activity `kind` in the latest restore on queue `result_of`, in order."""
+    query = f'WorkflowType="{SNAPSHOT_RESTORE_WORKFLOW}" AND TaskQueue="{result_of}"'
+    latest = None
+    async for run in client.list_workflows(query):
+        if latest is None or run.start_time > latest.start_time:
+            latest = run
+    assert latest is not None, "no restore ran"
+    scheduled: dict[int, str] = {}
+    results: list[Any] = []
+    handle = client.get_workflow_handle(latest.id, run_id=latest.run_id)
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            scheduled[event.event_id] = attrs.activity_type.name
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attrs_done = event.activity_task_completed_event_attributes
+            if scheduled.get(attrs_done.scheduled_event_id) == kind:
+                payload = attrs_done.result.payloads[0]
+                results.append(json.loads(payload.data))
+    return results
+
+
 def _which(state: Any, new: Any, old: Any) -> str:
     return "new" if state == new else "old" if state == old else "between"
 
@@ -453,8 +491,9 @@ def _declared_db() -> str:
 
 
 async def test_newer_snapshot_refused_before_any_write_older_migrated_forward(
-    env: ProvisionEnv,
+    watched_env: ProvisionEnv,
 ) -> None:
+    env = watched_env
     client = await connect(env.settings)
     older, newer = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
     extra = env.settings.migrations_dir / "9000_snapshot_test.sql"
@@ -465,11 +504,25 @@ async def test_newer_snapshot_refused_before_any_write_older_migrated_forward(
         assert (await _provision(client, env)).steps
         await _run(client, env, "SnapshotSaveWorkflow", newer)
 
+        # The drift watch provisioning registered is paused while a restore runs.
+        schedule = client.get_schedule_handle(env.settings.drift_watch_schedule_id)
+        assert not (await schedule.describe()).schedule.state.paused
+
         # The older snapshot: restored, then the migration it predates applied and named.
         result = await _run(client, env, SNAPSHOT_RESTORE_WORKFLOW, older)
         assert result.migrations_applied == {_declared_db(): ["9000_snapshot_test.sql"]}
         state = await db_state(env)
         assert "added_later" in state
+        assert result.drift_watch_paused
+        assert not (await schedule.describe()).schedule.state.paused
+        notes = await _activity_results(client, result_of=env.queue, kind="drift_watch_pause")
+        assert notes[-2:] == [True, True]  # paused, then resumed, by this restore
+
+        # A drift watch a person paused stays paused.
+        await schedule.pause(note="paused by hand")
+        again = await _run(client, env, SNAPSHOT_RESTORE_WORKFLOW, older)
+        assert not again.drift_watch_paused
+        assert (await schedule.describe()).schedule.state.paused
 
         # The checkout loses that migration: the newer snapshot is refused, naming it.
         extra.unlink()
