@@ -12,7 +12,10 @@ client roles, group membership), in the same run, alternating round by round:
 - the unchanged re-run: the same workflow again: the step's seconds and its admin writes,
   counted on the wire (every request this process sends to `/admin/`);
 - the workflow history of both runs, in bytes (every event of the run, as Temporal stores it),
-  and the size of the step's result: neither may grow with the realm.
+  and the size of the step's result: neither may grow with the realm;
+- with --admin-api-too, our first import and re-run again with the live realm read through
+  the admin API alone (`CENTRAL_REALM_BULK_READ=false`: a Keycloak without Conceptor's
+  extension), in the same rounds: what the extension's bulk read saves.
 
 Targets: first import <= 1.5x Keycloak's POST; unchanged re-run <= 5 s at 10 000 users with 0
 writes; history the same size at every size (largest <= 1.1x smallest). Medians of --runs
@@ -77,6 +80,7 @@ class Bench:
         self.http = http
         self.admin = RealmAdmin(settings, http)
         self.queue = f"bench-realm-scale-{uuid.uuid4().hex[:8]}"
+        self.rest_queue = f"{self.queue}-admin-api"  # a worker reading through the admin API
         self.url = f"{settings.keycloak_url}/admin/realms"
         self.name = settings.realm_name
         self.wire = WireCount()
@@ -101,8 +105,9 @@ class Bench:
             raise RuntimeError(msg)
         return {"seconds": seconds, "keycloak_cpu_s": cpu_seconds(self.keycloak_pid) - cpu}
 
-    async def provision(self) -> dict[str, Any]:
-        """The keycloak chain of ProvisionWorkflow: the import step's time, writes, history."""
+    async def provision(self, *, admin_api: bool = False) -> dict[str, Any]:
+        """The keycloak chain of ProvisionWorkflow: the import step's time, writes, history
+        (`admin_api`: on the worker that reads the live realm through the admin API alone)."""
         cpu = cpu_seconds(self.keycloak_pid)
         with self.wire.counting() as wire:
             started = time.perf_counter()
@@ -110,7 +115,7 @@ class Bench:
                 self.client,
                 steps=["wait_for_keycloak", "import_realm"],
                 workflow_id=f"bench-{uuid.uuid4()}",
-                task_queue=self.queue,
+                task_queue=self.rest_queue if admin_api else self.queue,
             )
             result = await handle.result()
             wall = time.perf_counter() - started
@@ -136,23 +141,41 @@ class Bench:
         }
 
 
-async def measure_size(bench: Bench, users: int, runs: int) -> dict[str, Any]:
-    """`runs` rounds of (ours, Keycloak's) first imports, alternating, then unchanged re-runs."""
+async def measure_size(
+    bench: Bench, users: int, runs: int, *, admin_api: bool = False
+) -> dict[str, Any]:
+    """`runs` rounds of (ours, Keycloak's) first imports, alternating, then unchanged re-runs;
+    with `admin_api`, ours read through the admin API alone too, in the same rounds."""
     path = bench.settings.realm_file  # the worker reads it at each import
     path.write_text(json.dumps(scale_realm(bench.name, users)))
     realm = load_realm(path, bench.settings)  # the representation both imports get
-    first: dict[str, list[dict[str, Any]]] = {"ours": [], "keycloak": []}
+    kinds = ("ours", "keycloak", "admin_api") if admin_api else ("ours", "keycloak")
+    first: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+
+    async def one(which: str) -> dict[str, Any]:
+        if which == "keycloak":
+            return await bench.keycloak_post(realm)
+        return await bench.provision(admin_api=which == "admin_api")
+
     for i in range(runs):
-        for which in ("ours", "keycloak") if i % 2 == 0 else ("keycloak", "ours"):
+        for which in kinds if i % 2 == 0 else kinds[::-1]:
             await bench.delete()
-            run = await (bench.provision() if which == "ours" else bench.keycloak_post(realm))
+            run = await one(which)
             first[which].append(run)
             print(f"  {users} users, round {i + 1}: {which} {run['seconds']:.1f} s", flush=True)
     await bench.delete()
     await bench.provision()
-    reruns = [await bench.provision() for _ in range(runs)]
+    reruns: list[dict[str, Any]] = []
+    reruns_admin_api: list[dict[str, Any]] = []
+    for _ in range(runs):  # alternating too
+        reruns.append(await bench.provision())
+        if admin_api:
+            reruns_admin_api.append(await bench.provision(admin_api=True))
     await bench.delete()
-    return {"users": users, "first": first, "reruns": reruns}
+    out = {"users": users, "first": first, "reruns": reruns}
+    if admin_api:
+        out["reruns_admin_api"] = reruns_admin_api
+    return out
 
 
 async def measure(
@@ -162,6 +185,7 @@ async def measure(
     *,
     warm: bool,
     done: Callable[[list[dict[str, Any]]], object],
+    admin_api: bool = False,
 ) -> list[dict[str, Any]]:
     """Every size in turn; `done` gets the samples so far after each (a 50 000-user round takes
     many minutes: what came before is kept even if it fails)."""
@@ -175,12 +199,19 @@ async def measure(
             workflows=PROVISIONING_WORKFLOWS,
             activities=provisioning_activities(settings),
         )
-        async with worker:
+        rest_settings = settings.model_copy(update={"realm_bulk_read": False})
+        rest_worker = Worker(
+            client,
+            task_queue=bench.rest_queue,
+            workflows=PROVISIONING_WORKFLOWS,
+            activities=provisioning_activities(rest_settings),
+        )
+        async with worker, rest_worker:
             if warm:  # Keycloak's caches and JIT, on both paths once, untimed
-                await measure_size(bench, min(sizes), 1)
+                await measure_size(bench, min(sizes), 1, admin_api=admin_api)
             for users in sizes:
                 rounds = 1 if users >= ONE_ROUND_FROM else runs
-                out.append(await measure_size(bench, users, rounds))
+                out.append(await measure_size(bench, users, rounds, admin_api=admin_api))
                 done(out)
     return out
 
@@ -213,6 +244,23 @@ def summarize(size: dict[str, Any]) -> dict[str, Any]:
         "result_bytes_first": _median(ours, "result_bytes"),
         "result_bytes_rerun": _median(reruns, "result_bytes"),
         "objects": sum(ours[0]["counts"].values()),
+        **_admin_api(size),
+    }
+
+
+def _admin_api(size: dict[str, Any]) -> dict[str, Any]:
+    """The same run's figures with the live realm read through the admin API alone."""
+    runs, reruns = size["first"].get("admin_api"), size.get("reruns_admin_api")
+    if not runs or not reruns:
+        return {}
+    theirs = size["first"]["keycloak"]
+    return {
+        "admin_api_first_import_s": _median(runs, "seconds"),
+        "admin_api_ratio_paired": statistics.median(
+            o["seconds"] / k["seconds"] for o, k in zip(runs, theirs, strict=True)
+        ),
+        "admin_api_rerun_s": _median(reruns, "seconds"),
+        "admin_api_rerun_admin_calls": _median(reruns, "admin_calls"),
     }
 
 
@@ -246,6 +294,14 @@ def report(data: list[dict[str, Any]], quick: bool, console: Console) -> dict[st
             f"{r['result_bytes_first'] / 1024:.1f} KB",
         )
     console.print(table)
+    for r in rows:
+        if "admin_api_first_import_s" in r:
+            console.print(
+                f"{r['users']:,} users through the admin API alone: first import "
+                f"{r['admin_api_first_import_s']:.1f} s ({r['admin_api_ratio_paired']:.2f}x "
+                f"paired), unchanged re-run {r['admin_api_rerun_s']:.2f} s, "
+                f"{r['admin_api_rerun_admin_calls']:.0f} calls"
+            )
     # Flat: for each kind of run, its largest history over its smallest, across the sizes.
     growth = max(
         max(r[k] for r in rows) / min(r[k] for r in rows)
@@ -280,6 +336,11 @@ def main() -> None:
     add_options(parser, runs=3)
     parser.add_argument("--prefix", default=PREFIX)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="users per realm")
+    parser.add_argument(
+        "--admin-api-too",
+        action="store_true",
+        help="also import and re-run reading the live realm through the admin API alone",
+    )
     args = parse_options(parser)
     sizes = [1_000] if args.quick else sorted(args.sizes)
     tmp, env = stack_env("realm-scale", args.prefix)
@@ -300,6 +361,7 @@ def main() -> None:
                 sizes,
                 args.runs,
                 warm=not args.quick,
+                admin_api=args.admin_api_too,
                 done=lambda so_far: write_results(
                     args, "realm_scale", {"partial": True, "runs": args.runs, "samples": so_far}
                 ),

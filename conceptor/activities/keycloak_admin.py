@@ -13,6 +13,7 @@ from conceptor.platform.retrying import retry_until
 from conceptor.platform.settings import Settings
 
 REALM_REJECTED = "RealmRejected"
+USERS_BULK = 1  # the shape of the extension's users-bulk answer this client reads
 # Answers that say "the server or the way to it is not ready": retried, never final.
 _TRANSIENT = (401, 408, 425, 429)
 
@@ -41,6 +42,7 @@ class KeycloakAdmin:
         self.http = http
         self.tokens = tokens
         self.writes: list[str] = []
+        self._bulk: bool | None = None  # the extension's users-bulk read: not asked yet
 
     async def call(
         self,
@@ -93,6 +95,24 @@ class KeycloakAdmin:
             token = await self.tokens.grant(self.http)
             resp = await self.http.request(method, url, json=json, headers=_bearer(token))
         return resp
+
+    async def extension(self, path: str) -> Any:
+        """A read of Conceptor's own Keycloak extension (`/realms/master/conceptor/...`)."""
+        url = f"{self.settings.keycloak_url}/realms/master/conceptor{path}"
+        resp = await self._send("GET", url, None)
+        if resp.status_code == 200:
+            return resp.json()
+        msg = f"Keycloak answered GET {url} with HTTP {resp.status_code}: {resp.text[:500]}"
+        raise KeycloakError(msg)
+
+    async def bulk_reads(self) -> bool:
+        """Whether the extension serves the users-bulk read (a Keycloak without it, or with an
+        older build of it, is read through the admin API alone)."""
+        if self._bulk is None:
+            url = f"{self.settings.keycloak_url}/realms/master/conceptor/info"
+            resp = await self._send("GET", url, None)
+            self._bulk = resp.status_code == 200 and resp.json().get("usersBulk") == USERS_BULK
+        return self._bulk
 
     async def read(self, method: str, path: str) -> httpx.Response:
         """A call that changes nothing although it is not a GET (e.g. the partial export)."""

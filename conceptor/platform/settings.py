@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # Realm element kinds whose objects provisioning deletes once the file no longer lists them
     # (only those it created itself): comma-separated, e.g. "clients,roles,groups,users".
     realm_managed: str = ""
+    # Read the live realm's users through Conceptor's Keycloak extension (one call a page of
+    # users with their grants and groups) when it answers; false: the admin API only.
+    realm_bulk_read: bool = True
 
     # Mail
     mail_from: str = "conceptor@lvh.me"

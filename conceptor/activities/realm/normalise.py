@@ -28,7 +28,7 @@ _CLIENT_OWN = frozenset(
 _USER_OWN = frozenset(
     {"credentials", "realmRoles", "clientRoles", "groups", "createdTimestamp", "totp", "access",
      "disableableCredentialTypes", "federatedIdentities", "serviceAccountClientId", "self",
-     "applicationRoles", "socialLinks"}
+     "applicationRoles", "socialLinks", "userProfileMetadata"}
 )  # fmt: skip
 
 

@@ -1,8 +1,10 @@
 """Read the live realm in the file's shape: Keycloak's partial export, plus users and secrets.
 
-Users and their links are read in bulk, so the cost grows with pages, not with users: the
-user listing page by page, then the members of every role and group, inverted into each
-user's `realmRoles`, `clientRoles` and `groups` (the shape a realm export gives them).
+Users and their links are read in bulk, so the cost grows with pages, not with users. With
+Conceptor's Keycloak extension: a page of users with their grants and groups per call. Without
+it (an older set-up, a Keycloak image): the admin API's user listing page by page, then the
+members of every role and group, inverted into each user's `realmRoles`, `clientRoles` and
+`groups` (the shape a realm export gives them).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _USERS_PAGE = 500  # full user representations per page
 _MEMBERS_PAGE = 1000  # brief representations per page of a role's or group's members
 _PAGES_AHEAD = 4  # pages read at once past a full one: a long list costs a few round trips
 _DETAILED_ONE_BY_ONE = 200  # users read in full one call each; more: the listing in full
+_BULK_PAGE = 1000  # users with their grants and groups per call of the extension
+_BULK_AT_ONCE = 2  # pages of the extension read at once: Keycloak answers each on a core
+_USER_STORAGE = "org.keycloak.storage.UserStorageProvider"
 # What Keycloak's brief user representation holds.
 BRIEF_USER_KEYS = frozenset(
     {"id", "username", "createdTimestamp", "firstName", "lastName", "email", "enabled",
@@ -102,16 +107,21 @@ async def read_live(
     ]  # fmt: skip
     total = int(await get(f"{base}/users/count"))
     phase("reading the live realm", users=total)
-    users, links, *_ = await asyncio.gather(
-        _users(get, base, total, None if scope is None else scope.detailed),
-        _links(get, base, rep, scope),
-        *(secret(c) for c in masked),
-    )
-    hidden = [u for u in rep.get("users", []) if u.get("serviceAccountClientId")]
-    rep["users"] = [u for u in users if not u.get("serviceAccountClientId")] + hidden
-    for user in rep["users"]:
-        if not user.get("serviceAccountClientId"):  # those keep the export's own links
+    if await _in_bulk(admin, rep):
+        users, *_ = await asyncio.gather(
+            _bulk_users(admin, get, realm, total, rep, scope), *(secret(c) for c in masked)
+        )
+    else:
+        users, links, *_ = await asyncio.gather(
+            _users(get, base, total, None if scope is None else scope.detailed),
+            _links(get, base, rep, scope),
+            *(secret(c) for c in masked),
+        )
+        for user in users:
             user.update(links.of(user["id"]))
+    hidden = [u for u in rep.get("users", []) if u.get("serviceAccountClientId")]
+    # Service accounts keep the export's own links.
+    rep["users"] = [u for u in users if not u.get("serviceAccountClientId")] + hidden
     phase("the live realm is read", users=len(rep["users"]))  # then: writes, if any
     return rep
 
@@ -137,6 +147,79 @@ async def _users(
         return found
 
     return list(await asyncio.gather(*(full(u) for u in users)))
+
+
+async def _in_bulk(admin: KeycloakAdmin, rep: dict[str, Any]) -> bool:
+    """Users read through the extension: when set so, when it answers, and when every user is
+    in Keycloak's database (a user store such as LDAP is asked through the admin API)."""
+    stores = (rep.get("components") or {}).get(_USER_STORAGE) or []
+    return admin.settings.realm_bulk_read and not stores and await admin.bulk_reads()
+
+
+async def _bulk_users(
+    admin: KeycloakAdmin,
+    get: Get,
+    realm: str,
+    total: int,
+    rep: dict[str, Any],
+    scope: UserScope | None,
+) -> list[dict[str, Any]]:
+    """Every user with its grants and groups, from the extension a page a call; the same
+    users, fields, grants and groups as `_users` and `_links` give.
+
+    The extension gives every direct grant and group; kept are those the admin API path reads
+    (roles and groups of the partial export that `scope` names), so both paths give one diff.
+    """
+    detailed = None if scope is None else scope.detailed
+    whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
+    path = f"/realms/{q(realm)}/users-bulk?full={'true' if whole else 'false'}"
+    limit = asyncio.Semaphore(_BULK_AT_ONCE)
+
+    async def ext(url: str) -> Any:
+        async with limit:
+            return await admin.extension(url)
+
+    users = await _paged(ext, path, _BULK_PAGE, expected=total, what="users")
+    unique = {u["id"]: u for u in reversed(users)}  # a user created while paging: once
+    users = [u for u in users if unique.pop(u["id"], None) is not None]
+    keep = _kept_links(rep, scope)
+    for user in users:
+        user["realmRoles"] = [r for r in user.get("realmRoles", []) if ("realm", r) in keep]
+        client_roles = {
+            cid: kept
+            for cid, names in (user.get("clientRoles") or {}).items()
+            if (kept := [r for r in names if ("client", cid, r) in keep])
+        }
+        user["clientRoles"] = client_roles
+        user["groups"] = [g for g in user.get("groups", []) if ("group", g) in keep]
+    if whole or not detailed:
+        return users
+
+    async def full(user: dict[str, Any]) -> dict[str, Any]:
+        if user["username"] not in detailed:
+            return user
+        found: dict[str, Any] = await get(f"/realms/{q(realm)}/users/{user['id']}")
+        links = ("realmRoles", "clientRoles", "groups")
+        return {**found, **{k: user[k] for k in links}}
+
+    return list(await asyncio.gather(*(full(u) for u in users)))
+
+
+def _kept_links(rep: dict[str, Any], scope: UserScope | None) -> set[Ref]:
+    """The roles and groups whose members `_links` reads: the export's, as `scope` says."""
+    roles = rep.get("roles") or {}
+    client_ids = {c.get("clientId") for c in rep.get("clients", []) if c.get("id")}
+    refs: set[Ref] = {("realm", r["name"]) for r in roles.get("realm", [])}
+    refs |= {
+        ("client", cid, r["name"])
+        for cid, client_roles in (roles.get("client") or {}).items()
+        if cid in client_ids
+        for r in client_roles
+    }
+    refs |= {("group", g["path"]) for g in _all_groups(rep.get("groups", []), "")}
+    if scope is None:
+        return refs
+    return {r for r in refs if (r in scope.roles if r[0] != "group" else r[1] in scope.groups)}
 
 
 class _Links:
