@@ -31,7 +31,7 @@ def test_save_list_restore_delete_through_the_front_door(
 
         bad = http.post(api, json={"name": "Not A Name"}, headers=_auth(admin_token))
         assert bad.status_code == 422, bad.text
-        assert "is not valid" in bad.json()["detail"]
+        assert "snapshot name 'Not A Name' is not valid" in bad.json()["detail"][0]["msg"]
 
         saved = http.post(api, json={"name": name}, headers=_auth(admin_token))
         assert saved.status_code == 201, saved.text

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from botocore.exceptions import ClientError
 from fastapi import APIRouter, Body, HTTPException, Path, status
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conceptor.api.deps import AdminUser, SettingsDep, TemporalClientDep
 from conceptor.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ErrorDetail
@@ -45,13 +45,12 @@ class SaveRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(json_schema_extra={"pattern": NAME_PATTERN.pattern})
 
-    def checked(self) -> str:
-        try:
-            return check_name(self.name)
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+    @field_validator("name")
+    @classmethod
+    def _valid(cls, name: str) -> str:
+        return check_name(name)  # a ValueError is a 422 naming what a name may be
 
 
 def _http(exc: snapshots.SnapshotFailed) -> HTTPException:
@@ -97,7 +96,7 @@ async def save_snapshot(
 ) -> SnapshotManifest:
     """Save every declared database, bucket and realm (role platform-admin)."""
     try:
-        return await snapshots.save(client, request.checked())
+        return await snapshots.save(client, request.name)
     except snapshots.SnapshotFailed as exc:
         raise _http(exc) from None
 
