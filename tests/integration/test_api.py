@@ -140,6 +140,9 @@ def test_openapi_and_docs_served_under_api(api_stack: ApiStack) -> None:
         "/api/provision/drift",
         "/api/provision/plan",
         "/api/ready",
+        "/api/snapshots",
+        "/api/snapshots/{name}",
+        "/api/snapshots/{name}/restore",
         "/api/status",
         "/api/workers",
     ]
