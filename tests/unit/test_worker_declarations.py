@@ -7,14 +7,15 @@ import pytest
 from conceptor.platform.settings import Settings
 from conceptor.workers.declarations import QUEUES, get_queue
 from conceptor.workers.executors import BlockingPool
+from conceptor.workers.registry import resolve_queue
 from conceptor.workers.runtime import worker_identity
-from services.central.queue import MEDIA
 
 
 def test_queues_declare_core_and_media() -> None:
     """core hosts provisioning + notifications; media hosts ingestion, blocking in a pool."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    core, media = QUEUES["core"], MEDIA
+    # media: the shipped file's entry with the example service's code (services/central).
+    core, media = QUEUES["core"], resolve_queue("media")
     assert [w.__name__ for w in core.workflows()] == [
         "ProvisionWorkflow",
         "ProvisionPlanWorkflow",
@@ -52,9 +53,9 @@ def test_queues_declare_core_and_media() -> None:
 
 
 def test_media_pool_follows_settings() -> None:
-    """Pool kind and size come from settings, not code."""
+    """Pool kind and size come from the file, a setting given for one run wins; not code."""
     settings = Settings(_env_file=None, media_pool_size=3)  # type: ignore[call-arg]
-    with BlockingPool(MEDIA, settings) as pool:
+    with BlockingPool(resolve_queue("media"), settings) as pool:
         assert (pool.kind, pool.size, pool.executor._max_workers) == ("thread", 3, 3)
     with BlockingPool(QUEUES["core"], settings) as pool:
         assert (pool.kind, pool.executor) == (None, None)
@@ -77,4 +78,4 @@ def test_queue_constants_match_the_declarations() -> None:
     service's, as their declarations name them."""
     from conceptor.contracts import ALL_QUEUES
 
-    assert (*QUEUES, MEDIA.name) == ALL_QUEUES
+    assert (*QUEUES, resolve_queue("media").name) == ALL_QUEUES
