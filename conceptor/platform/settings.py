@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     # The schedule's id (the Web UI's Schedules page); tests give each environment its own.
     drift_watch_schedule_id: str = "drift-watch"
 
-    # Workers and the media pipeline (conceptor/workers, conceptor/activities/media.py)
+    # Workers and the example media pipeline (conceptor/workers, services/central/activities.py)
     worker_grace_period_seconds: float = 30.0  # SIGTERM: in-flight activities get this long
     worker_health_host: str | None = None  # health/metrics bind address; None: `host`
     worker_max_concurrent_activities: dict[str, int] = {"core": 50, "media": 4}

@@ -1,8 +1,9 @@
-"""The panel's summary (public, read-only): provisioning steps, workers, recent thumbnails.
+"""The panel's summary (public, read-only): provisioning steps, workers, drift, recent media.
 
 Public on purpose: the panel is a plain page without a login, and this summary holds
-nothing a token protects (step names and states, worker identities, thumbnail links of a
-public-read bucket). Full resources (`/provision`, `/workers`, `/media`) need a token.
+nothing a token protects (step names and states, worker identities, the thumbnail links the
+team's code lists, environment file `api.recent_media`). Full resources (`/provision`,
+`/workers`, a team's routes) need a token.
 """
 
 from __future__ import annotations
