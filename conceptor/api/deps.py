@@ -16,9 +16,7 @@ from temporalio.client import Client
 from conceptor.api.auth import InvalidTokenError, JWKSUnavailableError, TokenVerifier, User
 from conceptor.api.cache import SharedCache
 from conceptor.api.drift_reads import DriftReader
-from conceptor.api.idempotency import IdempotencyStore
 from conceptor.api.provision_reads import ProvisionReader
-from conceptor.api.ratelimit import RateLimiter
 from conceptor.platform.settings import Settings
 
 PLATFORM_ADMIN = "platform-admin"
@@ -39,28 +37,15 @@ class Resources:
     drift: DriftReader = field(default_factory=DriftReader)
     # The panel's recent media, from the team's code (environment file `api.recent_media`).
     recent_media: Callable[[Resources], Awaitable[list[Any]]] | None = None
-    # The shared cache layer in Redis (README "Shared cache layer").
-    upload_limit: RateLimiter = field(init=False)
-    idempotency: IdempotencyStore = field(init=False)
+    # The shared cache layer in Redis (README "Shared cache layer"): the status read cache
+    # is the platform's; a team's routes keep their limiters and idempotency stores (built
+    # on `redis` with conceptor.api.ratelimit / .idempotency) in `extensions`, one per process.
     status_cache: SharedCache = field(init=False)
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        s = self.settings
-        self.upload_limit = RateLimiter(
-            self.redis,
-            name="upload",
-            limit=s.api_upload_rate_limit,
-            window_seconds=s.api_upload_rate_window_seconds,
-        )
-        self.idempotency = IdempotencyStore(
-            self.redis,
-            name="media",
-            ttl_seconds=s.api_idempotency_ttl_seconds,
-            lock_seconds=s.api_idempotency_lock_seconds,
-            wait_seconds=s.api_idempotency_wait_seconds,
-        )
         self.status_cache = SharedCache(
-            self.redis, name="status", ttl_seconds=s.api_status_cache_seconds
+            self.redis, name="status", ttl_seconds=self.settings.api_status_cache_seconds
         )
 
     def temporal_client(self) -> Client | None:

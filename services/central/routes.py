@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Header, HTTPException, Query, Response, UploadFile, status
@@ -25,11 +26,12 @@ from conceptor.api.idempotency import (
     HEADER,
     KEY_FORMAT_TEXT,
     REPLAY_HEADER,
+    IdempotencyStore,
     StoredResponse,
     fingerprint,
     validate_key,
 )
-from conceptor.api.ratelimit import RateLimitedError
+from conceptor.api.ratelimit import RateLimitedError, RateLimiter
 from conceptor.platform.logging import get_logger
 from services.central.client import MediaAsset, get_asset, ingest_upload, list_assets
 
@@ -103,9 +105,41 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class SharedState:
+    """This service's part of the API's shared cache layer in Redis, one per API process."""
+
+    upload_limit: RateLimiter
+    idempotency: IdempotencyStore
+
+
+def shared_state(resources: Resources) -> SharedState:
+    """The process's limiter and idempotency store, made on first use from its Redis client."""
+    found = resources.extensions.get(__name__)
+    if found is None:
+        s = resources.settings
+        found = SharedState(
+            upload_limit=RateLimiter(
+                resources.redis,
+                name="upload",
+                limit=s.api_upload_rate_limit,
+                window_seconds=s.api_upload_rate_window_seconds,
+            ),
+            idempotency=IdempotencyStore(
+                resources.redis,
+                name="media",
+                ttl_seconds=s.api_idempotency_ttl_seconds,
+                lock_seconds=s.api_idempotency_lock_seconds,
+                wait_seconds=s.api_idempotency_wait_seconds,
+            ),
+        )
+        resources.extensions[__name__] = found
+    return found
+
+
 async def _admit(resources: Resources, user: User) -> None:
     """Count the upload against the user's limit, shared by every API process (or 429)."""
-    decision = await resources.upload_limit.hit(user.subject)
+    decision = await shared_state(resources).upload_limit.hit(user.subject)
     if not decision.allowed:
         setting = "CENTRAL_API_UPLOAD_RATE_LIMIT / CENTRAL_API_UPLOAD_RATE_WINDOW_SECONDS"
         raise RateLimitedError("upload", decision, setting)
@@ -163,7 +197,7 @@ async def upload_media(
 
     if key is None:
         return await create()
-    store = resources.idempotency
+    store = shared_state(resources).idempotency
     started = await store.begin(user.subject, key, fingerprint(filename, content_type, data))
     if isinstance(started, StoredResponse):
         return JSONResponse(
