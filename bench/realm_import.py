@@ -56,7 +56,8 @@ READS = {"GET", "HEAD", "OPTIONS"}
 
 
 class WireCount:
-    """Admin requests this process sends, by kind, while `counting()` is active."""
+    """Admin requests this process sends (to the admin API and to Conceptor's Keycloak
+    extension), by kind, while `counting()` is active."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
@@ -70,7 +71,7 @@ class WireCount:
 
         async def send(client: httpx.AsyncClient, request: httpx.Request, **kw: Any) -> Any:
             path = request.url.path
-            if "/admin/" in path:
+            if "/admin/" in path or "/realms/master/conceptor/" in path:
                 read = request.method in READS or path.endswith("/partial-export")
                 self.calls["reads" if read else "writes"] += 1
                 if not read:
