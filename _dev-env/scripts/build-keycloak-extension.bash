@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds Conceptor's Keycloak extension (whole-realm snapshots: users with their stored
-# credentials, which the admin REST API never returns) with the JDK's javac against the pinned
+# credentials, which the admin REST API never returns; the realm import's bulk read of users
+# with their grants and groups) with the JDK's javac against the pinned
 # Keycloak's own jars, and installs it into that Keycloak's providers/ folder.
 # The jar is cached per source digest: an unchanged extension costs a checksum, and Keycloak
 # re-augments (start-dev does this by itself) only when the jar changed.

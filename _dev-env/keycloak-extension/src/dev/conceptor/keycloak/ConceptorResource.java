@@ -36,6 +36,9 @@ import org.keycloak.services.managers.AuthenticationManager;
  * password. Here the realm is exported the way `kc.sh export` writes it (users with their hashed
  * credentials), and restored by Keycloak's own import, replacing the realm inside this request's
  * single transaction: a restore that fails leaves the realm exactly as it was.
+ *
+ * <p>The realm import reads a realm's users with their grants and groups a page per call
+ * (users-bulk), where the admin API needs the members of every role and group.
  */
 @Produces(MediaType.APPLICATION_JSON)
 public final class ConceptorResource {
