@@ -112,11 +112,13 @@ current-context: orbstack
 """
 
 
-def _tiltfile_result(tmp_path: Path, infra: str, **extra: str) -> dict[str, dict[str, Any]]:
+def _tiltfile_result(
+    tmp_path: Path, infra: str, team_file: str = TEAM_FILE, **extra: str
+) -> dict[str, dict[str, Any]]:
     """`tilt alpha tiltfile-result` with the team's environment file: {resource: manifest}."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     file = tmp_path / "environment.yaml"
-    file.write_text(TEAM_FILE)
+    file.write_text(team_file)
     (tmp_path / "billing_team.py").write_text(TEAM_MODULE)
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG)
@@ -195,3 +197,20 @@ def test_k8s_mode_deploys_the_files_queue_with_its_resources(tmp_path: Path) -> 
     assert container["ports"] == [{"name": "http", "containerPort": second}]
     forwards = billing["DeployTarget"]["portForwardTemplateSpec"]["forwards"]
     assert [f["localPort"] for f in forwards] == [second]
+
+
+def test_k8s_mode_applies_nothing_of_a_service_turned_off(tmp_path: Path) -> None:
+    """`services: {mailpit: false, db-tools: false}`: no resource and no object of either in
+    the cluster's manifests; the PostgreSQL Secret the app pods read is still applied."""
+    off = TEAM_FILE + "services: {mailpit: false, db-tools: false}\n"
+    k8s = _tiltfile_result(tmp_path, "k8s", team_file=off)
+    assert not [n for n in k8s if "mailpit" in n or "db-tools" in n], sorted(k8s)
+    names = {
+        (o["kind"], o["metadata"]["name"])
+        for m in k8s.values()
+        for o in yaml.safe_load_all(m["DeployTarget"].get("yaml") or "")
+        if o
+    }
+    assert not [n for n in names if "mailpit" in n[1] or "db-tools" in n[1]], sorted(names)
+    assert ("Secret", "localdev-postgres") in names
+    assert ("Deployment", "localdev-keycloak") in names  # what stays on is still applied
