@@ -214,3 +214,22 @@ def test_k8s_mode_applies_nothing_of_a_service_turned_off(tmp_path: Path) -> Non
     assert not [n for n in names if "mailpit" in n[1] or "db-tools" in n[1]], sorted(names)
     assert ("Secret", "localdev-postgres") in names
     assert ("Deployment", "localdev-keycloak") in names  # what stays on is still applied
+
+
+def test_k8s_mode_db_tools_browses_every_declared_database(tmp_path: Path) -> None:
+    """The database browser's pod lists the file's databases, as local mode's does."""
+    (tmp_path / "billing-migrations").mkdir(parents=True)
+    central = REPO_ROOT / "services" / "central" / "migrations"
+    two = TEAM_FILE + (
+        "databases:\n"
+        f"  - {{name: conceptor, migrations: {central}}}\n"
+        "  - {name: billing, migrations: billing-migrations}\n"
+    )
+    k8s = _tiltfile_result(tmp_path, "k8s", team_file=two)
+    objects = [o for o in yaml.safe_load_all(k8s["db-tools"]["DeployTarget"]["yaml"]) if o]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["DB_TOOLS_DATABASES"] == "conceptor,billing"
