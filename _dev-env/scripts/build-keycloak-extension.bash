@@ -16,7 +16,7 @@ stamp="$keycloak_home/providers/.conceptor-extension.sha256"
 digest="$(cd "$source_dir" && find src resources -type f -print0 | sort -z | xargs -0 sha256sum |
 	sha256sum | cut -d' ' -f1)"
 if [[ -f $installed && "$(cat "$stamp" 2>/dev/null)" == "$digest" ]]; then
-	printf '%-10s %s\n' found "keycloak extension ${digest:0:12} $installed"
+	printf '%-10s %s\n' found "keycloak-extension ${digest:0:12} $installed"
 	exit 0
 fi
 command -v javac >/dev/null || {
@@ -32,4 +32,4 @@ cp -r "$source_dir/resources/." "$work/classes/"
 jar --create --file "$work/conceptor-extension.jar" -C "$work/classes" .
 mv "$work/conceptor-extension.jar" "$installed"
 printf '%s' "$digest" >"$stamp"
-printf '%-10s %s\n' built "keycloak extension ${digest:0:12} $installed"
+printf '%-10s %s\n' built "keycloak-extension ${digest:0:12} $installed"

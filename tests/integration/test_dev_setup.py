@@ -47,6 +47,7 @@ TOOLS = [
     "kubectl",
     "postgres",
     "keycloak",
+    "keycloak-extension",  # Conceptor's, built against that Keycloak (snapshots, bulk reads)
     "minio",
     "mailpit",
     "tilt",

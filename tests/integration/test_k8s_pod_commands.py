@@ -393,7 +393,7 @@ def test_app_pod_answers_its_probe(
         app_manifests(Settings(port_prefix=prefix), components=[component], image="x:1")
     )
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    secret = {"APP_USER": "u", "APP_PASSWORD": "p", "APP_DB": "d"}
+    secret = {"APP_USER": "u", "APP_PASSWORD": "p", "APP_DB": "d", "POSTGRES_PASSWORD": "s"}
     env = _pod_env(container, secret) | {
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": str(tmp_path),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -98,14 +98,29 @@ async def reopen_all(conn: asyncpg.Connection) -> None:
         await conn.execute(f"ALTER DATABASE {_q(row['datname'])} ALLOW_CONNECTIONS true")
 
 
-async def _close(conn: asyncpg.Connection, name: str) -> None:
-    """No new sessions on `name`, and its current ones ended."""
-    await conn.execute(f"ALTER DATABASE {_q(name)} ALLOW_CONNECTIONS false")
+async def _end_sessions(conn: asyncpg.Connection, name: str) -> None:
     await conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = $1 AND pid <> pg_backend_pid()",
         name,
     )
+
+
+async def _with_sessions_ended(
+    conn: asyncpg.Connection, name: str, action: Callable[[], Awaitable[object]]
+) -> None:
+    """End the sessions on `name` and run `action` (which needs none), again while a pool
+    reconnected in between. The database never stops taking connections: a step killed at
+    any point (kill -9 of its worker) leaves it open, fully old or fully new."""
+    for attempt in range(_BUSY_RETRIES):
+        await _end_sessions(conn, name)
+        try:
+            await action()
+            return
+        except asyncpg.ObjectInUseError:
+            if attempt == _BUSY_RETRIES - 1:
+                raise
+            await asyncio.sleep(0.05)
 
 
 async def _while_busy(action: str, conn: asyncpg.Connection) -> None:
@@ -154,11 +169,14 @@ async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
         if await _exists(conn, target):
             await _while_busy(f"DROP DATABASE {_q(target)} WITH (FORCE)", conn)
         started = time.monotonic()
-        try:
-            await _close(conn, db.live)
-            await _copy(conn, db.live, target, owner)
-        finally:
-            await conn.execute(f"ALTER DATABASE {_q(db.live)} ALLOW_CONNECTIONS true")
+        await _with_sessions_ended(
+            conn,
+            db.live,
+            lambda: conn.execute(
+                f"CREATE DATABASE {_q(target)} TEMPLATE {_q(db.live)} OWNER {_q(owner)} "
+                "STRATEGY FILE_COPY"
+            ),
+        )
         activity.logger.info(
             "copied database %s to %s in %.2f s", db.live, target, time.monotonic() - started
         )
@@ -196,24 +214,14 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
         await _copy(conn, part.copy_name, building, part.owner)
         await conn.execute(f"ALTER DATABASE {_q(building)} ALLOW_CONNECTIONS true")
         live_exists = await _exists(conn, db.live)
-        try:
-            if live_exists:
-                await _close(conn, db.live)
-            for attempt in range(_BUSY_RETRIES):
-                try:
-                    async with conn.transaction():
-                        if live_exists:
-                            await conn.execute(
-                                f"ALTER DATABASE {_q(db.live)} RENAME TO {_q(replaced)}"
-                            )
-                        await conn.execute(f"ALTER DATABASE {_q(building)} RENAME TO {_q(db.live)}")
-                    break
-                except asyncpg.ObjectInUseError:
-                    if attempt == _BUSY_RETRIES - 1:
-                        raise
-                    await asyncio.sleep(0.1)
-        finally:
-            await reopen_all(conn)
+
+        async def swap() -> None:
+            async with conn.transaction():
+                if live_exists:
+                    await conn.execute(f"ALTER DATABASE {_q(db.live)} RENAME TO {_q(replaced)}")
+                await conn.execute(f"ALTER DATABASE {_q(building)} RENAME TO {_q(db.live)}")
+
+        await _with_sessions_ended(conn, db.live, swap)
         if live_exists:
             await _while_busy(f"DROP DATABASE {_q(replaced)} WITH (FORCE)", conn)
         size = await _size(conn, db.live)
