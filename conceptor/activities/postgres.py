@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 from pydantic import SecretStr
@@ -22,7 +22,7 @@ from conceptor.activities.migration_plan import (
 )
 from conceptor.activities.reconcile import check_plan, refuse, verify
 from conceptor.activities.schema_catalog import read_schema
-from conceptor.activities.schema_shadow import ExpectedSchema, expected_schema
+from conceptor.activities.schema_shadow import ExpectedSchema, expected_schema, superuser_dsn
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import (
     RESET_POSTGRES,
@@ -143,11 +143,7 @@ class PostgresActivities:
         name = parts.path.lstrip("/")
         user = parts.username or self.settings.postgres_user
         owner = self.owner or user
-        password = quote(self.settings.postgres_superuser_password.get_secret_value(), safe="")
-        port = f":{parts.port}" if parts.port else ""
-        admin = await asyncpg.connect(
-            f"postgresql://postgres:{password}@{parts.hostname}{port}/postgres", timeout=5
-        )
+        admin = await asyncpg.connect(superuser_dsn(self.settings), timeout=5)
         try:
             if owner != user:
                 role = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", owner)

@@ -46,7 +46,7 @@ _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
 )
 
 
-def _superuser_dsn(settings: Settings) -> str:
+def superuser_dsn(settings: Settings) -> str:
     """The application's server and port, as the superuser, on the maintenance database."""
     parts = urlsplit(settings.postgres_dsn)
     password = quote(settings.postgres_superuser_password.get_secret_value(), safe="")
@@ -83,7 +83,7 @@ async def _replay(settings: Settings, files: list[MigrationFile]) -> ExpectedSch
     prefix = f"{live_db[:40]}__shadow_"
     shadow = f"{prefix}{uuid.uuid4().hex[:8]}"
     try:
-        admin = await asyncpg.connect(_superuser_dsn(settings), timeout=5)
+        admin = await asyncpg.connect(superuser_dsn(settings), timeout=5)
     except asyncpg.PostgresError as exc:  # refused login: retrying cannot help (OSError can)
         msg = (
             f"cannot build the throwaway database that tells which tables the migrations "

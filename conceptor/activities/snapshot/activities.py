@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,7 +89,8 @@ class SnapshotActivities:
         files: dict[str, Path] = {"environment.yaml": file}
         for realm in env.realms:
             files[f"realms.{realm.name}"] = base / realm.file
-        for db in databases.declared_databases(self.settings):
+        declared = databases.declared_databases(self.settings)
+        for db in declared:
             for i, folder in enumerate(db.activities.folders or []):
                 files[f"databases.{db.declared}.migrations[{i}]"] = folder
         target = store.folder(self.settings, request.name)
@@ -98,7 +99,7 @@ class SnapshotActivities:
         (target / store.SAVING).touch()
         return SavePlan(
             name=request.name,
-            databases=[d.declared for d in databases.declared_databases(self.settings)],
+            databases=[d.declared for d in declared],
             buckets=objects.declared_buckets(self.settings),
             realms=realms.declared_realms(self.settings),
             git_commit=store.git_commit(),
@@ -187,13 +188,11 @@ class SnapshotActivities:
             f"keycloak:{request.part}", lambda: realms.restore(self.settings, request.name, part)
         )
 
-    async def _timed(self, part: str, work: Callable[[], Awaitable[str]]) -> ServiceRestore:
+    async def _timed(
+        self, part: str, work: Callable[[], Coroutine[Any, Any, str]]
+    ) -> ServiceRestore:
         started = time.monotonic()
-
-        async def run() -> str:
-            return await work()
-
-        detail = await beating(run())
+        detail = await beating(work())
         return ServiceRestore(
             part=part, detail=detail, seconds=round(time.monotonic() - started, 3)
         )

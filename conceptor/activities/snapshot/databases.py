@@ -15,14 +15,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio import activity
 
 from conceptor.activities.declared import load_declared
 from conceptor.activities.postgres import PostgresActivities, applied_migrations
-from conceptor.activities.snapshot.store import COPY_PREFIX, copy_name, refuse
+from conceptor.activities.schema_shadow import superuser_dsn
+from conceptor.activities.snapshot.store import copy_name, refuse
 from conceptor.platform.settings import Settings
 from conceptor.snapshot_contracts import SNAPSHOT_REFUSED, DatabasePart
 
@@ -66,12 +67,7 @@ def find(settings: Settings, declared: str) -> LiveDatabase:
 @asynccontextmanager
 async def superuser(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     """The server's superuser on its maintenance database: copies, renames and drops."""
-    dsn = urlsplit(settings.postgres_dsn)
-    password = quote(settings.postgres_superuser_password.get_secret_value(), safe="")
-    port = f":{dsn.port}" if dsn.port else ""
-    conn = await asyncpg.connect(
-        f"postgresql://postgres:{password}@{dsn.hostname}{port}/postgres", timeout=5
-    )
+    conn = await asyncpg.connect(superuser_dsn(settings), timeout=5)
     try:
         yield conn
     finally:
@@ -84,18 +80,6 @@ def _q(name: str) -> str:
 
 async def _exists(conn: asyncpg.Connection, name: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
-
-
-async def reopen_all(conn: asyncpg.Connection) -> None:
-    """Let every database take connections again: a step killed between closing a database
-    and reopening it (kill -9 of its worker) must not leave it closed for good."""
-    closed = await conn.fetch(
-        "SELECT datname FROM pg_database WHERE NOT datallowconn AND NOT datistemplate "
-        "AND datname NOT LIKE $1",
-        COPY_PREFIX.replace("_", "\\_") + "%",
-    )
-    for row in closed:
-        await conn.execute(f"ALTER DATABASE {_q(row['datname'])} ALLOW_CONNECTIONS true")
 
 
 async def _end_sessions(conn: asyncpg.Connection, name: str) -> None:
@@ -146,7 +130,7 @@ async def _size(conn: asyncpg.Connection, name: str) -> int:
     return int(await conn.fetchval("SELECT pg_database_size($1)", name))
 
 
-async def _migrations_of(settings: Settings, db: LiveDatabase) -> list[str]:
+async def _migrations_of(db: LiveDatabase) -> list[str]:
     conn = await db.activities.connect()
     try:
         return await applied_migrations(conn)
@@ -157,10 +141,9 @@ async def _migrations_of(settings: Settings, db: LiveDatabase) -> list[str]:
 async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
     """Copy database `declared` as snapshot `name`'s; replaces a copy a failed save left."""
     db = find(settings, declared)
-    migrations = await _migrations_of(settings, db)
+    migrations = await _migrations_of(db)
     target = copy_name(name, declared)
     async with superuser(settings) as conn:
-        await reopen_all(conn)
         owner = await conn.fetchval(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", db.live
         )
@@ -201,7 +184,6 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
     db = find(settings, part.database)
     building, replaced = db.live + RESTORING, db.live + REPLACED
     async with superuser(settings) as conn:
-        await reopen_all(conn)
         if not await _exists(conn, part.copy_name):
             raise refuse(
                 f"snapshot copy {part.copy_name} of database {part.database} is missing on the "
@@ -211,8 +193,8 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
             if await _exists(conn, leftover):
                 await _while_busy(f"DROP DATABASE {_q(leftover)} WITH (FORCE)", conn)
         # The copy refuses connections (see save): a template needs none, so that is fine.
+        # The new database takes connections (the default): the copy's refusal is not copied.
         await _copy(conn, part.copy_name, building, part.owner)
-        await conn.execute(f"ALTER DATABASE {_q(building)} ALLOW_CONNECTIONS true")
         live_exists = await _exists(conn, db.live)
 
         async def swap() -> None:
@@ -225,7 +207,7 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
         if live_exists:
             await _while_busy(f"DROP DATABASE {_q(replaced)} WITH (FORCE)", conn)
         size = await _size(conn, db.live)
-    migrations = await _migrations_of(settings, db)
+    migrations = await _migrations_of(db)
     if migrations != part.migrations:
         msg = (
             f"database {db.live} after the restore records migrations {migrations}, the "
