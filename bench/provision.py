@@ -26,13 +26,13 @@ from rich.table import Table
 from temporalio.client import Client
 
 from conceptor.client.provisioning import start_provision
-from conceptor.contracts import ALL_STEPS
 from conceptor.platform.devservices import get_service
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.platform.temporal import connect
 from conceptor.workflows.provision import ProvisionWorkflow
+from tests.shipped import ALL_STEPS
 
 # The isolated environments (own database, buckets, realm) are the integration tests' helper.
 sys.path.insert(0, str(REPO_ROOT))

@@ -34,9 +34,11 @@ from conceptor.platform.devservices.stack import LocalStack, stop_process
 from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import Settings
 from conceptor.platform.temporal import connect
+from conceptor.workers.registry import resolve_queue
 from services.central.client import ingest_upload
 from services.central.contracts import media_workflow_id
 from services.central.imaging import render_thumbnails
+from services.central.settings import get_media_settings
 
 PREFIX = "469"
 SERVICES = ("postgres", "redis", "temporal", "minio", "mailpit")
@@ -178,7 +180,7 @@ def direct_rate(images: list[bytes], sizes: list[int], settings: Settings) -> tu
     start, cpu = time.perf_counter(), time.process_time()
     for i, data in enumerate(images):
         render_thumbnails(
-            data, sizes, filename=f"{i}.png", max_pixels=settings.media_max_image_pixels
+            data, sizes, filename=f"{i}.png", max_pixels=get_media_settings().max_image_pixels
         )
     wall, used = time.perf_counter() - start, time.process_time() - cpu
     return len(images) / wall, len(images) / used
@@ -244,7 +246,7 @@ async def bench(
                     latencies[key] += await schedule_to_start_ms(client, ids, NOOP_ACTIVITY)
         bare.stop()
 
-        sizes = sorted(set(settings.media_thumbnail_sizes))
+        sizes = sorted(set(get_media_settings().thumbnail_sizes))
         images = make_images(images_per_run, 4000, 3000)
         direct = [direct_rate(images, sizes, settings) for _ in range(runs)]
         samples["thumbnails direct Pillow"] = [wall for wall, _ in direct]
@@ -283,7 +285,7 @@ def report(result: dict[str, Any], settings: Settings, runs: int) -> dict[str, A
     cpus = os.cpu_count() or 1
     direct = medians["thumbnails direct Pillow"]
     direct_cpu = medians["thumbnails direct Pillow per CPU-s"]
-    pool = settings.media_pool_size
+    pool = resolve_queue("media").pool_size(settings)
     ratios = {"noop conceptor/bare": medians["noop conceptor worker"] / medians["noop bare Worker"]}
     for workers, label in ((1, "1 media worker"), (2, "2 media workers")):
         # Wall clock per core assumes the cores are ours; per CPU-second holds on a busy machine.

@@ -15,11 +15,9 @@ from pydantic import BaseModel, Field
 
 # ----- task queues -------------------------------------------------------------------------
 
+# The platform's own queue (provisioning, drift watch, snapshots); a team's queues are named
+# by its environment file only.
 CORE_QUEUE = "core"
-# The shipped file's second queue (services/central's), by name only: the CLI's `--media`
-# shortcuts and the queue list shown while the environment file is refused.
-MEDIA_QUEUE = "media"
-ALL_QUEUES = (CORE_QUEUE, MEDIA_QUEUE)
 
 # ----- workflows: started and queried by these names ---------------------------------------
 
@@ -196,17 +194,6 @@ def build_graph(
     return ProvisionGraph(steps=steps)
 
 
-# Today's stack: the shipped environment file's graph (one database with seed data, one realm,
-# two buckets with seed files, no own steps).
-DEFAULT_GRAPH = build_graph(
-    databases=["conceptor"],
-    realms=["technova"],
-    seeded=["conceptor"],
-    seeded_buckets=["media", "thumbnails"],
-)
-ALL_STEPS: tuple[str, ...] = tuple(DEFAULT_GRAPH.names())
-# The steps of the default graph that change something (each applies a Diff).
-RECONCILING_STEPS: tuple[str, ...] = tuple(DEFAULT_GRAPH.reconciling())
 # Which service's data each built-in reconciling step manages (for data-loss healing).
 STEP_SERVICE: dict[str, str] = {
     "migrate_postgres": "postgres",
@@ -425,7 +412,8 @@ class ProvisionDefaults(BaseModel):
 
     step_deadline_seconds: float
     drift_repair: bool = False
-    graph: ProvisionGraph = DEFAULT_GRAPH  # the environment file's, as the worker reads it
+    # The environment file's, as the worker reads it (conceptor/stack_graph.py).
+    graph: ProvisionGraph = Field(default_factory=lambda: ProvisionGraph(steps=[]))
 
 
 class StepProgress(BaseModel):

@@ -120,6 +120,9 @@ class KeycloakActivities:
         """The realm's name and file: settings' (None) or realm `target` of the environment
         file."""
         if target is None:
+            if self.settings.realm_file is None:
+                msg = "no realm: the environment file declares none and CENTRAL_REALM_FILE is unset"
+                raise ApplicationError(msg, type=REALM_FILE_INVALID, non_retryable=True)
             return None, Path(self.settings.realm_file)
         env, file = load_declared(REALM_FILE_INVALID)
         realm = next((r for r in env.realms if r.name == target), None)

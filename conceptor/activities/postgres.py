@@ -102,15 +102,16 @@ class PostgresActivities:
 
     def _settings_folders(self) -> list[Path]:
         """CENTRAL_MIGRATIONS_DIR when set, else the environment file's first database's."""
-        if "migrations_dir" in self.settings.model_fields_set:
+        if self.settings.migrations_dir is not None:
             return [self.settings.migrations_dir]
         file = environment.default_file()
         try:
             env = environment.load(file)
-        except environment.EnvironmentFileError:
-            return [self.settings.migrations_dir]
+        except environment.EnvironmentFileError as exc:
+            raise ApplicationError(str(exc), type=MIGRATION_FAILED, non_retryable=True) from None
         if not env.databases:
-            return [self.settings.migrations_dir]
+            msg = f"{file} declares no database and CENTRAL_MIGRATIONS_DIR is not set"
+            raise ApplicationError(msg, type=MIGRATION_FAILED, non_retryable=True)
         base = file.resolve().parent
         return [(base / f).resolve() for f in env.databases[0].migration_folders]
 

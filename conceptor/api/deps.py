@@ -90,18 +90,28 @@ def get_db(resources: ResourcesDep) -> Any | None:
 
 DatabaseDep = Annotated[Any | None, Depends(get_db)]
 
+BEARER_SCHEME = "keycloak"
+# create_app names the realms in the OpenAPI document (bearer_description): the environment
+# file's, which this module does not read at import.
 _bearer = HTTPBearer(
     auto_error=False,
-    scheme_name="keycloak",
-    description="An access token of the technova realm (password grant, client conceptor-api).",
+    scheme_name=BEARER_SCHEME,
+    description="An access token of a realm the API trusts (the environment file's realms).",
 )
 
 
-def _unauthorized(detail: str) -> HTTPException:
+def bearer_description(realms: list[str], client_id: str) -> str:
+    """The OpenAPI description of the bearer scheme: the realms whose tokens the API takes."""
+    names = ", ".join(realms) or "none declared"
+    return f"An access token of realm(s) {names} (password grant, client {client_id})."
+
+
+def _unauthorized(detail: str, realms: list[str]) -> HTTPException:
+    # RFC 6750's realm: the trusted realm(s) of the environment file, as the verifier has them.
     return HTTPException(
         status_code=status.HTTP_401_UNAUTHORIZED,
         detail=detail,
-        headers={"WWW-Authenticate": 'Bearer realm="technova"'},
+        headers={"WWW-Authenticate": f'Bearer realm="{", ".join(realms)}"'},
     )
 
 
@@ -109,12 +119,13 @@ async def get_current_user(
     resources: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
+    realms = resources.verifier.realms
     if credentials is None:
-        raise _unauthorized("missing bearer token")
+        raise _unauthorized("missing bearer token", realms)
     try:
         return await resources.verifier.verify(credentials.credentials)
     except InvalidTokenError as exc:
-        raise _unauthorized(str(exc)) from exc
+        raise _unauthorized(str(exc), realms) from exc
     except JWKSUnavailableError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
 

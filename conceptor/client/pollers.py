@@ -11,7 +11,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from conceptor.contracts import ALL_QUEUES
+from conceptor.contracts import CORE_QUEUE
 from conceptor.platform.environment import EnvironmentFileError
 from conceptor.platform.queues import queue_names
 
@@ -70,12 +70,12 @@ async def queue_pollers(client: Client, queue: str) -> QueuePollers:
 
 
 def declared_queue_names() -> list[str]:
-    """The environment file's queues, core first; the shipped ones if the file is refused."""
+    """The environment file's queues, core first; the platform's alone if the file is refused."""
     try:
         return queue_names()
     except EnvironmentFileError:
         # A status page still answers while the file is being fixed (`env check` says why).
-        return list(ALL_QUEUES)
+        return [CORE_QUEUE]
 
 
 async def all_queue_pollers(client: Client) -> list[QueuePollers]:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from conceptor.commands.manifests import manifests_app, parse_counts
-from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
+from conceptor.contracts import CORE_QUEUE
 from conceptor.platform.devservices import SERVICES, UnknownServiceError, get_service, launcher
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings, get_settings
 from conceptor.platform.tools import ToolMissingError
@@ -125,9 +125,6 @@ def show_ports(
     core_workers: int | None = typer.Option(
         None, min=0, max=MAX_WORKERS_PER_QUEUE, help="the same as --workers core=N"
     ),
-    media_workers: int | None = typer.Option(
-        None, min=0, max=MAX_WORKERS_PER_QUEUE, help="the same as --workers media=N"
-    ),
     check_env: bool = typer.Option(
         False, "--check-env", help="with --json: also `env check`, under key environment_error"
     ),
@@ -138,9 +135,8 @@ def show_ports(
     """Print every port of this TILT_PORT_PREFIX: services, then the declared queues' workers."""
     settings = get_settings()
     counts = parse_counts(workers, "--workers")
-    for queue, count in ((CORE_QUEUE, core_workers), (MEDIA_QUEUE, media_workers)):
-        if count is not None:
-            counts[queue] = count
+    if core_workers is not None:
+        counts[CORE_QUEUE] = core_workers
     ports: dict[str, int] = settings.all_ports()
     queues, queues_error = _queues_plan(settings, counts)
     for entry in queues:

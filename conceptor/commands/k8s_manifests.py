@@ -30,7 +30,7 @@ from kubernetes.client import (
     V1ServiceSpec,
 )
 
-from conceptor.contracts import CORE_QUEUE, MEDIA_QUEUE
+from conceptor.contracts import CORE_QUEUE
 from conceptor.platform.queues import declared_queues, worker_port
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings
 
@@ -235,22 +235,20 @@ def worker_manifests(
     *,
     image: str,
     core: int | None = None,
-    media: int | None = None,
     counts: Mapping[str, int] | None = None,
 ) -> list[V1Deployment]:
     """A Deployment per worker of every declared queue, in port order: `worker-core-0..`, ...
 
-    Each queue runs its `workers:` from the environment file unless `counts` (or, for the two
-    shipped queues, `core` / `media`) says otherwise; a count for an undeclared queue is refused.
+    Each queue runs its `workers:` from the environment file unless `counts` (or, for the
+    platform's queue, `core`) says otherwise; a count for an undeclared queue is refused.
     """
     wanted = dict(counts or {})
-    for queue, count in ((CORE_QUEUE, core), (MEDIA_QUEUE, media)):
-        if count is not None:
-            wanted[queue] = count
+    if core is not None:
+        wanted[CORE_QUEUE] = core
     queues = declared_queues()
     names = [q.name for q in queues]
     for queue, count in wanted.items():
-        flag = {CORE_QUEUE: "--core", MEDIA_QUEUE: "--media"}.get(queue, f"--count {queue}")
+        flag = "--core" if queue == CORE_QUEUE and core is not None else f"--count {queue}"
         check_worker_count(flag, count)
         if queue not in names:
             known = ", ".join(names)

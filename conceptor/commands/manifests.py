@@ -39,9 +39,6 @@ def render_workers(
     core: int | None = typer.Option(
         None, "--core", help=f"core workers, 0..{MAX_WORKERS_PER_QUEUE} (as --count core=N)"
     ),
-    media: int | None = typer.Option(
-        None, "--media", help=f"media workers, 0..{MAX_WORKERS_PER_QUEUE} (as --count media=N)"
-    ),
     count: list[str] = typer.Option(
         None, "--count", help="QUEUE=N workers of a declared queue (default: the file's workers)"
     ),
@@ -57,7 +54,6 @@ def render_workers(
         objects = manifests.worker_manifests(
             settings,
             core=core,
-            media=media,
             counts=parse_counts(count, "--count"),
             image=image or settings.app_image,
         )

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import typer
 
-from conceptor.contracts import ALL_STEPS
-
 
 def provision_command(
     wait: bool = typer.Option(False, "--wait", help="Follow the run live; exit 1 if it fails."),
     step: list[str] | None = typer.Option(
         None,
         "--step",
-        help=f"Run only these steps (repeatable): {', '.join(ALL_STEPS)}, and those of "
-        "the environment file's databases, realms and own steps (`migrate_postgres:<db>`, "
-        "`import_realm:<realm>`, `<step>`).",
+        help="Run only these steps (repeatable): the environment file's graph, as "
+        "`conceptor env check` implies it (`wait_for_<service>`, `migrate_postgres`, "
+        "`migrate_postgres:<db>`, `import_realm:<realm>`, `ensure_buckets`, `<step>`).",
     ),
     timeout: float = typer.Option(600.0, help="With --wait: give up following after this long."),
     plan: bool = typer.Option(
@@ -45,7 +43,7 @@ def provision_command(
     ),
 ) -> None:
     """Start ProvisionWorkflow (or attach to the open run) on the core queue; or plan; or apply."""
-    names = _step_names() if step else list(ALL_STEPS)
+    names = _step_names() if step else []
     unknown = [s for s in step or [] if s not in names]
     if unknown:
         raise typer.BadParameter(f"unknown step(s) {', '.join(unknown)}", param_hint="--step")

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 
-from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, REPO_ROOT
+from conceptor.platform.limits import MAX_WORKERS_PER_QUEUE, REPO_ROOT
 
 API_VERSION = "conceptor/v1"
 DEFAULT_FILE = REPO_ROOT / "_dev-env" / "environment.yaml"

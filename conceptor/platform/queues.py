@@ -11,7 +11,7 @@ from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, REPO_ROOT, Settin
 
 # Worker health/metrics ports (README "Ports"). The first FIRST_BLOCK_QUEUES queues keep their
 # slots of MAX_WORKERS_PER_QUEUE in the prefix's own block, from offset FIRST_BLOCK_OFFSET
-# (core 30-49, media 50-69: the ports they always had); the 70s hold no full slot, and 80-99
+# (30-49 and 50-69: the ports the first two always had); the 70s hold no full slot, and 80-99
 # are the launchers'. Every further queue takes the next slot of the second block, which starts
 # at <worker prefix>00 (TILT_WORKER_PORT_PREFIX, default the next prefix: 440 -> 44100) and
 # runs on into the prefixes after it, five queues per hundred ports.

@@ -17,7 +17,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from conceptor.platform import environment as environment_file
+from conceptor.platform.limits import MAX_WORKERS_PER_QUEUE, REPO_ROOT
+
+__all__ = ["MAX_WORKERS_PER_QUEUE", "REPO_ROOT", "Settings", "get_settings"]
 
 # Offsets inside the 100-port block that TILT_PORT_PREFIX opens (prefix "440" -> 44000..44099).
 PORT_OFFSETS: dict[str, int] = {
@@ -48,10 +51,7 @@ PORT_OFFSETS: dict[str, int] = {
     "launcher_front_door": 86,
     "launcher_db_tools": 87,
 }
-# Worker health/metrics ports: one slot of MAX_WORKERS_PER_QUEUE per declared queue, laid out
-# by conceptor/platform/queues.py (offsets 30-69 for the first two, then a second block):
-# conceptor.platform.queues.worker_port(settings, queue, index).
-MAX_WORKERS_PER_QUEUE = 20
+# Worker health/metrics ports: MAX_WORKERS_PER_QUEUE a queue (conceptor/platform/limits.py).
 
 DEV_ONLY_SECRETS = (
     "postgres_password",
@@ -106,9 +106,8 @@ class Settings(BaseSettings):
     postgres_dsn_override: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CENTRAL_POSTGRES_DSN")
     )
-    # Only when set (CENTRAL_MIGRATIONS_DIR): else the environment file's first database's;
-    # this default is the shipped file's, the example service's migrations.
-    migrations_dir: Path = REPO_ROOT / "services" / "central" / "migrations"
+    # Only when set (CENTRAL_MIGRATIONS_DIR): else the environment file's first database's.
+    migrations_dir: Path | None = None
 
     # Temporal
     temporal_namespace: str = "default"
@@ -119,7 +118,9 @@ class Settings(BaseSettings):
     # MinIO / S3
     minio_root_user: str = "minioadmin"
     minio_root_password: SecretStr = SecretStr("conceptor-dev-minio")
-    buckets: dict[str, BucketPolicy] = {"media": "private", "thumbnails": "public-read"}
+    # Only for a run that names its own buckets (CENTRAL_BUCKETS, name -> policy): else the
+    # environment file's `buckets:`.
+    buckets: dict[str, BucketPolicy] = {}
     # Versioning, lifecycle rules (and more) per bucket; `buckets` above adds names and policies.
     buckets_file: Path = REPO_ROOT / "_dev-env" / "buckets.json"
     s3_region: str = "us-east-1"
@@ -127,8 +128,10 @@ class Settings(BaseSettings):
     # Keycloak
     keycloak_admin_user: str = "admin"
     keycloak_admin_password: SecretStr = SecretStr("admin")
-    realm_name: str = "technova"
-    realm_file: Path = REPO_ROOT / "_dev-env" / "realms" / "technova.json"
+    # The first realm (the API's, and `import_realm`'s plain step): CENTRAL_REALM_NAME and
+    # CENTRAL_REALM_FILE when set, else the environment file's first realm (none: unset).
+    realm_name: str = ""
+    realm_file: Path | None = None
     api_client_id: str = "conceptor-api"
     api_client_secret: SecretStr = SecretStr("conceptor-dev-api-secret")
     # Realm element kinds whose objects provisioning deletes once the file no longer lists them
@@ -140,7 +143,7 @@ class Settings(BaseSettings):
 
     # Mail
     mail_from: str = "conceptor@lvh.me"
-    mail_notify_to: str = "media@lvh.me"
+    mail_notify_to: str = "team@lvh.me"
 
     # Front-door upstreams (default: the API and panel ports of this prefix). The API upstream
     # may name several `host:port`, separated by spaces or commas: balanced round-robin.
@@ -183,23 +186,21 @@ class Settings(BaseSettings):
     # The schedule's id (the Web UI's Schedules page); tests give each environment its own.
     drift_watch_schedule_id: str = "drift-watch"
 
-    # Workers and the example media pipeline (conceptor/workers, services/central/activities.py)
+    # Workers (conceptor/workers)
     worker_grace_period_seconds: float = 30.0  # SIGTERM: in-flight activities get this long
     worker_health_host: str | None = None  # health/metrics bind address; None: `host`
-    worker_max_concurrent_activities: dict[str, int] = {"core": 50, "media": 4}
-    worker_max_concurrent_workflow_tasks: dict[str, int] = {"core": 20, "media": 10}
-    worker_resources: dict[str, dict[str, str]] = {
-        "core": {"cpu": "500m", "memory": "256Mi"},
-        "media": {"cpu": "1", "memory": "512Mi"},
-    }
-    media_thumbnail_sizes: tuple[int, ...] = (128, 512)  # longest edge, pixels
-    media_pool_kind: Literal["thread", "process"] = "thread"  # Pillow releases the GIL
-    media_pool_size: int = 4  # blocking media activities run in this pool, never on the loop
-    media_max_image_pixels: int = 64_000_000  # larger images are refused (decompression bombs)
-    media_heartbeat_timeout_seconds: float = 10.0  # a dead worker's task moves after this
+    # Per-queue overrides for one run, keyed by queue name (e.g. CENTRAL_WORKER_POOL_SIZE=
+    # '{"billing": 8}'); a queue they do not name keeps what the environment file's `queues:`
+    # say (concurrency, blocking, resources).
+    worker_max_concurrent_activities: dict[str, int] = {}
+    worker_max_concurrent_workflow_tasks: dict[str, int] = {}
+    worker_pool_kind: dict[str, Literal["thread", "process"]] = {}
+    worker_pool_size: dict[str, int] = {}
+    worker_resources: dict[str, dict[str, str]] = {}
 
     # API and panel (conceptor/api)
-    api_max_upload_bytes: int = 10 * 1024 * 1024  # POST /api/media; larger bodies get 413
+    # The bodies of the environment file's `api.upload_paths`; larger ones get 413.
+    api_max_upload_bytes: int = 10 * 1024 * 1024
     api_max_body_bytes: int = 64 * 1024  # every other request body
     api_upload_content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp")
     api_jwks_min_refresh_seconds: float = 10.0  # unknown-kid refetches are at most this often
@@ -236,6 +237,19 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _first_realm_from_the_environment_file(self) -> Settings:
+        # Set directly, not assigned: an explicit CENTRAL_REALM_* stays the only one in
+        # model_fields_set, which is how the activities tell a run's own realm from the file's.
+        if not {"realm_name", "realm_file"} <= self.model_fields_set:
+            realm = _first_declared_realm()
+            if realm is not None:
+                if "realm_name" not in self.model_fields_set:
+                    object.__setattr__(self, "realm_name", realm[0])
+                if "realm_file" not in self.model_fields_set:
+                    object.__setattr__(self, "realm_file", realm[1])
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
@@ -333,6 +347,30 @@ class Settings(BaseSettings):
         if self.postgres_dsn_override is not None:
             values.append(self.postgres_dsn_override.get_secret_value())
         return [v for v in values if v]
+
+
+def _first_declared_realm() -> tuple[str, Path] | None:
+    """The environment file's first realm (name, file), or None: none declared, or the file
+    unreadable (`conceptor env check` says why; settings never refuse for it)."""
+    file = environment_file.default_file()
+    try:
+        key = (file.resolve(), file.stat().st_mtime_ns)
+    except OSError:
+        return None
+    return _realm_of(key)
+
+
+@lru_cache(maxsize=4)
+def _realm_of(key: tuple[Path, int]) -> tuple[str, Path] | None:
+    path = key[0]
+    try:
+        env = environment_file.load(path)
+    except environment_file.EnvironmentFileError:
+        return None
+    if not env.realms:
+        return None
+    first = env.realms[0]
+    return first.name, (path.parent / first.file).resolve()
 
 
 @lru_cache(maxsize=1)

@@ -56,12 +56,15 @@ CORE = QueueDeclaration(
     name=CORE_QUEUE,
     workflows=_core_workflows,
     activities=_core_activities,
-    max_concurrent_activities=lambda s: s.worker_max_concurrent_activities[CORE_QUEUE],
-    max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks[CORE_QUEUE],
+    # The environment file's `concurrency:` replaces these when the queue runs from it.
+    max_concurrent_activities=lambda s: s.worker_max_concurrent_activities.get(CORE_QUEUE, 50),
+    max_concurrent_workflow_tasks=lambda s: s.worker_max_concurrent_workflow_tasks.get(
+        CORE_QUEUE, 20
+    ),
     description="environment provisioning, snapshots and notifications",
 )
 # The platform's queue by name; _dev-env/environment.yaml names CORE by import path, and a
-# team's queues by theirs (services/central/queue.py:MEDIA).
+# team's queues by theirs.
 QUEUES: dict[str, QueueDeclaration] = {CORE.name: CORE}
 
 

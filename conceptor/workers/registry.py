@@ -6,7 +6,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from conceptor.contracts import MEDIA_QUEUE
 from conceptor.platform.environment import QUEUE_ENTRY_POINTS, Queue
 from conceptor.platform.imports import TargetAttributeError, import_target
 from conceptor.platform.queues import declared_queue
@@ -42,12 +41,10 @@ def load_declaration(queue: Queue, file: Path | None = None) -> Any:
 
 
 def _override(settings: Settings, field: str, queue: str) -> Any:
-    # A per-queue CENTRAL_ setting given for one run (environment or .env.development) still
-    # wins over the file, as it did before the file existed; its default does not.
-    if field not in settings.model_fields_set:
-        return None
-    values: Any = getattr(settings, field)
-    return values.get(queue) if isinstance(values, dict) else values
+    # A per-queue CENTRAL_ setting (a dict keyed by queue) given for one run, in the environment
+    # or .env.development, wins over the file for the queues it names.
+    values: dict[str, Any] = getattr(settings, field)
+    return values.get(queue)
 
 
 def queue_declaration(queue: Queue, code: Any) -> QueueDeclaration:
@@ -63,13 +60,13 @@ def queue_declaration(queue: Queue, code: Any) -> QueueDeclaration:
         return int(found) if found is not None else queue.concurrency.workflow_tasks
 
     def blocking(settings: Settings) -> Blocking | None:
-        kind = _override(settings, "media_pool_kind", name) if name == MEDIA_QUEUE else None
+        kind = _override(settings, "worker_pool_kind", name)
         if kind is not None:
             return kind  # type: ignore[no-any-return]
         return queue.blocking.kind if queue.blocking else None
 
     def pool_size(settings: Settings) -> int:
-        size = _override(settings, "media_pool_size", name) if name == MEDIA_QUEUE else None
+        size = _override(settings, "worker_pool_size", name)
         if size is not None:
             return int(size)
         return queue.blocking.pool_size if queue.blocking else 0

@@ -14,7 +14,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 
 with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import (
-        DEFAULT_GRAPH,
         PROGRESS_QUERY,
         PROVISION_DEFAULTS,
         PROVISION_PLAN_WORKFLOW,
@@ -162,7 +161,7 @@ class Provisioner:
         self.plan = plan
         self.show = show  # False: a pass nobody watches (checking a saved plan first)
         self.reason: str | None = None
-        self.graph: ProvisionGraph = DEFAULT_GRAPH
+        self.graph: ProvisionGraph = ProvisionGraph(steps=[])
         # Filled once the graph is known (the worker reads it from the environment file).
         self.progress: dict[str, StepProgress] = {}
         self.finished = False

@@ -37,6 +37,7 @@ from services.central.imaging import (
     MediaRejectedError,
     render_thumbnails,
 )
+from services.central.settings import MediaSettings, get_media_settings
 
 
 @contextmanager
@@ -70,12 +71,13 @@ class ThumbnailActivities:
     Holds only settings (picklable for a process pool); its S3 client is made per process.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, media: MediaSettings | None = None) -> None:
         self._settings = settings
+        self._media = media or get_media_settings()
         self._s3: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_settings": self._settings, "_s3": None}
+        return {"_settings": self._settings, "_media": self._media, "_s3": None}
 
     def _client(self) -> Any:
         if self._s3 is None:  # lazily: a worker starts without MinIO being up
@@ -99,7 +101,7 @@ class ThumbnailActivities:
                     original,
                     data.sizes,
                     filename=data.filename,
-                    max_pixels=self._settings.media_max_image_pixels,
+                    max_pixels=self._media.max_image_pixels,
                 )
         except MediaRejectedError as exc:
             raise ApplicationError(exc.reason, type=exc.kind, non_retryable=True) from None

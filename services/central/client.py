@@ -29,6 +29,7 @@ from services.central.contracts import (
     MediaIngestInput,
     media_workflow_id,
 )
+from services.central.settings import MediaSettings, get_media_settings
 
 AssetStatus = Literal["pending", "processing", "ready", "failed"]
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -104,6 +105,7 @@ async def ingest_upload(
     content_type: str,
     data: bytes,
     db: Any | None = None,
+    media: MediaSettings | None = None,
 ) -> MediaAsset:
     """Store the original, record the asset `pending`, start `MediaIngestWorkflow` (id media-<id>).
 
@@ -112,7 +114,8 @@ async def ingest_upload(
     """
     asset_id = uuid.uuid4()
     key = original_key_for(asset_id, filename)
-    sizes = sorted(set(settings.media_thumbnail_sizes))
+    media = media or get_media_settings()
+    sizes = sorted(set(media.thumbnail_sizes))
     async with s3_client(settings) as s3:
         await s3.put_object(Bucket=MEDIA_BUCKET, Key=key, Body=data, ContentType=content_type)
     async with _database(settings, db) as conn:
@@ -134,7 +137,7 @@ async def ingest_upload(
                 filename=filename,
                 original_key=key,
                 sizes=sizes,
-                heartbeat_timeout_seconds=settings.media_heartbeat_timeout_seconds,
+                heartbeat_timeout_seconds=media.heartbeat_timeout_seconds,
             ),
             id=media_workflow_id(asset_id),
             task_queue=MEDIA_QUEUE,

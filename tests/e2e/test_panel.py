@@ -11,10 +11,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from conceptor.contracts import ALL_STEPS
 from conceptor.workers.runtime import worker_identity
 from tests.api_helpers import ApiStack
 from tests.e2e.chromium import launch_options
+from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.api_stack"]

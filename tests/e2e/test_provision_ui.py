@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from conceptor.client.provisioning import start_provision
-from conceptor.contracts import ALL_STEPS, CORE_QUEUE, ProvisionResult
+from conceptor.contracts import CORE_QUEUE, ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.temporal import connect
 from tests.e2e.chromium import launch_options
@@ -24,6 +24,7 @@ from tests.integration.provision_support import (
     migration_names,
     spawn_core_worker,
 )
+from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.e2e
 

@@ -118,6 +118,7 @@ async def isolated_env(
             "buckets_file": buckets_file,
             "realm_name": realm,
             "realm_file": realm_file,
+            "migrations_dir": MIGRATIONS,
             "provision_step_deadline_seconds": deadline,
             # Each environment its own drift watch, off unless a test turns it on.
             "drift_interval_seconds": 0.0,

@@ -13,11 +13,11 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from conceptor.api.main import create_app
-from conceptor.contracts import ALL_STEPS
 from conceptor.platform.settings import Settings
 from conceptor.workers.runtime import worker_identity
 from tests.api_helpers import ApiStack, dev_user, forge_token, password_token
 from tests.helpers import assert_eventually
+from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.api_stack"]

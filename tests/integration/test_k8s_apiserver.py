@@ -81,7 +81,8 @@ def manifest_sets(namespace: str) -> list[tuple[str, list[Object]]]:
     sets = [("kustomize _dev-env", base_objects(namespace))]
     for count in (0, 1, MAX_WORKERS_PER_QUEUE):
         n = str(count)
-        sets.append((f"workers {n}+{n}", rendered(namespace, "workers", "--core", n, "--media", n)))
+        workers = rendered(namespace, "workers", "--core", n, "--count", f"media={n}")
+        sets.append((f"workers {n}+{n}", workers))
     sets.append(("app", rendered(namespace, "app")))
     return sets
 

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from conceptor.activities.bucket_policy import normalize, policy_document
 from conceptor.client.provisioning import provision_status, start_provision
-from conceptor.contracts import ALL_STEPS, ProvisionResult
+from conceptor.contracts import ProvisionResult
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.keycloak_tokens import admin_token
 from conceptor.platform.s3 import s3_client
@@ -33,6 +33,7 @@ from tests.integration.provision_support import (
     password_token,
     realm_export,
 )
+from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conceptor.client.provisioning import provision_status
-from conceptor.contracts import ALL_STEPS, CORE_QUEUE, PROVISION_WORKFLOW_ID
+from conceptor.contracts import CORE_QUEUE, PROVISION_WORKFLOW_ID
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.temporal import connect
 from tests.integration.provision_support import (
@@ -22,6 +22,7 @@ from tests.integration.provision_support import (
     isolated_env,
     spawn_core_worker,
 )
+from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.integration
 

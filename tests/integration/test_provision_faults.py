@@ -19,7 +19,7 @@ from conceptor.client.provisioning import (
     start_provision,
     start_reset_postgres,
 )
-from conceptor.contracts import ALL_STEPS, CORE_QUEUE, StepProgress
+from conceptor.contracts import CORE_QUEUE, StepProgress
 from conceptor.platform.devservices.launcher import port_in_use
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.temporal import connect
@@ -34,6 +34,7 @@ from tests.integration.provision_support import (
     spawn_core_worker,
     stop_service,
 )
+from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from conceptor.contracts import (
-    ALL_STEPS,
     DRIFT_WATCH_WORKFLOW,
     PROVISION_DEFAULTS,
-    RECONCILING_STEPS,
     REGISTER_DRIFT_WATCH,
     Change,
     Diff,
@@ -36,6 +34,7 @@ from conceptor.contracts import (
 from conceptor.workflows.drift import DRIFT_WORKFLOWS
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
 from tests.helpers import activity_names, step_name
+from tests.shipped import ALL_STEPS, DEFAULT_GRAPH, RECONCILING_STEPS
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 
@@ -75,7 +74,7 @@ def fakes(
 
     @activity.defn(name=PROVISION_DEFAULTS)
     async def defaults() -> ProvisionDefaults:
-        return ProvisionDefaults(step_deadline_seconds=30, drift_repair=repair)
+        return ProvisionDefaults(step_deadline_seconds=30, drift_repair=repair, graph=DEFAULT_GRAPH)
 
     @activity.defn(name=REGISTER_DRIFT_WATCH)
     async def register() -> str:

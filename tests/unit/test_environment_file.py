@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from conceptor.activities.buckets import desired_buckets, parse_buckets_file
 from conceptor.cli import app
-from conceptor.contracts import ALL_QUEUES, ALL_STEPS
 from conceptor.platform import environment
 from conceptor.platform.devservices import SERVICES
 from conceptor.platform.environment import EnvironmentFileError, check
 from conceptor.platform.settings import REPO_ROOT, Settings
+from tests.shipped import ALL_QUEUES, ALL_STEPS
 
 # A small sound file: the tests below each break one thing in it.
 BASE: dict[str, Any] = {
@@ -332,30 +332,38 @@ def test_env_check_exits_1_with_the_problems_and_0_with_a_summary(tmp_path: Path
 
 
 def test_the_default_file_describes_todays_stack() -> None:
-    """Until provisioning, workers and Tilt derive from the file, it must say what they do."""
+    """The platform's defaults name no application: the shipped file says what today's stack
+    holds, and what settings derive from it is what they held before."""
     env = check(environment.DEFAULT_FILE)  # imports too
-    defaults = {name: f.default for name, f in Settings.model_fields.items()}
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
     folder = environment.DEFAULT_FILE.parent
+    central = REPO_ROOT / "services" / "central"
 
     [db] = env.databases
-    assert (db.name, db.owner) == (defaults["postgres_db"], None)
-    assert [(folder / m).resolve() for m in db.migration_folders] == [defaults["migrations_dir"]]
+    assert (db.name, db.owner) == (settings.postgres_db, None)
+    assert [(folder / m).resolve() for m in db.migration_folders] == [central / "migrations"]
     [realm] = env.realms
-    assert realm.name == defaults["realm_name"]
-    assert (folder / realm.file).resolve() == defaults["realm_file"]
+    assert (settings.realm_name, settings.realm_file) == (
+        "technova",
+        REPO_ROOT / "_dev-env" / "realms" / "technova.json",
+    )
+    assert (realm.name, (folder / realm.file).resolve()) == (
+        settings.realm_name,
+        settings.realm_file,
+    )
 
-    # Buckets: as provisioning builds them today from CENTRAL_BUCKETS and buckets.json.
-    buckets_file = defaults["buckets_file"]
+    # Buckets: as provisioning built them from the old CENTRAL_BUCKETS default and buckets.json.
+    buckets_file = REPO_ROOT / "_dev-env" / "buckets.json"
     today = desired_buckets(
         buckets_file,
         parse_buckets_file(buckets_file, buckets_file.read_text()),
-        defaults["buckets"],
+        {"media": "private", "thumbnails": "public-read"},
     )
     assert [b.model_dump(exclude={"seed"}) for b in env.buckets] == [
         b.model_dump(exclude={"source"}) for b in today
     ]
     # The example application's seed data (README "Seed data").
-    seed = REPO_ROOT / "services" / "central" / "seed"
+    seed = central / "seed"
     assert [((folder / s.file).resolve(), s.key, s.mode) for s in db.seed] == [
         (seed / "media_assets.yaml", ["original_key"], "insert-missing")
     ]
@@ -368,27 +376,26 @@ def test_the_default_file_describes_todays_stack() -> None:
         ("thumbnails", seed / "thumbnails", "insert-missing"),
     ]
 
-    assert [q.name for q in env.queues] == list(ALL_QUEUES)
+    assert [q.name for q in env.queues] == list(ALL_QUEUES) == ["core", "media"]
     # The platform's queue by its declaration; the example service's by its own package's.
     assert [q.declaration for q in env.queues] == [
         "conceptor.workers.declarations:CORE",
         "services.central.queue:MEDIA",
     ]
-    for q in env.queues:
-        assert q.workers == 1, q.name  # Tilt's default count, which it now takes from here
-        assert q.concurrency.activities == defaults["worker_max_concurrent_activities"][q.name]
-        assert (
-            q.concurrency.workflow_tasks == defaults["worker_max_concurrent_workflow_tasks"][q.name]
+    # What the per-queue settings' defaults were before the file held them.
+    assert [
+        (
+            q.workers,
+            q.concurrency.activities,
+            q.concurrency.workflow_tasks,
+            q.resources.model_dump() if q.resources else None,
+            (q.blocking.kind, q.blocking.pool_size) if q.blocking else None,
         )
-        assert q.resources is not None
-        assert q.resources.model_dump() == defaults["worker_resources"][q.name]
-    core, media = env.queues
-    assert core.blocking is None
-    assert media.blocking is not None
-    assert (media.blocking.kind, media.blocking.pool_size) == (
-        defaults["media_pool_kind"],
-        defaults["media_pool_size"],
-    )
+        for q in env.queues
+    ] == [
+        (1, 50, 20, {"cpu": "500m", "memory": "256Mi"}, None),
+        (1, 4, 10, {"cpu": "1", "memory": "512Mi"}, ("thread", 4)),
+    ]
 
     assert env.services.enabled() == list(SERVICES)
     assert env.steps == []

@@ -187,11 +187,12 @@ def test_a_declaration_outside_the_package_resolves_with_the_files_settings(
 
 
 def test_an_explicit_setting_still_wins_over_the_file() -> None:
-    """CENTRAL_MEDIA_POOL_KIND / _SIZE and the per-queue concurrency dicts, given, override."""
+    """CENTRAL_WORKER_POOL_KIND / _SIZE and the per-queue concurrency dicts, given, override
+    the file for the queues they name."""
     given = Settings(
         _env_file=None,
-        media_pool_kind="process",
-        media_pool_size=3,
+        worker_pool_kind={"media": "process"},
+        worker_pool_size={"media": 3},
         worker_max_concurrent_activities={"media": 9},
     )
     media = resolve_queue("media")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conceptor.contracts import DEFAULT_GRAPH
 from conceptor.platform.environment import EnvironmentFileError, check, summary
 from conceptor.stack_graph import environment_graph
+from tests.shipped import DEFAULT_GRAPH
 
 
 def _file(folder: Path, seeds: list[dict[str, Any]], second: list[dict[str, Any]]) -> Path:

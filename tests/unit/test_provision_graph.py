@@ -30,9 +30,7 @@ from conceptor.cli import app
 from conceptor.client.provisioning import provision_status, start_provision
 from conceptor.commands import provision_follow
 from conceptor.contracts import (
-    ALL_STEPS,
     CUSTOM_STEP,
-    DEFAULT_GRAPH,
     DRIFT_WATCH_WORKFLOW,
     REGISTER_DRIFT_WATCH,
     Change,
@@ -56,6 +54,7 @@ from conceptor.platform.settings import REPO_ROOT, Settings
 from conceptor.stack_graph import environment_graph
 from conceptor.workflows.drift import DRIFT_WORKFLOWS
 from conceptor.workflows.provision import PROVISIONING_WORKFLOWS
+from tests.shipped import ALL_STEPS
 
 TEST_SERVER = REPO_ROOT / ".venv" / "bin" / "temporal-test-server"
 
@@ -69,7 +68,12 @@ def _settings(**overrides: object) -> Settings:
 
 def test_the_default_file_gives_todays_steps() -> None:
     graph = environment_graph(load(DEFAULT_FILE))
-    assert graph == DEFAULT_GRAPH
+    assert graph == build_graph(
+        databases=["conceptor"],
+        realms=["technova"],
+        seeded=["conceptor"],
+        seeded_buckets=["media", "thumbnails"],
+    )
     assert graph.names() == list(ALL_STEPS)
     assert graph.reconciling() == [
         "migrate_postgres",

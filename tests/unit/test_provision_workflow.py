@@ -19,8 +19,6 @@ from temporalio.worker import Worker
 
 from conceptor.client.provisioning import provision_status, start_provision
 from conceptor.contracts import (
-    ALL_STEPS,
-    RECONCILING_STEPS,
     REGISTER_DRIFT_WATCH,
     ProvisionDefaults,
     ReconcileInput,
@@ -33,6 +31,7 @@ from conceptor.workflows.provision import (
     attempts_within,
 )
 from tests.helpers import activity_names, step_name
+from tests.shipped import ALL_STEPS, DEFAULT_GRAPH, RECONCILING_STEPS
 
 TEST_SERVER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "temporal-test-server"
 Behaviour = Callable[[], Any]
@@ -90,7 +89,7 @@ def fake_activities(
 
     @activity.defn(name="provision_defaults")
     async def defaults() -> ProvisionDefaults:
-        return ProvisionDefaults(step_deadline_seconds=deadline)
+        return ProvisionDefaults(step_deadline_seconds=deadline, graph=DEFAULT_GRAPH)
 
     @activity.defn(name=REGISTER_DRIFT_WATCH)
     async def register_drift_watch() -> str:

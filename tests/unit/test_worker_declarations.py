@@ -54,7 +54,7 @@ def test_queues_declare_core_and_media() -> None:
 
 def test_media_pool_follows_settings() -> None:
     """Pool kind and size come from the file, a setting given for one run wins; not code."""
-    settings = Settings(_env_file=None, media_pool_size=3)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, worker_pool_size={"media": 3})  # type: ignore[call-arg]
     with BlockingPool(resolve_queue("media"), settings) as pool:
         assert (pool.kind, pool.size, pool.executor._max_workers) == ("thread", 3, 3)
     with BlockingPool(QUEUES["core"], settings) as pool:
@@ -73,9 +73,10 @@ def test_worker_identity_names_queue_index_host() -> None:
     assert worker_identity("media", 3) == f"worker-media-3@{socket.gethostname()}"
 
 
-def test_queue_constants_match_the_declarations() -> None:
-    """The light-weight queue names (CLI help, API) are the platform's queue and the example
-    service's, as their declarations name them."""
-    from conceptor.contracts import ALL_QUEUES
+def test_the_platform_names_its_own_queue_only() -> None:
+    """The platform declares `core` alone; the shipped file adds the example service's."""
+    from conceptor import contracts
 
-    assert (*QUEUES, resolve_queue("media").name) == ALL_QUEUES
+    assert list(QUEUES) == [contracts.CORE_QUEUE]
+    assert not hasattr(contracts, "MEDIA_QUEUE")
+    assert resolve_queue("media").name == "media"

@@ -16,6 +16,11 @@ from conceptor.platform.queues import worker_port
 from conceptor.platform.settings import MAX_WORKERS_PER_QUEUE, Settings, get_settings
 from tests.unit.k8s_support import K8S_VERSIONS, containers
 
+SHIPPED_LIMITS = {
+    "core": {"cpu": "500m", "memory": "256Mi"},
+    "media": {"cpu": "1", "memory": "512Mi"},
+}
+
 runner = CliRunner()
 
 
@@ -36,8 +41,8 @@ def _render(*args: str, env: dict[str, str] | None = None) -> list[dict[str, Any
 
 @pytest.mark.parametrize(("core", "media"), [(1, 1), (3, 2), (0, 4), (2, 0), (0, 0)])
 def test_workers_render_one_deployment_per_index(core: int, media: int) -> None:
-    """--core N --media M yields exactly N+M Deployments, named and commanded per index."""
-    objects = _render("workers", "--core", str(core), "--media", str(media))
+    """--core N --count media=M yields exactly N+M Deployments, named and commanded per index."""
+    objects = _render("workers", "--core", str(core), "--count", f"media={media}")
     expected = [f"worker-core-{i}" for i in range(core)] + [
         f"worker-media-{i}" for i in range(media)
     ]
@@ -53,7 +58,9 @@ def test_workers_render_one_deployment_per_index(core: int, media: int) -> None:
 def test_worker_pods_probe_the_health_port_and_drain_on_sigterm() -> None:
     """Probes hit /healthz on worker_port(queue, i); SIGKILL comes only after the drain grace."""
     settings = Settings()
-    objects = _render("workers", "--core", "2", "--media", "1", env={"TILT_PORT_PREFIX": "456"})
+    objects = _render(
+        "workers", "--core", "2", "--count", "media=1", env={"TILT_PORT_PREFIX": "456"}
+    )
     prefixed = settings.model_copy(update={"port_prefix": "456"})
     for obj, (queue, index) in zip(objects, [("core", 0), ("core", 1), ("media", 0)], strict=True):
         pod = obj["spec"]["template"]["spec"]
@@ -65,7 +72,8 @@ def test_worker_pods_probe_the_health_port_and_drain_on_sigterm() -> None:
         assert pod["terminationGracePeriodSeconds"] == (
             math.ceil(settings.worker_grace_period_seconds) + DRAIN_MARGIN_SECONDS
         )
-        limits = settings.worker_resources[queue]
+        # The shipped file's `resources:` per queue.
+        limits = SHIPPED_LIMITS[queue]
         assert container["resources"]["limits"] == limits
         assert container["resources"]["requests"]["memory"] == limits["memory"]
         assert container["image"] == settings.app_image
@@ -81,22 +89,24 @@ def test_image_and_namespace_come_from_settings_or_flag() -> None:
         "workers",
         "--core",
         "1",
-        "--media",
-        "0",
+        "--count",
+        "media=0",
         "--image",
         "registry.test/app:1.2.3",
         env={"TILT_NAMESPACE": "team-a"},
     )
     assert obj["metadata"]["namespace"] == "team-a"
     assert next(containers(obj))["image"] == "registry.test/app:1.2.3"
-    (obj,) = _render("workers", "--core", "0", "--media", "1", env={"CENTRAL_APP_IMAGE": "x:9"})
+    (obj,) = _render(
+        "workers", "--core", "0", "--count", "media=1", env={"CENTRAL_APP_IMAGE": "x:9"}
+    )
     assert next(containers(obj))["image"] == "x:9"
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_rendered_manifests_validate_strictly(version: str) -> None:
     """Workers, API and panel validate against the Kubernetes schema in strict mode."""
-    objects = _render("workers", "--core", "2", "--media", "2") + _render("app")
+    objects = _render("workers", "--core", "2", "--count", "media=2") + _render("app")
     assert len(objects) == 8
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
@@ -111,15 +121,13 @@ def test_rendered_manifests_validate_strictly(version: str) -> None:
             f"(allowed: 0..{MAX_WORKERS_PER_QUEUE})",
         ),
         (
-            ["--media", "-3"],
-            f"error: --media=-3: a worker count cannot be negative "
-            f"(allowed: 0..{MAX_WORKERS_PER_QUEUE})",
+            ["--count", "media=-3"],
+            "error: --count 'media=-3': expected QUEUE=N, e.g. --count billing=2",
         ),
         (
-            ["--media", str(MAX_WORKERS_PER_QUEUE + 1)],
-            f"error: --media={MAX_WORKERS_PER_QUEUE + 1} is above the limit of "
-            f"{MAX_WORKERS_PER_QUEUE} workers per queue (MAX_WORKERS_PER_QUEUE: each worker "
-            "needs its own port in the prefix's block)",
+            ["--count", f"media={MAX_WORKERS_PER_QUEUE + 1}"],
+            f"error: --count 'media={MAX_WORKERS_PER_QUEUE + 1}': at most "
+            f"{MAX_WORKERS_PER_QUEUE} workers per queue",
         ),
     ],
 )
@@ -133,7 +141,7 @@ def test_worker_counts_out_of_range_are_cli_errors(args: list[str], message: str
 
 def test_the_limit_itself_is_allowed() -> None:
     """MAX_WORKERS_PER_QUEUE workers of a queue render (their ports all fit the block)."""
-    objects = _render("workers", "--core", str(MAX_WORKERS_PER_QUEUE), "--media", "0")
+    objects = _render("workers", "--core", str(MAX_WORKERS_PER_QUEUE), "--count", "media=0")
     assert len(objects) == MAX_WORKERS_PER_QUEUE
 
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from conceptor.platform.settings import Settings
 from services.central.client import get_asset, ingest_upload
 from services.central.contracts import media_workflow_id
+from services.central.settings import MediaSettings
 from tests.helpers import assert_eventually
 from tests.integration.workers.conftest import make_image
 from tests.integration.workers.media_checks import (
@@ -163,10 +164,15 @@ async def test_killed_worker_activity_completes_on_the_other(
     large_png: bytes,
 ) -> None:
     """SIGKILL mid-thumbnail: after the heartbeat timeout the other worker finishes it, once."""
-    settings = worker_services.model_copy(update={"media_heartbeat_timeout_seconds": 2.0})
+    settings = worker_services
     filename = f"large-{uuid.uuid4().hex[:8]}.png"
     asset = await ingest_upload(
-        settings, temporal, filename=filename, content_type="image/png", data=large_png
+        settings,
+        temporal,
+        filename=filename,
+        content_type="image/png",
+        data=large_png,
+        media=MediaSettings(heartbeat_timeout_seconds=2.0),
     )
     victim_id = await assert_eventually(
         lambda: running_on(temporal, asset.id, "create_thumbnails"), timeout=30, interval=0.05
