@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 import httpx
+import orjson
 from temporalio.exceptions import ApplicationError
 
 from conceptor.platform.keycloak_tokens import AdminTokens
@@ -101,7 +102,7 @@ class KeycloakAdmin:
         url = f"{self.settings.keycloak_url}/realms/master/conceptor{path}"
         resp = await self._send("GET", url, None)
         if resp.status_code == 200:
-            return resp.json()
+            return orjson.loads(resp.content)  # pages of a thousand users: parsed at C speed
         msg = f"Keycloak answered GET {url} with HTTP {resp.status_code}: {resp.text[:500]}"
         raise KeycloakError(msg)
 
@@ -119,7 +120,7 @@ class KeycloakAdmin:
         return await self.call(method, path, read_only=True)
 
     async def get_json(self, path: str) -> Any:
-        return (await self.call("GET", path)).json()
+        return orjson.loads((await self.call("GET", path)).content)
 
     async def find(self, path: str) -> Any | None:
         """GET that maps 404 to None."""

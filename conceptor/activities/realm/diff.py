@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.realm.items import MASK, ORDER, Item, ref_label
-from conceptor.activities.reconcile import canonical, differing_fields, digest, refuse
+from conceptor.activities.reconcile import differing_fields, refuse
 from conceptor.contracts import Change, Diff
 
 Items = dict[tuple[str, str], Item]
@@ -51,8 +53,12 @@ def compare(
     *,
     deletable: frozenset[str] = frozenset(),
     owned: dict[str, set[str]] | None = None,
+    live_digest: bool = True,
 ) -> RealmDiff:
-    """Per desired element: create, update (fields) or unchanged; owned leftovers: delete."""
+    """Per desired element: create, update (fields) or unchanged; owned leftovers: delete.
+
+    `live_digest=False` leaves the live state's digest out, for a read that only verifies.
+    """
     changes: list[Change] = []
     refusals: list[ApplicationError] = []
     for key in sorted(desired, key=lambda k: (ORDER[k[0]], k[1])):
@@ -90,8 +96,13 @@ def compare(
         Diff(
             target=target,
             changes=changes,
-            desired_digest=digest(sorted(canonical(i.state()) for i in desired.values())),
-            live_digest=digest(sorted(canonical(i.state()) for i in (live or {}).values())),
+            desired_digest=items_digest(desired.values()),
+            live_digest=items_digest((live or {}).values()) if live_digest else "",
         ),
         refusals,
     )
+
+
+def items_digest(items: Iterable[Item]) -> str:
+    """A short hash of a set of elements, whatever their order."""
+    return hashlib.sha256(b"\n".join(sorted(i.canonical for i in items))).hexdigest()[:16]

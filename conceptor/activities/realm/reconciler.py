@@ -57,12 +57,19 @@ class RealmReconciler:
         self.warnings.extend(notes.messages())
         self.desired = items_of(self.rep)
 
-    async def _read(self) -> tuple[dict[str, Any] | None, RealmDiff]:
+    async def _read(self, *, verifying: bool = False) -> tuple[dict[str, Any] | None, RealmDiff]:
         scope = user_scope(self.desired)  # only what the comparison of users needs: faster
         live_rep = await read_live(self.admin, self.name, secrets_of=self.secrets_of, scope=scope)
         live = items_of(live_rep) if live_rep is not None else None
         owned = ownership.owned_of(live_rep)
-        result = compare(self.target, self.desired, live, deletable=self.deletable, owned=owned)
+        result = compare(
+            self.target,
+            self.desired,
+            live,
+            deletable=self.deletable,
+            owned=owned,
+            live_digest=not verifying,  # a verifying read's digest is never looked at
+        )
         result.refusals[:0] = refusals(self.rep, realm_exists=live_rep is not None)
         if live is not None:
             result.refusals.extend(dangling(self.desired, live))
@@ -104,7 +111,7 @@ class RealmReconciler:
 
     async def _check(self) -> None:
         """Read the live state again: nothing may be left to do."""
-        _, after = await self._read()
+        _, after = await self._read(verifying=True)
         verify(after.diff)
 
     async def _record_ownership(self, live_rep: dict[str, Any], diff: Diff) -> None:

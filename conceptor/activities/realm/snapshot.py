@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from conceptor.activities.keycloak_admin import KeycloakAdmin
 from conceptor.activities.realm.items import Item, Ref
 from conceptor.activities.realm.progress import advance, phase
@@ -90,7 +92,7 @@ async def read_live(
     export = await admin.read(
         "POST", f"{base}/partial-export?exportClients=true&exportGroupsAndRoles=true"
     )
-    rep: dict[str, Any] = export.json()
+    rep: dict[str, Any] = orjson.loads(export.content)
     limit = asyncio.Semaphore(_READS_AT_ONCE)
 
     async def get(path: str) -> Any:
