@@ -256,7 +256,7 @@ class Diff(BaseModel):
     kept outside the workflow history.
     """
 
-    target: str  # e.g. "realm technova", "buckets", "database app"
+    target: str  # e.g. "realm partners", "buckets", "database app"
     changes: list[Change] = Field(default_factory=list)
     desired_digest: str = ""
     live_digest: str = ""

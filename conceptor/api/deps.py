@@ -22,6 +22,15 @@ from conceptor.platform.settings import Settings
 PLATFORM_ADMIN = "platform-admin"
 
 
+@dataclass(frozen=True)
+class PanelCardSource:
+    """The environment file's `api.panel_card`, its items' callable imported."""
+
+    title: str
+    empty: str
+    items: Callable[[Resources], Awaitable[list[Any]]]
+
+
 @dataclass
 class Resources:
     """Per-process clients, created once in the app's lifespan."""
@@ -35,8 +44,8 @@ class Resources:
     db: Any | None = None
     provision: ProvisionReader = field(default_factory=ProvisionReader)
     drift: DriftReader = field(default_factory=DriftReader)
-    # The panel's recent media, from the team's code (environment file `api.recent_media`).
-    recent_media: Callable[[Resources], Awaitable[list[Any]]] | None = None
+    # The panel's team card, filled by the team's code (environment file `api.panel_card`).
+    panel_card: PanelCardSource | None = None
     # The shared cache layer in Redis (README "Shared cache layer"): the status read cache
     # is the platform's; a team's routes keep their limiters and idempotency stores (built
     # on `redis` with conceptor.api.ratelimit / .idempotency) in `extensions`, one per process.

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -20,8 +21,8 @@ from redis.exceptions import RedisError
 from starlette.types import Scope
 from temporalio.service import RPCError
 
-from conceptor.api.auth import JWKSUnavailableError, TokenVerifier
-from conceptor.api.deps import Resources
+from conceptor.api.auth import JWKSUnavailableError, TokenVerifier, trusted_realms
+from conceptor.api.deps import BEARER_SCHEME, PanelCardSource, Resources, bearer_description
 from conceptor.api.drift_reads import DriftReader
 from conceptor.api.idempotency import (
     IdempotencyInProgressError,
@@ -96,7 +97,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         temporal=temporal,
         db=db,
         drift=DriftReader(settings.drift_watch_schedule_id),
-        recent_media=app.state.recent_media,
+        panel_card=app.state.panel_card,
     )
     try:
         yield
@@ -183,6 +184,23 @@ DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def _name_the_realms(app: FastAPI, settings: Settings) -> None:
+    """The OpenAPI document's bearer scheme names the realms the environment file trusts."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        scheme = schema.get("components", {}).get("securitySchemes", {}).get(BEARER_SCHEME)
+        if fresh and scheme is not None:
+            scheme["description"] = bearer_description(
+                trusted_realms(settings), settings.api_client_id
+            )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, every route and the docs under /api.
 
@@ -203,9 +221,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     api, team_routers = team_api()
-    app.state.recent_media = (
-        import_target(api.recent_media) if api.recent_media is not None else None
+    card = api.panel_card
+    app.state.panel_card = (
+        PanelCardSource(title=card.title, empty=card.empty, items=import_target(card.items))
+        if card is not None
+        else None
     )
+    _name_the_realms(app, settings)
 
     upload = BodyRule(settings.api_max_upload_bytes, ("multipart/form-data",))
     other = BodyRule(settings.api_max_body_bytes, ("application/json",))

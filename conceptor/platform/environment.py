@@ -266,6 +266,19 @@ class Step(_Strict):
 ImportPath = Annotated[str, Field(pattern=_IMPORT_PATH)]
 
 
+class PanelCard(_Strict):
+    """A card of the panel that the team's code fills: its title, its items, its empty text."""
+
+    title: str = Field(min_length=1, max_length=80, description="the card's heading")
+    items: ImportPath = Field(
+        description="`module:attribute` of an async callable(resources) returning the card's "
+        "items, each with `id` and `label`, and optionally `status` and `image_url`"
+    )
+    empty: str = Field(
+        default="nothing yet", max_length=200, description="what the card says with no items"
+    )
+
+
 class Api(_Strict):
     """The API's extension points: a team's routes, served beside the platform's under /api."""
 
@@ -276,21 +289,19 @@ class Api(_Strict):
     )
     upload_paths: list[str] = Field(
         default_factory=list,
-        description="paths under /api (e.g. /media) whose bodies are multipart uploads, "
+        description="paths under /api (e.g. /uploads) whose bodies are multipart uploads, "
         "allowed up to CENTRAL_API_MAX_UPLOAD_BYTES (other bodies: JSON, "
         "CENTRAL_API_MAX_BODY_BYTES)",
     )
-    recent_media: ImportPath | None = Field(
-        default=None,
-        description="the panel's `Recent media` card: `module:attribute` of an async "
-        "callable(resources) returning items with id, filename, status, thumbnail_url",
+    panel_card: PanelCard | None = Field(
+        default=None, description="a card of the panel the team's code fills; absent: none"
     )
 
     def targets(self) -> list[tuple[str, str]]:
         """(YAML path, import path) of everything this section names."""
         out = [(f"api.routers[{i}]", r) for i, r in enumerate(self.routers)]
-        if self.recent_media is not None:
-            out.append(("api.recent_media", self.recent_media))
+        if self.panel_card is not None:
+            out.append(("api.panel_card.items", self.panel_card.items))
         return out
 
 

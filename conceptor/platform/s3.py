@@ -49,7 +49,7 @@ def s3_client(settings: Settings, *, anonymous: bool = False) -> AbstractAsyncCo
 
 
 def s3_blocking_client(settings: Settings) -> Any:
-    """A synchronous S3 client, for blocking work in a thread or process pool (thumbnails)."""
+    """A synchronous S3 client, for blocking work in a thread or process pool (e.g. image work)."""
     import boto3  # only the processes that do blocking S3 work load it this way
 
     return boto3.client("s3", **_client_options(settings, anonymous=False, read_timeout=30))

@@ -11,7 +11,8 @@ from conceptor.platform.settings import get_settings
 
 def worker_command(
     queue: str = typer.Argument(
-        ..., help="task queue to serve: one the environment file declares (core, media, ...)"
+        ...,
+        help="task queue to serve: one the environment file declares (see `conceptor env check`)",
     ),
     index: int = typer.Option(0, "--index", "-i", help="worker index: identity and health port"),
 ) -> None:

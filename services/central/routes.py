@@ -256,14 +256,15 @@ RECENT_MEDIA = 12
 
 
 async def recent_media(resources: Resources) -> list[dict[str, Any]]:
-    """The panel's recent uploads: name, status and the smallest thumbnail (once ready)."""
+    """The panel card's items (environment file `api.panel_card`): the recent uploads, each
+    with its name, status and smallest thumbnail (once ready)."""
     assets = await list_assets(resources.settings, limit=RECENT_MEDIA, db=resources.db)
     return [
         {
-            "id": a.id,
-            "filename": a.filename,
+            "id": str(a.id),
+            "label": a.filename,
             "status": a.status,
-            "thumbnail_url": a.thumbnail_urls[min(a.thumbnail_urls)] if a.thumbnail_urls else None,
+            "image_url": a.thumbnail_urls[min(a.thumbnail_urls)] if a.thumbnail_urls else None,
         }
         for a in assets
     ]

@@ -79,6 +79,10 @@ def test_panel_shows_every_step_done_and_each_queue(
         block = page.locator(f'.queue[data-queue="{queue}"]')
         expect(block.locator(".poller", has_text=worker_identity(queue, 0))).to_have_count(1)
 
+    # The shipped file's card (api.panel_card), under the title the file gives it.
+    expect(page.locator("#team-card-title")).to_have_text("Recent media")
+    expect(page.get_by_test_id("team-card")).to_be_visible()
+
     links = page.get_by_test_id("links").locator("a")
     expect(links).to_have_count(7)
     names = [n.split("\n")[0] for n in links.all_inner_texts()]
@@ -133,7 +137,7 @@ def test_panel_fits_the_screen(
         "drift-card",
         "workers-card",
         "links-card",
-        "media-card",
+        "team-card",
         "snapshots-card",
     }
     durations = layout["durations"]

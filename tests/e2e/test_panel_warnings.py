@@ -48,7 +48,7 @@ def _status() -> dict[str, object]:
         error=None,
     )
     provision = ProvisionSummary(state="completed", steps=[quiet, step], error=None)
-    return {"provision": provision.model_dump(), "queues": [], "media": None, "drift": None}
+    return {"provision": provision.model_dump(), "queues": [], "card": None, "drift": None}
 
 
 def _serve(route: Route) -> None:

@@ -286,7 +286,12 @@ def test_status_is_public_and_summarises_provisioning(
     body = resp.json()
     assert [s["step"] for s in body["provision"]["steps"]] == list(ALL_STEPS)
     assert [q["name"] for q in body["queues"]] == ["core", "media"]
-    assert isinstance(body["media"], list)
+    # The shipped file's card (api.panel_card), filled by the example service's code.
+    assert (body["card"]["title"], body["card"]["empty"]) == (
+        "Recent media",
+        "no uploads yet — POST /api/media",
+    )
+    assert isinstance(body["card"]["items"], list)
 
 
 def test_links_point_at_the_tools_of_this_prefix(api_stack: ApiStack) -> None:

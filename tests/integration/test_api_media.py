@@ -68,8 +68,13 @@ async def test_upload_image_becomes_ready_with_downloadable_thumbnails(
     page = api.get("/media", params={"limit": 100}, headers=bearer(user_token)).json()
     assert created["id"] in [item["id"] for item in page["items"]]
     status = api.get("/status").json()
-    recent = {m["id"]: m for m in status["media"]}
-    assert recent[created["id"]]["thumbnail_url"] == asset["thumbnail_urls"]["128"]
+    recent = {m["id"]: m for m in status["card"]["items"]}
+    assert recent[created["id"]] == {
+        "id": created["id"],
+        "label": name,
+        "status": "ready",
+        "image_url": asset["thumbnail_urls"]["128"],
+    }
 
 
 def test_upload_needs_a_token(api: httpx.Client) -> None:

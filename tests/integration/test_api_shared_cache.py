@@ -405,7 +405,7 @@ def test_an_upload_drops_the_cached_status(fresh: Replicas, admin_token: str) ->
         assert created.status_code == 202, created.text
         after = client.get(f"{b}/status")
         assert after.headers["x-cache"] == "miss"
-        assert created.json()["id"] in [m["id"] for m in after.json()["media"]]
+        assert created.json()["id"] in [m["id"] for m in after.json()["card"]["items"]]
     assert fresh.redis.exists(f"{CACHE_PREFIX}status") == 1
 
 

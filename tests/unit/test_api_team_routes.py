@@ -48,7 +48,12 @@ def test_the_shipped_file_serves_the_example_services_routes() -> None:
 
     app = create_app(_settings())
     assert {"/api/media", "/api/media/{asset_id}"} | PLATFORM_PATHS <= _paths(app)
-    assert app.state.recent_media is recent_media
+    card = app.state.panel_card
+    assert (card.title, card.empty, card.items) == (
+        "Recent media",
+        "no uploads yet — POST /api/media",
+        recent_media,
+    )
     assert team_code() == ["services"]  # the app image gets the service's folder
 
 
@@ -60,7 +65,7 @@ def test_without_an_api_section_only_the_platforms_routes_are_served(
     paths = _paths(app)
     assert paths >= PLATFORM_PATHS
     assert not any(p.startswith(("/api/media", "/api/widgets")) for p in paths)
-    assert app.state.recent_media is None
+    assert app.state.panel_card is None
 
 
 def test_a_team_router_is_served_and_its_upload_paths_take_multipart(
@@ -98,7 +103,7 @@ def test_env_check_refuses_api_targets_that_do_not_import_or_fit(tmp_path: Path)
     api = (
         "api:\n"
         "  routers: [team_widgets:router, team_gone:router, team_widgets:not_a_router]\n"
-        "  recent_media: team_widgets:not_a_router\n"
+        "  panel_card: {title: Widgets, items: team_widgets:not_a_router}\n"
     )
     with pytest.raises(EnvironmentFileError) as refused:
         check(_team_file(tmp_path, api))
@@ -109,5 +114,5 @@ def test_env_check_refuses_api_targets_that_do_not_import_or_fit(tmp_path: Path)
     )
     assert found[1:] == [
         ("api.routers[2]", "team_widgets:not_a_router is not a FastAPI APIRouter"),
-        ("api.recent_media", "team_widgets:not_a_router is not callable"),
+        ("api.panel_card.items", "team_widgets:not_a_router is not callable"),
     ]

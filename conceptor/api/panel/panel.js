@@ -94,20 +94,27 @@ function renderQueues(queues) {
   }
 }
 
-function renderMedia(media) {
-  const grid = document.getElementById("media");
+// The team's card (environment file `api.panel_card`): its title, its items, its empty text.
+function renderCard(card) {
+  const section = document.getElementById("team-card");
+  section.hidden = !card;
+  if (!card) return;
+  document.getElementById("team-card-title").textContent = card.title;
+  const grid = document.getElementById("team-items");
   grid.replaceChildren();
-  document.getElementById("media-count").textContent = media ? `${media.length} shown` : "";
-  if (!media || !media.length) {
-    grid.append(el("p", { class: "empty" }, media ? "no uploads yet — POST /api/media" : "media unavailable"));
+  const items = card.items;
+  document.getElementById("team-card-count").textContent = items ? `${items.length} shown` : "";
+  if (!items || !items.length) {
+    grid.append(el("p", { class: "empty" }, items ? card.empty : "unavailable"));
     return;
   }
-  for (const asset of media) {
-    const thumb = asset.thumbnail_url
-      ? el("img", { src: asset.thumbnail_url, alt: asset.filename, loading: "lazy" })
-      : el("div", { class: "thumb-missing" }, "no thumbnail");
-    grid.append(el("div", { class: "media-item", "data-media": asset.id }, thumb,
-      el("div", { class: "media-meta" }, el("span", { title: asset.filename }, asset.filename), pill(asset.status, asset.status))));
+  for (const item of items) {
+    const image = item.image_url
+      ? el("img", { src: item.image_url, alt: item.label, loading: "lazy" })
+      : el("div", { class: "image-missing" }, "no image");
+    const meta = el("div", { class: "item-meta" }, el("span", { title: item.label }, item.label));
+    if (item.status) meta.append(pill(item.status, item.status));
+    grid.append(el("div", { class: "item", "data-item": item.id }, image, meta));
   }
 }
 
@@ -159,7 +166,7 @@ async function refresh() {
     const status = await resp.json();
     renderProvision(status.provision);
     renderQueues(status.queues);
-    renderMedia(status.media);
+    renderCard(status.card);
     renderDrift(status.drift);
     renderSummary(status);
     document.getElementById("updated").textContent = new Date().toLocaleTimeString();

@@ -1,21 +1,20 @@
-"""The panel's summary (public, read-only): provisioning steps, workers, drift, recent media.
+"""The panel's summary (public, read-only): provisioning steps, workers, drift, a team card.
 
 Public on purpose: the panel is a plain page without a login, and this summary holds
-nothing a token protects (step names and states, worker identities, the thumbnail links the
-team's code lists, environment file `api.recent_media`). Full resources (`/provision`,
+nothing a token protects (step names and states, worker identities, and what the team's
+code lists for its card, environment file `api.panel_card`). Full resources (`/provision`,
 `/workers`, a team's routes) need a token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import TypeVar
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from conceptor.api.cache import CACHE_HEADER
 from conceptor.api.deps import ResourcesDep
@@ -50,13 +49,27 @@ class ProvisionSummary(BaseModel):
     error: str | None
 
 
-class MediaSummary(BaseModel):
-    """A recent asset: name, status and its smallest thumbnail (once ready)."""
+class CardItem(BaseModel):
+    """One item of the team's card: what its code returns (a dict or an object)."""
 
-    id: uuid.UUID
-    filename: str
-    status: str
-    thumbnail_url: str | None
+    id: str
+    label: str
+    status: str | None = None
+    image_url: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_as_text(cls, value: object) -> object:
+        return value if isinstance(value, str) else str(value)  # a UUID, an int key
+
+
+class PanelCard(BaseModel):
+    """The card the environment file declares (`api.panel_card`); `items` null: its code
+    failed (the reason is in the API's log)."""
+
+    title: str
+    empty: str
+    items: list[CardItem] | None
 
 
 class DriftObject(BaseModel):
@@ -83,7 +96,8 @@ class PanelStatus(BaseModel):
 
     provision: ProvisionSummary | None
     queues: list[QueuePollers] | None
-    media: list[MediaSummary] | None
+    # Null when the environment file declares no card.
+    card: PanelCard | None = None
     drift: DriftSummary | None = None
 
 
@@ -125,12 +139,18 @@ async def _queues(resources: ResourcesDep) -> list[QueuePollers] | None:
     return None if client is None else await all_queue_pollers(client)
 
 
-async def _media(resources: ResourcesDep) -> list[MediaSummary] | None:
-    # The team's code lists them (environment file `api.recent_media`); none declared: null.
-    if resources.recent_media is None:
+async def _card(resources: ResourcesDep) -> PanelCard | None:
+    # The team's code lists the items (environment file `api.panel_card`); none declared: null.
+    source = resources.panel_card
+    if source is None:
         return None
-    items = await resources.recent_media(resources)
-    return [MediaSummary.model_validate(item, from_attributes=True) for item in items]
+
+    async def items() -> list[CardItem]:
+        found = await source.items(resources)
+        return [CardItem.model_validate(item, from_attributes=True) for item in found]
+
+    listed = await _or_none("card", items())
+    return PanelCard(title=source.title, empty=source.empty, items=listed)
 
 
 async def _drift(resources: ResourcesDep) -> DriftSummary | None:
@@ -158,13 +178,13 @@ async def _drift(resources: ResourcesDep) -> DriftSummary | None:
 
 
 async def _compute(resources: ResourcesDep) -> PanelStatus:
-    provision, queues, media, drift = await asyncio.gather(
+    provision, queues, card, drift = await asyncio.gather(
         _or_none("provision", _provision(resources)),
         _or_none("queues", _queues(resources)),
-        _or_none("media", _media(resources)),
+        _card(resources),
         _or_none("drift", _drift(resources)),
     )
-    return PanelStatus(provision=provision, queues=queues, media=media, drift=drift)
+    return PanelStatus(provision=provision, queues=queues, card=card, drift=drift)
 
 
 _CACHE_HEADERS = {
@@ -186,7 +206,7 @@ _CACHE_HEADERS = {
     responses={200: {"description": "the panel's summary", "headers": _CACHE_HEADERS}},
 )
 async def get_status(resources: ResourcesDep) -> Response:
-    """Provisioning per step, pollers per queue, recent media and drift, for the panel.
+    """Provisioning per step, pollers per queue, drift and the team's card, for the panel.
 
     Served from a cache every API process shares (CENTRAL_API_STATUS_CACHE_SECONDS): one
     computation per TTL across all of them; a new upload or provisioning run drops it.

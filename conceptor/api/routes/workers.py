@@ -20,5 +20,5 @@ class Workers(BaseModel):
 
 @router.get("")
 async def list_workers(client: TemporalClientDep, _user: CurrentUser) -> Workers:
-    """Pollers per task queue (core, media), as Temporal's DescribeTaskQueue reports them."""
+    """Pollers of every queue the environment file declares, as DescribeTaskQueue has them."""
     return Workers(queues=await all_queue_pollers(client))
