@@ -250,8 +250,10 @@ async def test_worker_logs_carry_bindings(
 async def test_media_ingest_in_a_process_pool(
     worker_services: Settings, temporal: Client, spawn_worker: Callable[..., WorkerProc]
 ) -> None:
-    """With CENTRAL_MEDIA_POOL_KIND=process thumbnails render in child processes, same result."""
-    procs = [spawn_worker("core", 0), spawn_worker("media", 2, CENTRAL_MEDIA_POOL_KIND="process")]
+    """With CENTRAL_WORKER_POOL_KIND={"media": "process"} thumbnails render in child
+    processes, same result."""
+    pooled = spawn_worker("media", 2, CENTRAL_WORKER_POOL_KIND='{"media": "process"}')
+    procs = [spawn_worker("core", 0), pooled]
     for proc in procs:
         proc.wait_polling()
     asset = await ingest_upload(
