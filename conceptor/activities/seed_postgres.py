@@ -1,5 +1,6 @@
 """The seed_postgres step: a database's seed files reconciled with its rows, in one
-transaction, after its migrations (the pure part is conceptor/activities/seed/)."""
+transaction, after its migrations (files and the diff's pure part: conceptor/activities/seed/;
+the comparing and writing in SQL: seed/stage.py)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,20 @@ from conceptor.activities.diffs import keep, packed_result
 from conceptor.activities.own_loop import on_own_loop
 from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.reconcile import check_plan, digest, verify
-from conceptor.activities.seed.files import SeedRefused, read_rows
+from conceptor.activities.seed.files import SeedRefused, read_file
 from conceptor.activities.seed.plan import (
     LiveTable,
     SeedTable,
     TablePlan,
     counts_line,
+    decide,
+    desired_rows,
     order,
-    plan_table,
     record_key,
     unchecked_table,
 )
-from conceptor.activities.seed.values import Column, to_parameter
+from conceptor.activities.seed.stage import RECORD_TABLE, Staged, ident
+from conceptor.activities.seed.values import Column
 from conceptor.activities.waiting import heartbeating
 from conceptor.contracts import SEED_STEP, Diff, ReconcileInput, StepResult
 from conceptor.platform.diff_store import Packed
@@ -36,8 +39,7 @@ SEED_REFUSED = "SeedRefused"
 SEED_FAILED = "SeedFailed"
 # Seeding runs of one database queue up on this lock; "seedrows" in ASCII.
 SEED_LOCK_KEY = 0x73656564726F7773
-# What seeding inserted, by table and natural key: `managed` deletes only these rows.
-RECORD_TABLE = "conceptor_seed_rows"
+# What seeding inserted, by table and natural key (RECORD_TABLE): `managed` deletes only these.
 # A plan's live digest before the tables exist: applying it checks the files only (the
 # migrations, which ran first, made the live state the plan could not see).
 NOT_MIGRATED = "not-migrated"
@@ -51,6 +53,7 @@ CREATE TABLE IF NOT EXISTS {RECORD_TABLE} (
 _COLUMNS = """
 SELECT c.relname AS tbl, a.attname AS col, t.typname AS type,
        format_type(a.atttypid, a.atttypmod) AS sql_type,
+       format_type(a.atttypid, NULL) AS base_type,
        ARRAY(SELECT e.enumlabel FROM pg_enum e WHERE e.enumtypid = t.oid
              ORDER BY e.enumsortorder)::text[] AS labels
 FROM pg_attribute a
@@ -83,15 +86,12 @@ def _as_seen(data: ReconcileInput | None, now: Diff) -> ReconcileInput | None:
     return data.model_copy(update={"expected": expected})
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def seed_tables(db: Database, folder: Path) -> list[SeedTable]:
     """The database's seed declarations with their files' rows, referenced tables first."""
     seeds = []
     for s in db.seed:
         path = (folder / s.file).resolve()
+        rows, sha256 = read_file(path, s.file)
         seeds.append(
             SeedTable(
                 table=s.table,
@@ -99,8 +99,9 @@ def seed_tables(db: Database, folder: Path) -> list[SeedTable]:
                 key=tuple(s.key),
                 mode=s.mode,
                 references={c: (r.table, tuple(r.key)) for c, r in s.references.items()},
-                rows=read_rows(path, s.file),
+                rows=rows,
                 from_text=path.suffix.lower() == ".csv",
+                sha256=sha256,
             )
         )
     return order(seeds)
@@ -111,7 +112,9 @@ async def read_schema(conn: asyncpg.Connection, tables: list[str]) -> dict[str, 
     out: dict[str, LiveTable] = {}
     for r in await conn.fetch(_COLUMNS, tables):
         live = out.setdefault(r["tbl"], LiveTable(columns={}))
-        live.columns[r["col"]] = Column(r["col"], r["type"], r["sql_type"], tuple(r["labels"]))
+        live.columns[r["col"]] = Column(
+            r["col"], r["type"], r["sql_type"], tuple(r["labels"]), r["base_type"]
+        )
     for r in await conn.fetch(_CONSTRAINTS, tables):
         found = out.get(r["tbl"])
         if found is None:
@@ -123,86 +126,101 @@ async def read_schema(conn: asyncpg.Connection, tables: list[str]) -> dict[str, 
     return out
 
 
-async def _rows(conn: asyncpg.Connection, table: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch(f"SELECT ctid::text AS ctid, * FROM {_ident(table)}")
-    return [dict(r) for r in rows]
-
-
-async def _recorded(conn: asyncpg.Connection) -> dict[str, set[str]]:
-    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", RECORD_TABLE):
-        return {}
-    out: dict[str, set[str]] = {}
-    for r in await conn.fetch(f"SELECT tbl, key FROM {RECORD_TABLE}"):
-        out.setdefault(r["tbl"], set()).add(r["key"])
-    return out
+async def _has_record(conn: asyncpg.Connection) -> bool:
+    return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", RECORD_TABLE))
 
 
 def desired_digest(seeds: list[SeedTable]) -> str:
-    """What the declarations and files say, digested (a plan is refused once it moved)."""
+    """What the declarations and files say, digested (a plan is refused once it moved): a
+    file by the hash of its bytes."""
     return digest(
         [
-            (s.table, s.mode, s.key, sorted(s.references.items()), [r.values for r in s.rows])
+            (
+                s.table,
+                s.mode,
+                s.key,
+                sorted(s.references.items()),
+                s.sha256 or [r.values for r in s.rows],
+            )
             for s in seeds
         ]
     )
 
 
 class Seeding:
-    """One pass over a database's seed tables on one connection (inside its transaction)."""
+    """One pass over a database's seed tables on one connection, inside its transaction:
+    each file's rows staged once (COPY into a temporary table), compared with the live rows
+    by PostgreSQL on every read, written from the staged rows."""
 
     def __init__(self, conn: asyncpg.Connection, seeds: list[SeedTable], target: str) -> None:
         self.conn = conn
         self.seeds = seeds
         self.target = target
         self.schema: dict[str, LiveTable] = {}
-        self.recorded: dict[str, set[str]] = {}
+        self.staged: dict[str, Staged] = {}
         self.plans: dict[str, TablePlan] = {}
 
-    async def read(self) -> Diff:
-        """Read the live state and plan every table (refused: SeedRefused)."""
-        self.schema = await read_schema(self.conn, [s.table for s in self.seeds])
-        self.recorded = await _recorded(self.conn)
+    async def read(self, *, live_digest: bool = False) -> Diff:
+        """Compare every table's file with its live rows and plan it (refused: SeedRefused);
+        `live_digest`: also digest the live state, for a plan and the check of a saved one."""
+        if not self.staged:
+            self.schema = await read_schema(self.conn, [s.table for s in self.seeds])
+        recorded = await _has_record(self.conn)
         self.plans = {}
-        for seed in self.seeds:
-            await self.plan(seed)
-        return self.diff()
+        state: list[Any] = []
+        for number, seed in enumerate(self.seeds):
+            staged = self.staged.get(seed.table) or await self._stage(number, seed)
+            found = await staged.compare(self.conn)
+            gone = await staged.gone(self.conn) if recorded else []
+            self.plans[seed.table] = decide(seed, staged.desired.rows, found, gone)
+            if live_digest:
+                state.append(await staged.live_digest(self.conn, recorded))
+        return self.diff(digest(state) if live_digest else "")
 
-    async def plan(self, seed: SeedTable) -> TablePlan:
-        live = self.schema.get(seed.table)
-        if live is not None:
-            live.rows = await _rows(self.conn, seed.table)
-        plan = plan_table(seed, live, self.schema, self.plans, self.recorded.get(seed.table, set()))
-        self.plans[seed.table] = plan
-        return plan
+    async def _stage(self, number: int, seed: SeedTable) -> Staged:
+        parents = {t: s.desired for t, s in self.staged.items()}
+        desired = desired_rows(seed, self.schema.get(seed.table), self.schema, parents)
+        staged = Staged(number, seed, desired, self.schema)
+        await staged.load(self.conn)
+        await staged.check_references(self.conn)
+        self.staged[seed.table] = staged
+        return staged
 
-    def diff(self) -> Diff:
+    def diff(self, live_digest: str = "") -> Diff:
         plans = [self.plans[s.table] for s in self.seeds]
-        live = [
-            (p.seed.table, p.live_state, sorted(self.recorded.get(p.seed.table, ()))) for p in plans
-        ]
+        left_out: dict[str, int] = {}
+        for plan in plans:
+            for action, n in plan.left_out.items():
+                left_out[action] = left_out.get(action, 0) + n
         return Diff(
             target=self.target,
             changes=[c for p in plans for c in p.changes],
             desired_digest=desired_digest(self.seeds),
-            live_digest=digest(live),
+            live_digest=live_digest,
+            # Rows equal to their file are counted, not listed, and past the first LISTED
+            # of a table and action so are the others: naming 100 000 rows would be most of
+            # a re-run's time, and say nothing the counts and the first names do not.
+            left_out=left_out,
         )
 
     async def apply(self) -> None:
-        """Create and update table by table (referenced tables first, each re-read so its
-        new rows' ids are known), then delete in reverse order; record what was inserted."""
+        """Create and update table by table, referenced tables first (a reference resolves
+        to the id of the referenced row by its natural key, in SQL), then delete in reverse
+        order; record what was inserted."""
         await self.conn.execute(_CREATE_RECORD)
         for seed in self.seeds:
-            # Planned by `read`: its live rows are as they were; the tables it references
-            # were planned again after their writes, so their new rows' ids are known.
-            plan = self.plans[seed.table]
-            await self._write(plan)
-            if (plan.create or plan.update) and self._referenced(seed.table):
-                await self.plan(seed)
+            plan, staged = self.plans[seed.table], self.staged[seed.table]
+            index = {id(row): n for n, row in enumerate(staged.desired.rows)}
+            if plan.create:
+                await staged.insert(self.conn, [index[id(r)] for r in plan.create])
+            if plan.update:
+                await staged.update(self.conn, [(index[id(r)], ctid) for r, ctid, _ in plan.update])
         for seed in reversed(self.seeds):
             plan = self.plans[seed.table]
-            for _, ctid in plan.delete:
+            if plan.delete:
                 await self.conn.execute(
-                    f"DELETE FROM {_ident(seed.table)} WHERE ctid = $1::text::tid", ctid
+                    f"DELETE FROM {ident(seed.table)} WHERE ctid = ANY($1::text[]::tid[])",
+                    [ctid for _, ctid in plan.delete],
                 )
             gone = [record_key(k) for k, _ in plan.delete] + plan.forget
             if gone:
@@ -211,48 +229,6 @@ class Seeding:
                     seed.table,
                     gone,
                 )
-
-    def _referenced(self, table: str) -> bool:
-        """Whether another seeded table refers to this one (and so needs its new rows' ids)."""
-        return any(ref[0] == table for s in self.seeds for ref in s.references.values())
-
-    def _parameter(self, plan: TablePlan, column: str, value: Any) -> Any:
-        """A value as written: a reference becomes the referenced row's column value."""
-        seed = plan.seed
-        if column in seed.references and value is not None:
-            parent = self.plans[seed.references[column][0]]
-            return parent.index[value][plan.targets[column]]
-        return to_parameter(value, self.schema[seed.table].columns[column])
-
-    async def _write(self, plan: TablePlan) -> None:
-        table = plan.seed.table
-        columns = self.schema[table].columns
-        groups: dict[tuple[str, ...], list[list[Any]]] = {}
-        for row in plan.create:
-            names = tuple(row.values)
-            groups.setdefault(names, []).append(
-                [self._parameter(plan, c, v) for c, v in row.values.items()]
-            )
-        for names, params in groups.items():
-            # COPY, not INSERT: the values are already the columns' Python types, and a
-            # first load of 100 000 rows is then bound by PostgreSQL, not by round trips.
-            await self.conn.copy_records_to_table(table, records=params, columns=list(names))
-        if plan.create:
-            await self.conn.execute(
-                f"INSERT INTO {RECORD_TABLE} (tbl, key) SELECT $1, unnest($2::text[]) "
-                "ON CONFLICT DO NOTHING",
-                table,
-                [record_key(r.key) for r in plan.create],
-            )
-        for row, ctid, fields in plan.update:
-            sets = ", ".join(
-                f"{_ident(c)} = ${i}::{columns[c].sql_type}" for i, c in enumerate(fields, 2)
-            )
-            await self.conn.execute(
-                f"UPDATE {_ident(table)} SET {sets} WHERE ctid = $1::text::tid",
-                ctid,
-                *(self._parameter(plan, c, row.values[c]) for c in fields),
-            )
 
 
 class SeedActivities:
@@ -335,7 +311,8 @@ class SeedActivities:
             if any(s.table not in schema for s in seeds):
                 return self._unmigrated(seeds, target, attempt)
             try:
-                before = await seeding.read()
+                async with conn.transaction():  # the staging tables go with it
+                    before = await seeding.read(live_digest=True)
             except SeedRefused as exc:
                 # A pending migration may make the schema the files need: said, not refused.
                 pending = await pg.pending_migrations(conn)
@@ -351,7 +328,8 @@ class SeedActivities:
         try:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SEED_LOCK_KEY)
-                before = await seeding.read()
+                expected = data is not None and data.expected is not None
+                before = await seeding.read(live_digest=expected)
                 check_plan(before, _as_seen(data, before))
                 detail = counts_line([seeding.plans[s.table] for s in seeds])
                 if not before.is_empty:

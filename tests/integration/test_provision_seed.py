@@ -375,6 +375,43 @@ async def test_a_renamed_column_is_refused_before_any_write(
         ]
 
 
+async def test_a_reference_resolves_to_a_live_row_and_to_no_row_is_refused(
+    env: ProvisionEnv, stack: Stack
+) -> None:
+    """A reference to a row the referenced file lacks but the table has (made by hand) is
+    resolved to that row's id; to no row at all, refused before any write, naming file, row
+    and column."""
+    client = await connect(env.settings)
+    async with in_process_worker(client, env):
+        await stack.provision(client)
+        await stack.query("INSERT INTO users (email, name) VALUES ('hand@example.com', 'H')")
+        stack.write("assets.yaml", [*ASSETS, {"owner_id": "hand@example.com", "title": "x"}])
+        result = (await stack.provision(client)).steps[stack.step]
+        assert result.changed == ["+row:assets(hand@example.com, x)"]
+        assert await stack.query(
+            "SELECT u.email FROM assets a JOIN users u ON u.id = a.owner_id WHERE a.title = 'x'"
+        ) == [("hand@example.com",)]
+
+        stack.write("tags.json", [*TAGS, {"label": "green"}])
+        stack.write("assets.yaml", [*ASSETS, {"owner_id": "nobody@example.com", "title": "y"}])
+        workflow_id = f"provision-{uuid.uuid4()}"
+        handle = await start_provision(
+            client, steps=stack.steps, workflow_id=workflow_id, task_queue=env.queue
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        status = await provision_status(client, workflow_id=workflow_id)
+        states = {s.step: (s.state, s.error) for s in status.steps}
+        assert states[stack.step] == (
+            "failed",
+            "assets.yaml: row 4: column 'owner_id': no row of users has email = nobody@example.com",
+        )
+        assert await stack.query("SELECT label FROM tags ORDER BY label") == [
+            ("blue",),
+            ("red",),
+        ]
+
+
 async def test_the_first_database_seeds_under_the_plain_step_name(
     env: ProvisionEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,5 +1,6 @@
 """Seed data's pure part: files read (CSV quoting, non-ASCII), rows checked against a schema
-with the file, row and column named, and the diff per mode, references by natural key."""
+with the file, row and column named, references as natural keys, and per mode what to do from
+what comparing with the live rows found (the comparing itself is SQL: the integration test)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pytest
 
 from conceptor.activities.seed.files import SeedRefused, SeedRow, read_rows
 from conceptor.activities.seed.plan import (
+    LISTED,
+    Desired,
     LiveTable,
     SeedTable,
     TablePlan,
+    decide,
+    desired_rows,
     order,
-    plan_table,
     record_key,
 )
 from conceptor.activities.seed.values import Column
@@ -67,21 +71,23 @@ def _seed(rows: list[dict[str, Any]], mode: str = "insert-missing", **kw: Any) -
     )
 
 
-def _live(table: LiveTable, rows: list[dict[str, Any]]) -> LiveTable:
-    return LiveTable(
-        table.columns,
-        table.primary_key,
-        table.foreign,
-        [{"ctid": f"(0,{i})", **r} for i, r in enumerate(rows, 1)],
-    )
-
-
-def _plan(seed: SeedTable, live: LiveTable, recorded: set[str] | None = None) -> TablePlan:
-    return plan_table(seed, live, {seed.table: live}, {}, recorded or set())
+def _desired(
+    seed: SeedTable,
+    live: LiveTable,
+    schema: dict[str, LiveTable] | None = None,
+    parents: dict[str, Desired] | None = None,
+) -> Desired:
+    return desired_rows(seed, live, schema or {seed.table: live}, parents or {})
 
 
 FILE = [{"email": "a@x", "name": "A"}, {"email": "b@x", "name": "B"}]
-LIVE = [{"id": 1, "email": "a@x", "name": "edited"}, {"id": 7, "email": "z@x", "name": "Z"}]
+# What comparing found: a@x's live row (0,1) differs in name, b@x has no live row.
+FOUND: list[tuple[int, str | None, list[str]]] = [(1, None, []), (0, "(0,1)", ["name"])]
+Z = record_key(("z@x",))
+
+
+def _plan(seed: SeedTable, gone: list[tuple[str, Any, str | None]] | None = None) -> TablePlan:
+    return decide(seed, _desired(seed, USERS).rows, FOUND, gone or [])
 
 
 def _actions(plan: TablePlan) -> list[tuple[str, str, str, list[str]]]:
@@ -89,35 +95,46 @@ def _actions(plan: TablePlan) -> list[tuple[str, str, str, list[str]]]:
 
 
 def test_insert_missing_creates_and_leaves_an_edited_row_alone() -> None:
-    plan = _plan(_seed(FILE), _live(USERS, LIVE))
+    plan = _plan(_seed(FILE), [(Z, ("z@x",), "(0,2)")])
     assert _actions(plan) == [
         ("seed-row", "users(a@x)", "unchanged", ["name"]),
         ("seed-row", "users(b@x)", "create", []),
     ]
     assert (len(plan.create), plan.update, plan.delete, plan.unchanged) == (1, [], [], 1)
+    assert (plan.forget, plan.left_out) == ([], {})
 
 
 def test_enforce_updates_an_edited_row_and_deletes_nothing() -> None:
-    plan = _plan(_seed(FILE, "enforce"), _live(USERS, LIVE), {record_key(("z@x",))})
+    plan = _plan(_seed(FILE, "enforce"), [(Z, ("z@x",), "(0,2)")])
     assert _actions(plan) == [
         ("row", "users(a@x)", "update", ["name"]),
         ("row", "users(b@x)", "create", []),
     ]
     assert [(r.key, ctid, f) for r, ctid, f in plan.update] == [(("a@x",), "(0,1)", ["name"])]
+    assert plan.delete == []
 
 
 def test_managed_deletes_only_what_seeding_inserted() -> None:
-    live = [*LIVE, {"id": 8, "email": "hand@x", "name": "H"}]
-    plan = _plan(_seed(FILE, "managed"), _live(USERS, live), {record_key(("z@x",)), '["gone@x"]'})
+    plan = _plan(_seed(FILE, "managed"), [(Z, ("z@x",), "(0,2)"), ('["gone@x"]', None, None)])
     assert plan.delete == [(("z@x",), "(0,2)")]
     assert ("row", "users(z@x)", "delete", []) in _actions(plan)
     assert plan.forget == ['["gone@x"]']  # recorded, no longer live: the record goes
 
 
+def test_rows_equal_to_the_file_are_counted_and_past_the_first_listed_too() -> None:
+    rows = [{"email": f"u{i}@x"} for i in range(LISTED + 3)]
+    seed = _seed(rows, "enforce")
+    found: list[tuple[int, str | None, list[str]]] = [(i, None, []) for i in range(LISTED + 1)]
+    plan = decide(seed, _desired(seed, USERS).rows, found, [])
+    assert [c.name for c in plan.changes[:2]] == ["users(u0@x)", "users(u1@x)"]
+    assert (len(plan.changes), len(plan.create), plan.unchanged) == (LISTED, LISTED + 1, 2)
+    assert plan.left_out == {"create": 1, "unchanged": 2}
+
+
 def test_a_column_that_does_not_exist_is_refused_naming_file_row_and_column() -> None:
     seed = _seed([{"email": "a@x"}, {"email": "b@x", "full_name": "B"}])
     with pytest.raises(SeedRefused) as caught:
-        _plan(seed, _live(USERS, []))
+        _desired(seed, USERS)
     assert str(caught.value) == (
         "users.yaml: row 2: column 'full_name' does not exist in table users "
         "(it has id, email, name)"
@@ -125,21 +142,38 @@ def test_a_column_that_does_not_exist_is_refused_naming_file_row_and_column() ->
 
 
 def test_a_value_that_does_not_parse_is_refused() -> None:
-    seed = _seed([{"email": "a@x", "id": "seven"}])
+    seed = _seed([{"email": "a@x", "id": 7}, {"email": "b@x", "id": "seven"}])
     with pytest.raises(SeedRefused) as caught:
-        _plan(seed, _live(USERS, []))
+        _desired(seed, USERS)
     assert str(caught.value) == (
-        "users.yaml: row 1: column 'id': 'seven' does not parse as integer: not an integer"
+        "users.yaml: row 2: column 'id': 'seven' does not parse as integer: not an integer"
     )
 
 
 def test_a_key_repeated_in_the_file_is_refused() -> None:
     seed = _seed([{"email": "a@x"}, {"email": "b@x"}, {"email": "a@x"}])
     with pytest.raises(SeedRefused) as caught:
-        _plan(seed, _live(USERS, []))
+        _desired(seed, USERS)
     assert str(caught.value) == (
         "users.yaml: row 3: column(s) email: key (a@x) is not unique in the file (row 1 has it too)"
     )
+
+
+def test_a_key_without_a_value_is_refused() -> None:
+    seed = _seed([{"email": "a@x"}, {"name": "B"}])
+    with pytest.raises(SeedRefused) as caught:
+        _desired(seed, USERS)
+    assert str(caught.value) == "users.yaml: row 2: column 'email': the key needs a value"
+
+
+def test_rows_are_staged_with_the_columns_they_give_and_their_record_key() -> None:
+    seed = _seed([{"email": "a@x", "id": "7"}, {"name": "B", "email": "b@x"}])
+    desired = _desired(seed, USERS)
+    assert desired.given == ["id", "email", "name"]
+    assert desired.staged == [
+        (0, "110", '["a@x"]', 7, "a@x", None),
+        (1, "011", '["b@x"]', None, "b@x", "B"),
+    ]
 
 
 ASSETS = LiveTable(
@@ -160,27 +194,32 @@ def _assets(rows: list[dict[str, Any]]) -> SeedTable:
     )
 
 
-def test_references_compare_by_the_referenced_natural_key() -> None:
-    users = _live(USERS, [{"id": 1, "email": "a@x", "name": "A"}, {"id": 2, "email": "b@x"}])
-    parent = plan_table(_seed(FILE), users, {"users": users}, {}, set())
-    assets = _live(ASSETS, [{"id": 5, "owner_id": 2, "title": "logo"}])
-    seed = _assets([{"owner_id": "b@x", "title": "logo"}, {"owner_id": "a@x", "title": "logo"}])
-    plan = plan_table(seed, assets, {"users": users, "assets": assets}, {"users": parent}, set())
-    assert _actions(plan) == [
-        ("row", "assets(b@x, logo)", "unchanged", []),
-        ("row", "assets(a@x, logo)", "create", []),
-    ]
-    assert plan.create[0].values == {"owner_id": ("a@x",), "title": "logo"}
+def test_a_reference_holds_the_referenced_natural_key() -> None:
+    schema = {"users": USERS, "assets": ASSETS}
+    parent = _desired(_seed(FILE), USERS)
+    seed = _assets([{"owner_id": "b@x", "title": "logo"}, {"owner_id": "zed@x", "title": "x"}])
+    desired = _desired(seed, ASSETS, schema, {"users": parent})
+    assert desired.rows[0].values == {"owner_id": ("b@x",), "title": "logo"}
+    assert desired.rows[0].key == (("b@x",), "logo")
+    assert desired.targets == {"owner_id": "id"}
+    assert desired.staged[0] == (0, "11", '[["b@x"],"logo"]', "b@x", "logo")
+    # Not in the referenced file: looked for among the live rows before any write.
+    assert desired.unresolved == [(1, "owner_id", ("zed@x",))]
 
 
-def test_a_reference_to_no_seeded_or_live_row_is_refused() -> None:
-    users = _live(USERS, [])
-    parent = plan_table(_seed(FILE), users, {"users": users}, {}, set())
-    seed = _assets([{"owner_id": "nobody@x", "title": "logo"}])
+def test_a_reference_that_cannot_be_a_key_is_refused() -> None:
+    schema = {"users": USERS, "assets": ASSETS}
+    seed = _seed(
+        [{"owner_id": "seven", "title": "logo"}],
+        table="assets",
+        file="assets.yaml",
+        key=("owner_id", "title"),
+        references={"owner_id": ("users", ("id",))},
+    )
     with pytest.raises(SeedRefused) as caught:
-        plan_table(seed, _live(ASSETS, []), {"users": users}, {"users": parent}, set())
-    assert str(caught.value) == (
-        "assets.yaml: row 1: column 'owner_id': no row of users has email = nobody@x"
+        _desired(seed, ASSETS, schema, {"users": _desired(_seed(FILE), USERS)})
+    assert (
+        str(caught.value) == "assets.yaml: row 1: column 'owner_id': no row of users has id = seven"
     )
 
 
@@ -194,9 +233,8 @@ def test_referenced_tables_come_first_and_a_cycle_is_refused() -> None:
 
 def test_a_csv_reference_to_a_several_column_key_is_given_as_a_slash_b() -> None:
     owners = LiveTable(columns=_cols(id="int4", org="text", login="text"), primary_key=("id",))
-    owners_live = _live(owners, [{"id": 3, "org": "acme", "login": "zoë"}])
-    owner_seed = _seed([], table="owners", key=("org", "login"))
-    parent = plan_table(owner_seed, owners_live, {"owners": owners_live}, {}, set())
+    owner_seed = _seed([{"org": "acme", "login": "zoë"}], table="owners", key=("org", "login"))
+    parent = _desired(owner_seed, owners)
     seed = SeedTable(
         table="assets",
         file="assets.csv",
@@ -206,6 +244,8 @@ def test_a_csv_reference_to_a_several_column_key_is_given_as_a_slash_b() -> None
         rows=[SeedRow(1, {"owner_id": "acme/zoë", "title": "logo"})],
         from_text=True,
     )
-    assets = _live(ASSETS, [{"id": 9, "owner_id": 3, "title": "logo"}])
-    plan = plan_table(seed, assets, {"owners": owners_live}, {"owners": parent}, set())
-    assert _actions(plan) == [("row", "assets(acme/zoë, logo)", "unchanged", [])]
+    desired = _desired(seed, ASSETS, {"owners": owners, "assets": ASSETS}, {"owners": parent})
+    assert desired.rows[0].key == (("acme", "zoë"), "logo")
+    assert desired.unresolved == []
+    plan = decide(seed, desired.rows, [(0, None, [])], [])
+    assert _actions(plan) == [("row", "assets(acme/zoë, logo)", "create", [])]

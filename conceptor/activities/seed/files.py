@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# libyaml's loader when PyYAML was built with it (its wheels are): ten times the pure one.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Files parsed lately, by suffix and content hash: the same bytes give the same rows, so a
+# re-run over unchanged files does not parse them again (the live rows are still read).
+_PARSED: OrderedDict[tuple[str, str], list[SeedRow]] = OrderedDict()
+_KEEP = 16
 
 
 class SeedRefused(ValueError):
@@ -29,28 +38,49 @@ def read_rows(path: Path, shown: str | None = None) -> list[SeedRow]:
 
     CSV values are strings (an empty field is NULL); YAML and JSON give a list of mappings.
     """
+    return read_file(path, shown)[0]
+
+
+def read_file(path: Path, shown: str | None = None) -> tuple[list[SeedRow], str]:
+    """The rows of `path` and the SHA-256 of its bytes (the rows are shared: not to be
+    changed)."""
     name = shown or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        sha = hashlib.sha256(raw).hexdigest()
+        suffix = path.suffix.lower()
+        found = _PARSED.get((suffix, sha))
+        if found is not None:
+            _PARSED.move_to_end((suffix, sha))
+            return found, sha
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SeedRefused(f"{name}: cannot be read: {exc}") from None
-    suffix = path.suffix.lower()
+    rows = _parse(name, suffix, text)
+    _PARSED[(suffix, sha)] = rows
+    while len(_PARSED) > _KEEP:
+        _PARSED.popitem(last=False)
+    return rows, sha
+
+
+def _parse(name: str, suffix: str, text: str) -> list[SeedRow]:
     if suffix == ".csv":
         return _csv_rows(name, text)
     try:
-        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_LOADER)
     except (ValueError, yaml.YAMLError) as exc:
         raise SeedRefused(f"{name}: not valid {suffix.lstrip('.').upper()}: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):
         raise SeedRefused(f"{name}: expected a list of rows (mappings of column to value)")
-    rows = []
+    # JSON's keys are strings; YAML's may be anything (`1: x`, `true: y`).
+    textual = suffix == ".json"
     for i, item in enumerate(data, start=1):
-        if not isinstance(item, dict) or not all(isinstance(k, str) for k in item):
+        if type(item) is not dict or not (textual or all(type(k) is str for k in item)):
             raise SeedRefused(f"{name}: row {i}: expected a mapping of column to value")
-        rows.append(SeedRow(i, dict(item)))
-    return rows
+    # The parser's own mappings, fresh from it: kept, not copied.
+    return [SeedRow(i, item) for i, item in enumerate(data, start=1)]
 
 
 def _csv_rows(name: str, text: str) -> list[SeedRow]:

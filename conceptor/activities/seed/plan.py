@@ -1,18 +1,30 @@
-"""The seed diff, computed apart from any I/O: files checked against the live schema, rows
-matched with live rows by natural key, per mode what to create, update and delete."""
+"""The seed diff's pure part: files checked against the live schema and parsed as its types
+(what is staged for comparing), and, from what comparing the live rows found, per mode what
+to create, update and delete."""
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conceptor.activities.reconcile import canonical
 from conceptor.activities.seed.files import SeedRefused, SeedRow
-from conceptor.activities.seed.values import Column, from_live, parse, supported
+from conceptor.activities.seed.values import Column, converter, parse, supported, to_parameter
 from conceptor.contracts import Change
 
 # A row's natural key: its key columns' values (a reference's value is the referenced key).
 Key = tuple[Any, ...]
+# reconcile.canonical's output for a key (sorted keys, no whitespace), one encoder for all.
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+# Files parsed against a schema lately, by everything the parsing depends on.
+_DESIRED: OrderedDict[tuple[Any, ...], Desired] = OrderedDict()
+_KEEP = 16
+# Rows listed as changes, per table and action; the rest are counted (a first load of 100 000
+# rows lists 1 000 of each table, and the counts are exact). Rows equal to their file are
+# only counted.
+LISTED = 1000
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class SeedTable:
     references: dict[str, tuple[str, tuple[str, ...]]]  # column -> (table, its natural key)
     rows: list[SeedRow]
     from_text: bool = False  # CSV: every value is a string
+    sha256: str = ""  # of the file's bytes ("" when the rows were not read from a file)
 
     @property
     def kind(self) -> str:
@@ -35,12 +48,11 @@ class SeedTable:
 
 @dataclass
 class LiveTable:
-    """A table as the server has it: columns, primary key, foreign keys, rows (with ctid)."""
+    """A table as the server has it: columns, primary key, one-column foreign keys."""
 
     columns: dict[str, Column]
     primary_key: tuple[str, ...] = ()
     foreign: dict[str, tuple[str, str]] = field(default_factory=dict)  # col -> (table, col)
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,48 +65,46 @@ class DesiredRow:
 
 
 @dataclass
+class Desired:
+    """A file's rows parsed as the live columns' types, and as staged for comparing: per row
+    (index, given-columns mask, record key, then each given column's value, a reference as
+    its referenced key's values)."""
+
+    rows: list[DesiredRow]
+    given: list[str]  # the columns the file gives (in the table's order)
+    targets: dict[str, str]  # reference column -> the referenced table's column it holds
+    staged: list[tuple[Any, ...]]
+    keys: set[Key]
+    # Rows whose reference names no row of the referenced file: (index, column, as given),
+    # to be found among the referenced table's live rows.
+    unresolved: list[tuple[int, str, tuple[Any, ...]]]
+    signature: tuple[Any, ...] = ()
+
+
+@dataclass
 class TablePlan:
-    """What seeding one table does; `index` maps natural keys to live rows (for references)."""
+    """What seeding one table does."""
 
     seed: SeedTable
-    targets: dict[str, str]  # reference column -> the referenced table's column it holds
     create: list[DesiredRow] = field(default_factory=list)
     update: list[tuple[DesiredRow, str, list[str]]] = field(default_factory=list)  # ctid
     delete: list[tuple[Key, str]] = field(default_factory=list)  # key, ctid
     forget: list[str] = field(default_factory=list)  # recorded keys whose row is gone
     unchanged: int = 0
     changes: list[Change] = field(default_factory=list)
-    index: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    desired_keys: set[Key] = field(default_factory=set)
-    live_state: list[Any] = field(default_factory=list)  # natural rows, for the digest
-    _by_value: dict[str, dict[Any, Key]] = field(default_factory=dict)
-    _by_text: dict[tuple[str, ...], Key] | None = None
-
-    def by_text(self) -> dict[tuple[str, ...], Key]:
-        """Every seeded or live natural key, by its values as text (references name them)."""
-        if self._by_text is None:
-            self._by_text = {}
-            for key in [*self.index, *self.desired_keys]:
-                self._by_text.setdefault(tuple(_shown(v) for v in key), key)
-        return self._by_text
-
-    def key_of(self, column: str, value: Any) -> Key | None:
-        """The natural key of the live row whose `column` holds `value` (a referenced id)."""
-        if column not in self._by_value:
-            found: dict[Any, Key] = {}
-            for key, raw in self.index.items():
-                found.setdefault(raw.get(column), key)
-            self._by_value[column] = found
-        return self._by_value[column].get(value)
+    left_out: dict[str, int] = field(default_factory=dict)  # action -> changes not listed
 
 
 def record_key(key: Key) -> str:
     """How a key is kept in the record of inserted rows."""
-    return canonical(list(key))
+    return _KEY_JSON.encode(list(key))
 
 
 def show_key(key: Key) -> str:
-    return ", ".join("/".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in key)
+    return ", ".join(
+        v if type(v) is str else "/".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        for v in key
+    )
 
 
 def order(seeds: list[SeedTable]) -> list[SeedTable]:
@@ -141,10 +151,14 @@ def _targets(seed: SeedTable, live: LiveTable, schema: dict[str, LiveTable]) -> 
 
 
 def desired_rows(
-    seed: SeedTable, live: LiveTable | None, parents: dict[str, TablePlan]
-) -> list[DesiredRow]:
+    seed: SeedTable,
+    live: LiveTable | None,
+    schema: dict[str, LiveTable],
+    parents: dict[str, Desired],
+) -> Desired:
     """The file's rows parsed as the live columns' types; refused (naming file, row and
-    column) for a missing table or column, a value that does not parse, a repeated key."""
+    column) for a missing table or column, a value that does not parse, a repeated key.
+    The same file against the same schema (and referenced files) is parsed once."""
     if live is None:
         raise SeedRefused(f"{seed.file}: table {seed.table!r} does not exist")
     for column in [*seed.key, *seed.references]:
@@ -153,149 +167,251 @@ def desired_rows(
                 f"{seed.file}: column {column!r} (of the key or references) does not exist "
                 f"in table {seed.table}"
             )
-    rows: list[DesiredRow] = []
-    seen: dict[Key, int] = {}
-    for row in seed.rows:
-        where = f"{seed.file}: row {row.number}"
-        values: dict[str, Any] = {}
-        for column, value in row.values.items():
+    refs = sorted(seed.references.items())
+    signature = (
+        seed.table,
+        seed.file,
+        seed.key,
+        tuple(refs),
+        seed.from_text,
+        seed.sha256 or id(seed.rows),
+        tuple(live.columns.values()),
+        tuple(sorted(live.foreign.items())),
+        tuple(
+            (t, tuple(schema[t].columns.values()), schema[t].primary_key, parents[t].signature)
+            for t in sorted({t for _, (t, _) in refs})
+            if t in schema and t in parents
+        ),
+    )
+    found = _DESIRED.get(signature) if seed.sha256 else None
+    if found is not None:
+        _DESIRED.move_to_end(signature)
+        return found
+    made = _Parsing(seed, live, schema, parents).run()
+    made.signature = signature
+    if seed.sha256:
+        _DESIRED[signature] = made
+        while len(_DESIRED) > _KEEP:
+            _DESIRED.popitem(last=False)
+    return made
+
+
+class _Parsing:
+    """One file's rows parsed: per set of columns a row gives, its converters, checked once."""
+
+    def __init__(
+        self,
+        seed: SeedTable,
+        live: LiveTable,
+        schema: dict[str, LiveTable],
+        parents: dict[str, Desired],
+    ) -> None:
+        self.seed = seed
+        self.live = live
+        self.schema = schema
+        self.parents = parents
+        self.targets = _targets(seed, live, schema)
+        self.convert: dict[str, Callable[[Any], Any]] = {}
+        self.unresolved: list[tuple[int, str, tuple[Any, ...]]] = []
+        self.n = 0  # the index of the row being parsed
+        # Per reference column, each value given: its key and whether the referenced file
+        # gives it (a thousand assets of one owner resolve it once).
+        self.resolved: dict[str, dict[tuple[type, Any], tuple[Key, bool]]] = {
+            c: {} for c in seed.references
+        }
+
+    def run(self) -> Desired:
+        seed, live = self.seed, self.live
+        named = {c for row in seed.rows for c in row.values}
+        given = [c for c in live.columns if c in named or c in seed.key]
+        specs: dict[tuple[str, ...], str] = {}
+        widths = [
+            (c, len(seed.references[c][1]) if c in seed.references else 0, live.columns[c].is_json)
+            for c in given
+        ]
+        # A JSON or array column's value may be a structure, which no key may hold.
+        structured = any(
+            live.columns[c].is_json or live.columns[c].element is not None
+            for c in seed.key
+            if c not in seed.references
+        )
+        rows: list[DesiredRow] = []
+        staged: list[tuple[Any, ...]] = []
+        seen: dict[Key, int] = {}
+        for n, row in enumerate(seed.rows):
+            names = tuple(row.values)
+            mask = specs.get(names)
+            if mask is None:
+                mask = specs[names] = self._check(row, given)
+            self.n = n
+            values = self._values(row)
+            key = tuple([values.get(c) for c in seed.key])
+            if None in key or (structured and any(isinstance(v, dict | list) for v in key)):
+                self._refuse_key(row, values)
+            if key in seen:
+                raise SeedRefused(
+                    f"{seed.file}: row {row.number}: column(s) {', '.join(seed.key)}: key "
+                    f"({show_key(key)}) is not unique in the file (row {seen[key]} has it too)"
+                )
+            seen[key] = row.number
+            rows.append(DesiredRow(row.number, key, values))
+            out: list[Any] = [n, mask, record_key(key)]
+            for column, width, is_json in widths:
+                value = values.get(column)
+                if width:
+                    out.extend(value if value is not None else (None,) * width)
+                elif is_json and value is not None:
+                    out.append(to_parameter(value, live.columns[column]))
+                else:
+                    out.append(value)
+            staged.append(tuple(out))
+        return Desired(rows, given, self.targets, staged, set(seen), self.unresolved)
+
+    def _check(self, row: SeedRow, given: list[str]) -> str:
+        """The columns a row gives, checked against the table, as a mask over `given`."""
+        seed, live = self.seed, self.live
+        for column in row.values:
             col = live.columns.get(column)
             if col is None:
                 raise SeedRefused(
-                    f"{where}: column {column!r} does not exist in table {seed.table} "
-                    f"(it has {', '.join(live.columns)})"
+                    f"{seed.file}: row {row.number}: column {column!r} does not exist in table "
+                    f"{seed.table} (it has {', '.join(live.columns)})"
                 )
-            if column in seed.references:
-                values[column] = _reference(seed, row, column, value, parents)
+            if column not in seed.references and not supported(col):
+                raise SeedRefused(
+                    f"{seed.file}: row {row.number}: column {column!r}: type {col.sql_type} is "
+                    "not supported in seed files"
+                )
+            if column not in self.convert and column not in seed.references:
+                self.convert[column] = converter(col, from_text=seed.from_text)
+        return "".join("1" if c in row.values else "0" for c in given)
+
+    def _values(self, row: SeedRow) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        convert, references = self.convert, self.seed.references
+        for column, value in row.values.items():
+            if column in references:
+                values[column] = self._reference(row, column, value)
                 continue
-            if not supported(col):
-                raise SeedRefused(
-                    f"{where}: column {column!r}: type {col.sql_type} is not supported in "
-                    "seed files"
-                )
             try:
-                values[column] = parse(value, col, from_text=seed.from_text)
+                values[column] = convert[column](value)
             except ValueError as exc:
+                col = self.live.columns[column]
                 raise SeedRefused(
-                    f"{where}: column {column!r}: {value!r} does not parse as {col.sql_type}: {exc}"
+                    f"{self.seed.file}: row {row.number}: column {column!r}: {value!r} does not "
+                    f"parse as {col.sql_type}: {exc}"
                 ) from None
-        for column in seed.key:
-            if values.get(column) is None:
+        return values
+
+    def _refuse_key(self, row: SeedRow, values: dict[str, Any]) -> None:
+        where = f"{self.seed.file}: row {row.number}"
+        for column in self.seed.key:
+            value = values.get(column)
+            if value is None:
                 raise SeedRefused(f"{where}: column {column!r}: the key needs a value")
-            if isinstance(values[column], dict | list):
+            if isinstance(value, dict | list):
                 raise SeedRefused(f"{where}: column {column!r}: a key value must be a scalar")
-        key = tuple(values[c] for c in seed.key)
-        if key in seen:
-            raise SeedRefused(
-                f"{where}: column(s) {', '.join(seed.key)}: key ({show_key(key)}) is not "
-                f"unique in the file (row {seen[key]} has it too)"
-            )
-        seen[key] = row.number
-        rows.append(DesiredRow(row.number, key, values))
-    return rows
 
-
-def _reference(
-    seed: SeedTable, row: SeedRow, column: str, value: Any, parents: dict[str, TablePlan]
-) -> tuple[Any, ...] | None:
-    """A reference's value as the referenced row's natural key; refused if no such row is
-    seeded or live."""
-    if value is None:
-        return None
-    ref_table, ref_key = seed.references[column]
-    parent = parents[ref_table]
-    raw = value if isinstance(value, list) else [value]
-    if seed.from_text and len(ref_key) > 1 and isinstance(value, str):
-        raw = value.split("/")  # CSV: a several-column key as a/b
-    where = f"{seed.file}: row {row.number}: column {column!r}"
-    if len(raw) != len(ref_key):
-        raise SeedRefused(f"{where}: give {ref_table}'s key ({', '.join(ref_key)})")
-    # The referenced key's values compare as text: the file may give 7 or "7" alike.
-    found = parent.by_text().get(tuple(_shown(v) for v in raw))
-    if found is not None:
-        return found
-    raise SeedRefused(
-        f"{where}: no row of {ref_table} has {', '.join(ref_key)} = {show_key(tuple(raw))}"
-    )
-
-
-def _shown(value: Any) -> str:
-    return "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
-
-
-def plan_table(
-    seed: SeedTable,
-    live: LiveTable | None,
-    schema: dict[str, LiveTable],
-    parents: dict[str, TablePlan],
-    recorded: set[str],
-) -> TablePlan:
-    """Check the file against the live table, then what to do per row, by mode."""
-    desired = desired_rows(seed, live, parents)
-    assert live is not None  # desired_rows refused a missing table
-    plan = TablePlan(seed, _targets(seed, live, schema))
-    plan.desired_keys = {d.key for d in desired}
-    given = {*seed.key, *(c for d in desired for c in d.values)}
-    columns = [c for c in live.columns if c in given]
-    naturals: dict[Key, dict[str, Any]] = {}  # the first live row of each key, as a file has it
-    for raw in live.rows:
-        natural = _natural(seed, live, columns, raw, plan.targets, parents)
-        key = tuple(natural.get(c) for c in seed.key)
-        if key not in plan.index:
-            plan.index[key] = raw
-            naturals[key] = natural
-        plan.live_state.append(canonical(natural))
-    plan.live_state.sort()
-    for row in desired:
-        found = plan.index.get(row.key)
-        name = f"{seed.table}({show_key(row.key)})"
-        source = f"{seed.file} row {row.number}"
+    def _reference(self, row: SeedRow, column: str, value: Any) -> tuple[Any, ...] | None:
+        """A reference's value as the referenced row's natural key, parsed as that table's
+        key columns (the file may give 7 or "7" alike); refused if it cannot be one. A key
+        the referenced file does not give is looked for among the live rows (`unresolved`)."""
+        if value is None:
+            return None
+        memo = self.resolved[column]
+        kept = not isinstance(value, list | dict)  # a list (a several-column key): not kept
+        found = memo.get((type(value), value)) if kept else None
         if found is None:
+            found = self._resolve(row, column, value)
+            if kept:
+                memo[(type(value), value)] = found
+        key, seeded = found
+        if not seeded:
+            self.unresolved.append((self.n, column, tuple(self._raw(column, value))))
+        return key
+
+    def _raw(self, column: str, value: Any) -> list[Any]:
+        raw = value if isinstance(value, list) else [value]
+        several = len(self.seed.references[column][1]) > 1
+        if self.seed.from_text and several and isinstance(value, str):
+            raw = value.split("/")  # CSV: a several-column key as a/b
+        return raw
+
+    def _resolve(self, row: SeedRow, column: str, value: Any) -> tuple[Key, bool]:
+        seed = self.seed
+        ref_table, ref_key = seed.references[column]
+        raw = self._raw(column, value)
+        where = f"{seed.file}: row {row.number}: column {column!r}"
+        if len(raw) != len(ref_key):
+            raise SeedRefused(f"{where}: give {ref_table}'s key ({', '.join(ref_key)})")
+        shown = show_key(tuple(raw))
+        missing = f"{where}: no row of {ref_table} has {', '.join(ref_key)} = {shown}"
+        parent = self.schema.get(ref_table)
+        if parent is None or any(k not in parent.columns for k in ref_key):
+            raise SeedRefused(missing)
+        try:
+            key = tuple(
+                parse(v, parent.columns[k], from_text=True)
+                for k, v in zip(ref_key, raw, strict=True)
+            )
+        except ValueError:
+            raise SeedRefused(missing) from None
+        seeded = self.parents.get(ref_table)
+        return key, seeded is not None and key in seeded.keys
+
+
+def decide(
+    seed: SeedTable,
+    rows: list[DesiredRow],
+    found: list[tuple[int, str | None, list[str]]],
+    gone: list[tuple[str, Key | None, str | None]],
+) -> TablePlan:
+    """Per mode, what to do, from what comparing with the live rows found: `found` names the
+    rows (by index) with no live row (ctid None) or with differing columns, every other row
+    is equal to the file; `gone` the recorded keys the file no longer lists, with their live
+    row if there is one (key, ctid). The first LISTED rows of each action are listed as
+    changes, the rest counted (`left_out`); rows equal to the file are counted only."""
+    plan = TablePlan(seed)
+
+    listed = {"create": 0, "update": 0, "unchanged": 0, "delete": 0}
+    for n, ctid, fields in sorted(found, key=lambda f: f[0]):
+        row = rows[n]
+        if ctid is None:
             plan.create.append(row)
-            plan.changes.append(Change(kind=seed.kind, name=name, action="create", source=source))
-            continue
-        have = naturals[row.key]
-        fields = [c for c, v in row.values.items() if have.get(c) != v]
-        if fields and seed.mode != "insert-missing":
-            plan.update.append((row, found["ctid"], fields))
+            action = "create"
+        elif fields and seed.mode != "insert-missing":
+            plan.update.append((row, ctid, fields))
             action = "update"
         else:
-            plan.unchanged += 1
-            action = "unchanged"
-        plan.changes.append(
-            Change(kind=seed.kind, name=name, action=action, fields=fields, source=source)
-        )
-    if seed.mode == "managed":
-        for key, raw in plan.index.items():
-            if key not in plan.desired_keys and record_key(key) in recorded:
-                plan.delete.append((key, raw["ctid"]))
+            action = "unchanged"  # an edit insert-missing leaves alone: listed with its fields
+        listed[action] += 1
+        if listed[action] <= LISTED:
+            plan.changes.append(
+                Change(
+                    kind=seed.kind,
+                    name=f"{seed.table}({show_key(row.key)})",
+                    action=action,
+                    fields=fields,
+                    source=f"{seed.file} row {row.number}",
+                )
+            )
+    plan.unchanged = len(rows) - len(plan.create) - len(plan.update)
+    for recorded, key, ctid in gone:
+        if key is None or ctid is None:
+            plan.forget.append(recorded)
+        elif seed.mode == "managed":
+            plan.delete.append((key, ctid))
+            listed["delete"] += 1
+            if listed["delete"] <= LISTED:
                 name = f"{seed.table}({show_key(key)})"
                 plan.changes.append(Change(kind="row", name=name, action="delete"))
-    live_keys = {record_key(k) for k in plan.index}
-    plan.forget = sorted(r for r in recorded if r not in live_keys)
+    plan.forget.sort()
+    # Equal rows are never listed; of the others, those past the first LISTED are counted.
+    plan.left_out = {a: n - min(n, LISTED) for a, n in listed.items() if n > LISTED}
+    quiet = plan.unchanged - listed["unchanged"]
+    if quiet:
+        plan.left_out["unchanged"] = plan.left_out.get("unchanged", 0) + quiet
     return plan
-
-
-def _natural(
-    seed: SeedTable,
-    live: LiveTable,
-    columns: list[str],
-    raw: dict[str, Any],
-    targets: dict[str, str],
-    parents: dict[str, TablePlan],
-) -> dict[str, Any]:
-    """A live row's `columns` as a file would give them: a reference as the referenced
-    natural key (an id no seeded row has stays apart: it equals no key)."""
-    out: dict[str, Any] = {}
-    for column in columns:
-        value = raw.get(column)
-        if column in seed.references and value is not None:
-            parent = parents[seed.references[column][0]]
-            key = parent.key_of(targets[column], value)
-            out[column] = key if key is not None else ("unknown id", value)
-        else:
-            out[column] = from_live(value, live.columns[column])
-    return out
 
 
 def counts_line(plans: list[TablePlan]) -> str:
@@ -310,7 +426,7 @@ def counts_line(plans: list[TablePlan]) -> str:
 def unchecked_table(seed: SeedTable) -> TablePlan:
     """A plan before the table exists (a database not migrated yet): every row created, the
     file checked against the schema once the migrations made it."""
-    plan = TablePlan(seed, {})
+    plan = TablePlan(seed)
     for row in seed.rows:
         key = tuple(row.values.get(c) for c in seed.key)
         plan.create.append(DesiredRow(row.number, key, dict(row.values)))

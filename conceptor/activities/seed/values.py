@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -28,6 +29,9 @@ class Column:
     type: str  # e.g. int4, text, jsonb, timestamptz, or an enum's name
     sql_type: str  # format_type(): what a parameter is cast to
     labels: tuple[str, ...] = ()  # an enum's values; () for other types
+    # format_type() without the modifier (varchar, not varchar(20)): how a value is staged
+    # for comparing, so a value too long is the write's error, not the plan's.
+    base_type: str = ""
 
     @property
     def is_json(self) -> bool:
@@ -44,6 +48,27 @@ class Column:
 def supported(column: Column) -> bool:
     """Whether seed files can give this column's values."""
     return column.type in _SUPPORTED or bool(column.labels) or column.element is not None
+
+
+def converter(column: Column, *, from_text: bool) -> Callable[[Any], Any]:
+    """`parse` for one column, with the common case (the value already of the column's
+    Python type) taken without a call per branch: 100 000 rows are parsed on each run."""
+    t = column.type
+    fast: type | None = None
+    if not column.labels:
+        if t in _TEXT:
+            fast = str
+        elif t in _INTS:
+            fast = int
+        elif t == "bool":
+            fast = bool
+
+    def convert(value: Any) -> Any:
+        if value is None or type(value) is fast:
+            return value
+        return parse(value, column, from_text=from_text)
+
+    return convert
 
 
 def parse(value: Any, column: Column, *, from_text: bool) -> Any:
