@@ -85,5 +85,7 @@ def load_realm(path: Path, settings: Settings, name: str | None = None) -> dict[
                 f"{DOTENV_FILE.name} has {used}; set it in one of them, or remove it",
             )
         values[used] = value
+    if not values:
+        return realm  # nothing to substitute: a large realm is not walked for nothing
     substituted: dict[str, Any] = _substitute(realm, values, path)
     return substituted

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.realm.items import MASK, ORDER, Item, ref_label
 from conceptor.activities.reconcile import differing_fields, refuse
-from conceptor.contracts import Change, Diff
+from conceptor.contracts import Change, ChangeAction, Diff
 
 Items = dict[tuple[str, str], Item]
 
@@ -65,11 +65,14 @@ def compare(
         want = desired[key]
         have = None if live is None else live.get(key)
         if have is None:
-            change = Change(kind=want.kind, name=want.name, action="create", source=want.source)
+            # Built without validation: every field is known good, and a realm has thousands.
+            change = Change.model_construct(
+                kind=want.kind, name=want.name, action="create", fields=[], source=want.source
+            )
         else:
             fields = fields_of(want, have)
-            action = "update" if fields else "unchanged"
-            change = Change(
+            action: ChangeAction = "update" if fields else "unchanged"
+            change = Change.model_construct(
                 kind=want.kind, name=want.name, action=action, fields=fields, source=want.source
             )
         if not want.managed and live is not None and change.action != "unchanged":

@@ -94,8 +94,8 @@ def stable_json(value: Any) -> bytes:
 
 def _unordered(value: Any) -> Any:
     """Lists in a fixed order: the order of a file's lists means nothing to Keycloak."""
-    if isinstance(value, dict):
-        return {k: _unordered(v) for k, v in value.items()}
+    if isinstance(value, dict):  # scalars as they are, without a call each: users hold many
+        return {k: _unordered(v) if isinstance(v, dict | list) else v for k, v in value.items()}
     if isinstance(value, list):
         if all(isinstance(v, str) for v in value):  # most lists: sorted as they are, at C speed
             return sorted(value)
