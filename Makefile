@@ -57,7 +57,7 @@ lint: setup ## ruff, ruff format --check, mypy, import layers (lint-imports), sh
 	cd $(REPO) && $(VENV)/bin/ruff check conceptor services tests bench _dev-env/scripts
 	cd $(REPO) && $(VENV)/bin/ruff format --check conceptor services tests bench _dev-env/scripts
 	cd $(REPO) && $(VENV)/bin/mypy
-	cd $(REPO) && $(VENV)/bin/mypy _dev-env/scripts/setup_progress.py
+	cd $(REPO) && $(VENV)/bin/mypy _dev-env/scripts/setup_progress.py _dev-env/scripts/cold_setup.py
 	cd $(REPO) && $(VENV)/bin/lint-imports
 	shellcheck $(REPO)/_dev-env/scripts/*.bash $(REPO)/.ci/run
 
