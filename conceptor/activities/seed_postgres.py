@@ -18,6 +18,7 @@ from conceptor.activities.postgres import PostgresActivities
 from conceptor.activities.reconcile import check_plan, digest, verify
 from conceptor.activities.seed.files import SeedRefused, read_file
 from conceptor.activities.seed.plan import (
+    Desired,
     LiveTable,
     SeedTable,
     TablePlan,
@@ -28,7 +29,7 @@ from conceptor.activities.seed.plan import (
     record_key,
     unchecked_table,
 )
-from conceptor.activities.seed.stage import RECORD_TABLE, Staged, ident
+from conceptor.activities.seed.stage import RECORD_TABLE, Staged, ident, live_sums
 from conceptor.activities.seed.values import Column
 from conceptor.activities.waiting import heartbeating
 from conceptor.contracts import SEED_STEP, Diff, ReconcileInput, StepResult
@@ -157,32 +158,50 @@ class Seeding:
         self.seeds = seeds
         self.target = target
         self.schema: dict[str, LiveTable] = {}
+        self.desired: dict[str, Desired] = {}
         self.staged: dict[str, Staged] = {}
         self.plans: dict[str, TablePlan] = {}
 
     async def read(self, *, live_digest: bool = False) -> Diff:
         """Compare every table's file with its live rows and plan it (refused: SeedRefused);
-        `live_digest`: also digest the live state, for a plan and the check of a saved one."""
-        if not self.staged:
+        `live_digest`: also digest the live state, for a plan and the check of a saved one.
+
+        A table whose live rows and record sum up as its file's (seed/digest.py: one scan)
+        is equal to it, row for row; any other is staged and compared row by row."""
+        if not self.schema:
             self.schema = await read_schema(self.conn, [s.table for s in self.seeds])
         recorded = await _has_record(self.conn)
         self.plans = {}
         state: list[Any] = []
         for number, seed in enumerate(self.seeds):
-            staged = self.staged.get(seed.table) or await self._stage(number, seed)
+            desired = self.desired.get(seed.table)
+            if desired is None:
+                live = self.schema.get(seed.table)
+                desired = desired_rows(seed, live, self.schema, self.desired)
+                self.desired[seed.table] = desired
+            staged = self.staged.get(seed.table)
+            # Sums kept from an earlier run over the same file: one scan of the live rows
+            # tells whether they are equal to the file (a first load's empty table too).
+            known = desired.sums.get("rows"), desired.sums.get("records")
+            sums = None
+            if live_digest or (staged is None and None not in known):
+                sums = await live_sums(self.conn, seed, desired, self.schema, recorded)
+                state.append([seed.table, *sums])
+            if staged is None and sums == known:
+                self.plans[seed.table] = decide(seed, desired.rows, [], [])
+                continue
+            if staged is None:
+                staged = await self._stage(number, seed, desired)
             found = await staged.compare(self.conn)
             gone = await staged.gone(self.conn) if recorded else []
-            self.plans[seed.table] = decide(seed, staged.desired.rows, found, gone)
-            if live_digest:
-                state.append(await staged.live_digest(self.conn, recorded))
+            self.plans[seed.table] = decide(seed, desired.rows, found, gone)
         return self.diff(digest(state) if live_digest else "")
 
-    async def _stage(self, number: int, seed: SeedTable) -> Staged:
-        parents = {t: s.desired for t, s in self.staged.items()}
-        desired = desired_rows(seed, self.schema.get(seed.table), self.schema, parents)
+    async def _stage(self, number: int, seed: SeedTable, desired: Desired) -> Staged:
         staged = Staged(number, seed, desired, self.schema)
         await staged.load(self.conn)
         await staged.check_references(self.conn)
+        await staged.sums(self.conn)  # for the next run over the same file
         self.staged[seed.table] = staged
         return staged
 
@@ -209,7 +228,9 @@ class Seeding:
         order; record what was inserted."""
         await self.conn.execute(_CREATE_RECORD)
         for seed in self.seeds:
-            plan, staged = self.plans[seed.table], self.staged[seed.table]
+            plan, staged = self.plans[seed.table], self.staged.get(seed.table)
+            if staged is None:
+                continue  # equal to its file: nothing to create or update
             index = {id(row): n for n, row in enumerate(staged.desired.rows)}
             if plan.create:
                 await staged.insert(self.conn, [index[id(r)] for r in plan.create])

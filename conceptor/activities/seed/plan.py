@@ -79,6 +79,7 @@ class Desired:
     # to be found among the referenced table's live rows.
     unresolved: list[tuple[int, str, tuple[Any, ...]]]
     signature: tuple[Any, ...] = ()
+    sums: dict[str, tuple[int, int]] = field(default_factory=dict)  # seed/digest.py's
 
 
 @dataclass

@@ -138,6 +138,22 @@ class Staged:
             differs = f"s.c{i} IS DISTINCT FROM v.c{i}"
         return f"({given} AND ({differs}))"
 
+    async def sums(self, conn: asyncpg.Connection) -> Sums | None:
+        """The file's rows and record keys summed (kept with the parsed rows: computed once
+        per file content); None when a row leaves a column out (what the live row holds
+        there is not the file's to say, so only comparing row by row tells)."""
+        if "rows" not in self.desired.sums:
+            found = await conn.fetchrow(
+                f"SELECT bool_and(position('0' in s._g) = 0) AS whole, "
+                f"{_SUMMED.format(_rendered(self.seed, self.desired, self.schema, 's'))}, "
+                f"{_SUMMED.format('s._rk')} FROM {self.name} s"
+            )
+            if found["whole"] is False:
+                return None
+            self.desired.sums["rows"] = (found[1], int(found[2]))
+            self.desired.sums["records"] = (found[3], int(found[4]))
+        return self.desired.sums["rows"], self.desired.sums["records"]
+
     async def compare(self, conn: asyncpg.Connection) -> list[tuple[int, str | None, list[str]]]:
         """The rows with no live row (ctid None) or with given columns that differ (named);
         every row not listed is equal to the live row of its key. One row comes back, of
@@ -257,22 +273,70 @@ class Staged:
             [ctid for _, ctid in rows],
         )
 
-    async def live_digest(self, conn: asyncpg.Connection, recorded: bool) -> list[Any]:
-        """An order-free digest of the live rows' given columns and of the record of this
-        table (a saved plan is refused once it moved)."""
-        cols = ", ".join(f"l.{ident(c)}" for c in self.desired.given)
-        summed = "coalesce(sum(('x' || left(md5({}::text), 15))::bit(60)::int8), 0)::text"
-        state = await conn.fetchrow(
-            f"SELECT count(*), {summed.format(f'ROW({cols}, NULL)')} FROM {self.table} l"
-        )
-        out = [self.seed.table, *state]
-        if recorded:
-            rec = await conn.fetchrow(
-                f"SELECT count(*), {summed.format('r.key')} FROM {RECORD_TABLE} r WHERE r.tbl = $1",
-                self.seed.table,
+
+# How many rows, and the sum of the first 60 bits of each one's MD5: an order-free digest.
+_SUMMED = "count(*), coalesce(sum(('x' || left(md5({}), 15))::bit(60)::int8), 0)::text"
+Sums = tuple[tuple[int, int], tuple[int, int]]  # (rows, sum), (record keys, sum)
+
+
+def _rendered(seed: SeedTable, desired: Desired, schema: dict[str, LiveTable], alias: str) -> str:
+    """A row's given columns as one text, alike for a live row (alias l) and a staged one
+    (alias s): a value as quote_nullable renders it (JSON as jsonb), a reference as the
+    referenced row's key (a live id no row has: 'UNKNOWN')."""
+    live = schema[seed.table]
+    parts = []
+    for i, column in enumerate(desired.given):
+        cast = "::jsonb" if column in live.columns and live.columns[column].is_json else ""
+        if column not in seed.references:
+            value = f"l.{ident(column)}" if alias == "l" else f"s.c{i}"
+            parts.append(f"quote_nullable({value}{cast})")
+            continue
+        ref_key = seed.references[column][1]
+        if alias == "l":
+            target = ident(desired.targets[column])
+            keys = ", ".join(f"quote_nullable(r{i}.{ident(k)})" for k in ref_key)
+            parts.append(
+                f"CASE WHEN l.{ident(column)} IS NULL THEN 'NULL' WHEN r{i}.{target} IS NULL "
+                f"THEN 'UNKNOWN' ELSE concat_ws(',', {keys}) END"
             )
-            out.extend(rec)
-        return out
+        else:
+            keys = ", ".join(f"quote_nullable(s.c{i}_{j})" for j in range(len(ref_key)))
+            parts.append(f"CASE WHEN s.c{i}_0 IS NULL THEN 'NULL' ELSE concat_ws(',', {keys}) END")
+    return f"concat_ws(',', {', '.join(parts)})"
+
+
+async def live_sums(
+    conn: asyncpg.Connection,
+    seed: SeedTable,
+    desired: Desired,
+    schema: dict[str, LiveTable],
+    recorded: bool,
+) -> Sums:
+    """The live rows (their given columns) and this table's record keys, summed as
+    `Staged.sums` sums the file's: equal sums, equal rows and records."""
+    joins = []
+    for i, column in enumerate(desired.given):
+        if column not in seed.references:
+            continue
+        ref_table = seed.references[column][0]
+        target = ident(desired.targets[column])
+        source = ident(ref_table)
+        if schema[ref_table].primary_key != (desired.targets[column],):  # first row per id
+            source = (
+                f"(SELECT DISTINCT ON (p.{target}) p.* FROM {source} p ORDER BY p.{target}, p.ctid)"
+            )
+        joins.append(f"LEFT JOIN {source} r{i} ON r{i}.{target} = l.{ident(column)}")
+    summed = _SUMMED.format(_rendered(seed, desired, schema, "l"))
+    count, total = await conn.fetchrow(
+        f"SELECT {summed} FROM {ident(seed.table)} l {' '.join(joins)}"
+    )
+    records = (0, 0)
+    if recorded:
+        rec = await conn.fetchrow(
+            f"SELECT {_SUMMED.format('r.key')} FROM {RECORD_TABLE} r WHERE r.tbl = $1", seed.table
+        )
+        records = (rec[0], int(rec[1]))
+    return (count, int(total)), records
 
 
 def _stage_type(base: str, sql_type: str) -> str:
