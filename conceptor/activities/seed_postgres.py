@@ -29,7 +29,13 @@ from conceptor.activities.seed.plan import (
     record_key,
     unchecked_table,
 )
-from conceptor.activities.seed.stage import RECORD_TABLE, Staged, ident, live_sums
+from conceptor.activities.seed.stage import (
+    RECORD_TABLE,
+    Staged,
+    ident,
+    live_sums,
+    record_sums,
+)
 from conceptor.activities.seed.values import Column
 from conceptor.activities.waiting import heartbeating
 from conceptor.contracts import SEED_STEP, Diff, ReconcileInput, StepResult
@@ -173,23 +179,29 @@ class Seeding:
         recorded = await _has_record(self.conn)
         self.plans = {}
         state: list[Any] = []
+        records: dict[str, tuple[int, int]] | None = None
         for number, seed in enumerate(self.seeds):
             desired = self.desired.get(seed.table)
             if desired is None:
                 live = self.schema.get(seed.table)
                 desired = desired_rows(seed, live, self.schema, self.desired)
                 self.desired[seed.table] = desired
-            staged = self.staged.get(seed.table)
-            # Sums kept from an earlier run over the same file: one scan of the live rows
-            # tells whether they are equal to the file (a first load's empty table too).
+            # The file's sums, kept from an earlier run over the same file or from staging
+            # it (a first load's verifying read): one scan of the live rows tells whether
+            # they are equal to the file.
             known = desired.sums.get("rows"), desired.sums.get("records")
             sums = None
-            if live_digest or (staged is None and None not in known):
-                sums = await live_sums(self.conn, seed, desired, self.schema, recorded)
+            if live_digest or None not in known:
+                if records is None:
+                    tables = [s.table for s in self.seeds]
+                    records = await record_sums(self.conn, tables) if recorded else {}
+                rec = records.get(seed.table, (0, 0))
+                sums = await live_sums(self.conn, seed, desired, self.schema, rec)
                 state.append([seed.table, *sums])
-            if staged is None and sums == known:
+            if sums is not None and sums == known:
                 self.plans[seed.table] = decide(seed, desired.rows, [], [])
                 continue
+            staged = self.staged.get(seed.table)
             if staged is None:
                 staged = await self._stage(number, seed, desired)
             found = await staged.compare(self.conn)

@@ -305,15 +305,25 @@ def _rendered(seed: SeedTable, desired: Desired, schema: dict[str, LiveTable], a
     return f"concat_ws(',', {', '.join(parts)})"
 
 
+async def record_sums(conn: asyncpg.Connection, tables: list[str]) -> dict[str, tuple[int, int]]:
+    """The record keys of each table, summed as `Staged.sums` sums the file's (one scan)."""
+    rows = await conn.fetch(
+        f"SELECT r.tbl, {_SUMMED.format('r.key')} FROM {RECORD_TABLE} r "
+        "WHERE r.tbl = ANY($1::text[]) GROUP BY r.tbl",
+        tables,
+    )
+    return {r[0]: (r[1], int(r[2])) for r in rows}
+
+
 async def live_sums(
     conn: asyncpg.Connection,
     seed: SeedTable,
     desired: Desired,
     schema: dict[str, LiveTable],
-    recorded: bool,
+    records: tuple[int, int],
 ) -> Sums:
-    """The live rows (their given columns) and this table's record keys, summed as
-    `Staged.sums` sums the file's: equal sums, equal rows and records."""
+    """The live rows (their given columns) summed as `Staged.sums` sums the file's, with the
+    table's record keys' sums: equal sums, equal rows and records."""
     joins = []
     for i, column in enumerate(desired.given):
         if column not in seed.references:
@@ -330,12 +340,6 @@ async def live_sums(
     count, total = await conn.fetchrow(
         f"SELECT {summed} FROM {ident(seed.table)} l {' '.join(joins)}"
     )
-    records = (0, 0)
-    if recorded:
-        rec = await conn.fetchrow(
-            f"SELECT {_SUMMED.format('r.key')} FROM {RECORD_TABLE} r WHERE r.tbl = $1", seed.table
-        )
-        records = (rec[0], int(rec[1]))
     return (count, int(total)), records
 
 
