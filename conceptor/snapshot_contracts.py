@@ -13,6 +13,7 @@ SNAPSHOT_LIST_WORKFLOW = "SnapshotListWorkflow"
 SNAPSHOT_DELETE_WORKFLOW = "SnapshotDeleteWorkflow"
 SNAPSHOT_EXPORT_WORKFLOW = "SnapshotExportWorkflow"
 SNAPSHOT_IMPORT_WORKFLOW = "SnapshotImportWorkflow"
+SNAPSHOT_SPARE_WORKFLOW = "SnapshotSpareWorkflow"
 SNAPSHOT_WORKFLOWS = (
     SNAPSHOT_SAVE_WORKFLOW,
     SNAPSHOT_RESTORE_WORKFLOW,
@@ -20,6 +21,7 @@ SNAPSHOT_WORKFLOWS = (
     SNAPSHOT_DELETE_WORKFLOW,
     SNAPSHOT_EXPORT_WORKFLOW,
     SNAPSHOT_IMPORT_WORKFLOW,
+    SNAPSHOT_SPARE_WORKFLOW,
 )
 
 # Failure types (non-retryable): a person must act, a retry would fail the same way.
@@ -32,6 +34,11 @@ SNAPSHOT_CORRUPT = "SnapshotCorrupt"
 # each manifest at `<snapshot>/manifest.json` (what the API lists). It is the platform's own,
 # never a declared one, so plan and drift watch never see it.
 SNAPSHOT_BUCKET = "conceptor-snapshots"
+
+
+def spare_workflow_id(name: str) -> str:
+    """One run making snapshot `name`'s spares at a time; a delete waits for it."""
+    return f"snapshot-spare-{name}"
 
 
 def manifest_key(name: str) -> str:
@@ -87,6 +94,9 @@ class DatabasePart(BaseModel):
     migrations: list[str]  # applied when it was saved, in name order
     bytes: int
     seconds: float = 0.0  # how long its copy took
+    # A second copy, ready to be renamed in by the next restore (no data copied then); remade
+    # from `copy_name` after a restore uses it. Empty in manifests saved before spares.
+    spare: str = ""
 
 
 class BucketPart(BaseModel):
@@ -123,8 +133,9 @@ class SnapshotManifest(BaseModel):
     seconds: float = 0.0  # how long saving took
 
     def bytes(self) -> int:
+        """What the snapshot holds on disk: a database kept with a spare counts twice."""
         return (
-            sum(d.bytes for d in self.databases)
+            sum(d.bytes * (2 if d.spare else 1) for d in self.databases)
             + sum(b.bytes for b in self.buckets)
             + sum(r.bytes for r in self.realms)
         )
@@ -146,6 +157,14 @@ class PartRequest(BaseModel):
 
     name: str
     part: str
+
+
+class SpareRequest(BaseModel):
+    """Make snapshot `name`'s spares again once workflow `after` (the restore that uses them)
+    has ended: a copy made while it runs would compete with it for the disk."""
+
+    name: str
+    after: str = ""
 
 
 class RestoreCheck(BaseModel):

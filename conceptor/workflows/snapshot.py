@@ -9,13 +9,14 @@ UI shows which database, bucket or realm is being copied; nothing secret is in t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from conceptor.contracts import PROVISION_WORKFLOW, ProvisionInput, ProvisionResult
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         SNAPSHOT_LIST_WORKFLOW,
         SNAPSHOT_RESTORE_WORKFLOW,
         SNAPSHOT_SAVE_WORKFLOW,
+        SNAPSHOT_SPARE_WORKFLOW,
         BucketPart,
         DatabasePart,
         ExportResult,
@@ -39,6 +41,8 @@ with workflow.unsafe.imports_passed_through():
         SnapshotList,
         SnapshotManifest,
         SnapshotRequest,
+        SpareRequest,
+        spare_workflow_id,
     )
 
 T = TypeVar("T")
@@ -122,6 +126,20 @@ class SnapshotSaveWorkflow:
         return await _activity("snapshot_write_manifest", manifest, SnapshotManifest)
 
 
+async def _remake_spares(name: str) -> None:
+    """Start the run that makes the spares this restore uses again once it has ended, so the
+    next restore finds them ready; started with the parts, so the restore never waits for it.
+    One such run per snapshot at a time (one running already: it will do it)."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await workflow.start_child_workflow(
+            SNAPSHOT_SPARE_WORKFLOW,
+            SpareRequest(name=name, after=workflow.info().workflow_id),
+            id=spare_workflow_id(name),
+            task_queue=workflow.info().task_queue,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+        )
+
+
 @workflow.defn(name=SNAPSHOT_RESTORE_WORKFLOW)
 class SnapshotRestoreWorkflow:
     @workflow.run
@@ -151,8 +169,10 @@ class SnapshotRestoreWorkflow:
                         [r.realm for r in manifest.realms],
                         ServiceRestore,
                     ),
+                    *([_remake_spares(request.name)] if manifest.databases else []),
                 ]
             )
+            restored = [r for r in restored if isinstance(r, ServiceRestore)]
         finally:
             if paused:
                 await _activity("drift_watch_pause", False, bool)
@@ -168,7 +188,10 @@ class SnapshotRestoreWorkflow:
                 task_queue=workflow.info().task_queue,
                 result_type=ProvisionResult,
             )
-        applied = await _activity("snapshot_migrations_applied", request, dict[str, list[str]])
+        # Without pending migrations the parts checked each database's against the manifest.
+        applied: dict[str, list[str]] = {}
+        if check.migrate_steps:
+            applied = await _activity("snapshot_migrations_applied", request, dict[str, list[str]])
         missing = {
             db: [m for m in names if m not in applied.get(db, [])]
             for db, names in check.pending_migrations.items()
@@ -223,6 +246,15 @@ class SnapshotImportWorkflow:
         return await _activity("snapshot_import", request, ExportResult)
 
 
+@workflow.defn(name=SNAPSHOT_SPARE_WORKFLOW)
+class SnapshotSpareWorkflow:
+    """Each database's spare of snapshot `name` made again from its copy (after a restore)."""
+
+    @workflow.run
+    async def run(self, request: SpareRequest) -> list[str]:
+        return await _activity("snapshot_remake_spares", request, list[str])
+
+
 SNAPSHOT_WORKFLOW_CLASSES = [
     SnapshotSaveWorkflow,
     SnapshotRestoreWorkflow,
@@ -230,4 +262,5 @@ SNAPSHOT_WORKFLOW_CLASSES = [
     SnapshotDeleteWorkflow,
     SnapshotExportWorkflow,
     SnapshotImportWorkflow,
+    SnapshotSpareWorkflow,
 ]

@@ -133,7 +133,7 @@ async def _run(client: Client, env: ProvisionEnv, workflow: str, name: str) -> A
 
 
 async def _drop_copies(settings: Settings) -> None:
-    """The test's snapshot copies (their comment names them), objects and folders."""
+    """The test's snapshot copies (their comment names them) and their spares."""
     conn = await superuser(settings)
     try:
         rows = await conn.fetch(
@@ -141,7 +141,8 @@ async def _drop_copies(settings: Settings) -> None:
             "LIKE 'conceptor snapshot test-%'"
         )
         for row in rows:
-            await conn.execute(f'DROP DATABASE "{row["datname"]}" WITH (FORCE)')
+            for name in (row["datname"] + "_spare", row["datname"]):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
 

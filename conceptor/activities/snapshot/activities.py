@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
 from conceptor.activities.declared import load_declared
@@ -34,10 +35,13 @@ from conceptor.snapshot_contracts import (
     SnapshotList,
     SnapshotManifest,
     SnapshotRequest,
+    SpareRequest,
+    spare_workflow_id,
 )
 
 T = TypeVar("T")
 _BEAT_SECONDS = 5.0
+_WAIT_SECONDS = 600.0  # a restore or a spare's copy of a gigabyte takes seconds
 
 
 async def beating(work: Coroutine[Any, Any, T]) -> T:
@@ -197,6 +201,19 @@ class SnapshotActivities:
             part=part, detail=detail, seconds=round(time.monotonic() - started, 3)
         )
 
+    @activity.defn(name="snapshot_remake_spares")
+    async def remake_spares(self, request: SpareRequest) -> list[str]:
+        """Each database's spare again, after a restore renamed them in (none: deleted)."""
+        if request.after:
+            await beating(self._ended(request.after))
+        if request.name not in store.names(self.settings):
+            return []
+        manifest = store.read_manifest(self.settings, request.name)
+        return [
+            await beating(databases.remake_spare(self.settings, part))
+            for part in manifest.databases
+        ]
+
     @activity.defn(name="snapshot_migrations_applied")
     async def migrations_applied(self, request: SnapshotRequest) -> dict[str, list[str]]:
         """Per database, the migrations live now that the snapshot did not hold (read back)."""
@@ -252,12 +269,29 @@ class SnapshotActivities:
                 SNAPSHOT_NOT_FOUND,
             )
         freed = 0
+        declared: list[str] = []
         with contextlib.suppress(Exception):
-            freed = store.read_manifest(self.settings, request.name).bytes()
-        await databases.drop_all(self.settings, request.name)
+            manifest = store.read_manifest(self.settings, request.name)
+            freed, declared = manifest.bytes(), [d.database for d in manifest.databases]
+        with contextlib.suppress(Exception):  # a save that failed has no manifest
+            declared += [d.declared for d in databases.declared_databases(self.settings)]
+        # A spare being made after a restore would outlive the drop: let it end first.
+        await beating(self._ended(spare_workflow_id(request.name)))
+        await databases.drop_all(self.settings, request.name, declared)
         await objects.drop(self.settings, request.name)
         shutil.rmtree(target)
         return freed
+
+    async def _ended(self, workflow_id: str) -> None:
+        """Back once workflow `workflow_id` has ended, whatever its outcome."""
+        client = await connect(self.settings)
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                return
+            await asyncio.wait_for(handle.result(), timeout=_WAIT_SECONDS)
+        except (RPCError, WorkflowFailureError, TimeoutError):
+            return  # none ran, it failed, or it is stuck: go ahead
 
     @activity.defn(name="snapshot_export")
     async def export(self, request: SnapshotFileRequest) -> ExportResult:
@@ -280,6 +314,7 @@ def snapshot_activities(settings: Settings) -> list[Callable[..., Any]]:
         acts.restore_database,
         acts.restore_bucket,
         acts.restore_realm,
+        acts.remake_spares,
         acts.migrations_applied,
         acts.drift_watch_pause,
         acts.list_snapshots,

@@ -248,5 +248,10 @@ async def _restore_copy(
             settings,
         )
         await databases.label(conn, copy, name, part.database)
+        # This machine's spare: the first restore renames it in, as after a save.
+        await conn.execute(f'DROP DATABASE IF EXISTS "{store.spare_name(copy)}" WITH (FORCE)')
+        await databases.make_spare(conn, copy, part.owner)
         size = int(await conn.fetchval("SELECT pg_database_size($1)", copy))
-    return part.model_copy(update={"copy_name": copy, "live": live, "bytes": size})
+    return part.model_copy(
+        update={"copy_name": copy, "live": live, "bytes": size, "spare": store.spare_name(copy)}
+    )

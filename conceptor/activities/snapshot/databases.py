@@ -2,10 +2,16 @@
 
 `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` copies a database's files without reading a
 row: seconds for a gigabyte, where a dump and restore replays every row and rebuilds every
-index. A copy needs its source to have no sessions, so the live database refuses new
-connections for the moment of the copy (the API's and workers' pools reconnect afterwards).
-A restore builds the new database beside the live one, then swaps the two names in one
-transaction: until that commits the old database is untouched, after it the new one is live.
+index. A copy needs its source to have no sessions, so the live database's sessions are ended
+for the moment of the copy (the API's and workers' pools reconnect afterwards).
+
+Each snapshot keeps two copies of a database: the copy (a template no one connects to) and a
+spare made from it. A restore renames the spare in place of the live database, in one
+transaction with the live one's rename away: no byte is copied while the restore runs, and
+until that transaction commits the old database is untouched. The spare is then made again
+from the copy in the background (`SnapshotSpareWorkflow`). Without a ready spare (an older
+snapshot, or the next restore came before the new spare was done) a restore copies the copy
+beside the live database first, then swaps the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from temporalio import activity
 from conceptor.activities.declared import load_declared
 from conceptor.activities.postgres import PostgresActivities, applied_migrations
 from conceptor.activities.schema_shadow import superuser_dsn
-from conceptor.activities.snapshot.store import copy_name, refuse
+from conceptor.activities.snapshot.store import copy_name, refuse, spare_name
 from conceptor.platform.settings import Settings
 from conceptor.snapshot_contracts import SNAPSHOT_REFUSED, DatabasePart
 
@@ -126,6 +132,20 @@ async def _copy(conn: asyncpg.Connection, source: str, target: str, owner: str) 
     )
 
 
+async def make_spare(conn: asyncpg.Connection, copy: str, owner: str) -> bool:
+    """Make the copy's spare unless it is there; True when this call made it. A spare refuses
+    connections (no one must change it before a restore renames it in)."""
+    spare = spare_name(copy)
+    if await _exists(conn, spare):
+        return False
+    try:
+        await _copy(conn, copy, spare, owner)
+    except asyncpg.DuplicateDatabaseError:
+        return False  # made meanwhile by another run
+    await conn.execute(f"ALTER DATABASE {_q(spare)} ALLOW_CONNECTIONS false")
+    return True
+
+
 async def _size(conn: asyncpg.Connection, name: str) -> int:
     return int(await conn.fetchval("SELECT pg_database_size($1)", name))
 
@@ -149,8 +169,9 @@ async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
         )
         if owner is None:
             raise refuse(f"database {db.live} (declared as {declared}) does not exist")
-        if await _exists(conn, target):
-            await _while_busy(f"DROP DATABASE {_q(target)} WITH (FORCE)", conn)
+        for leftover in (spare_name(target), target):
+            if await _exists(conn, leftover):
+                await _while_busy(f"DROP DATABASE {_q(leftover)} WITH (FORCE)", conn)
         started = time.monotonic()
         await _with_sessions_ended(
             conn,
@@ -164,6 +185,8 @@ async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
             "copied database %s to %s in %.2f s", db.live, target, time.monotonic() - started
         )
         await label(conn, target, name, declared)
+        # The spare is made from the copy, not the live database: its sessions stay.
+        await make_spare(conn, target, str(owner))
         size = await _size(conn, target)
     return DatabasePart(
         database=declared,
@@ -172,6 +195,7 @@ async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
         owner=str(owner),
         migrations=migrations,
         bytes=size,
+        spare=spare_name(target),
     )
 
 
@@ -180,9 +204,11 @@ def _literal(text: str) -> str:
 
 
 async def restore(settings: Settings, part: DatabasePart) -> str:
-    """Make the live database equal to the copy; the swap is one transaction."""
+    """Make the live database equal to the copy: its spare (or, without one, a new copy)
+    renamed in place of the live database in one transaction."""
     db = find(settings, part.database)
     building, replaced = db.live + RESTORING, db.live + REPLACED
+    spare = spare_name(part.copy_name)
     async with superuser(settings) as conn:
         if not await _exists(conn, part.copy_name):
             raise refuse(
@@ -192,18 +218,27 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
         for leftover in (building, replaced):
             if await _exists(conn, leftover):
                 await _while_busy(f"DROP DATABASE {_q(leftover)} WITH (FORCE)", conn)
-        # The copy refuses connections (see save): a template needs none, so that is fine.
-        # The new database takes connections (the default): the copy's refusal is not copied.
-        await _copy(conn, part.copy_name, building, part.owner)
+        started = time.monotonic()
+        if await _exists(conn, spare):
+            source, how = spare, "its spare renamed in"
+        else:
+            # The copy refuses connections (see save): a template needs none, so that is fine.
+            # The new database takes connections (the default): the refusal is not copied.
+            await _copy(conn, part.copy_name, building, part.owner)
+            source, how = building, "copied (no spare was ready)"
         live_exists = await _exists(conn, db.live)
+        await _end_sessions(conn, source)  # a spare whose refusal a killed maker did not set
 
         async def swap() -> None:
             async with conn.transaction():
                 if live_exists:
                     await conn.execute(f"ALTER DATABASE {_q(db.live)} RENAME TO {_q(replaced)}")
-                await conn.execute(f"ALTER DATABASE {_q(building)} RENAME TO {_q(db.live)}")
+                await conn.execute(f"ALTER DATABASE {_q(source)} RENAME TO {_q(db.live)}")
+                # In the same transaction: the spare's refusal ends as it becomes live.
+                await conn.execute(f"ALTER DATABASE {_q(db.live)} ALLOW_CONNECTIONS true")
 
         await _with_sessions_ended(conn, db.live, swap)
+        activity.logger.info("database %s: %s in %.2f s", db.live, how, time.monotonic() - started)
         if live_exists:
             await _while_busy(f"DROP DATABASE {_q(replaced)} WITH (FORCE)", conn)
         size = await _size(conn, db.live)
@@ -214,7 +249,19 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
             f"snapshot {part.migrations}"
         )
         raise refuse(msg)
-    return f"database {db.live}: {size} bytes, {len(migrations)} migrations as saved"
+    return f"database {db.live}: {how}, {size} bytes, {len(migrations)} migrations as saved"
+
+
+async def remake_spare(settings: Settings, part: DatabasePart) -> str:
+    """The copy's spare again, after a restore renamed it in (nothing when it is there)."""
+    async with superuser(settings) as conn:
+        if not await _exists(conn, part.copy_name):
+            return f"database {part.database}: no copy {part.copy_name} (snapshot deleted)"
+        started = time.monotonic()
+        made = await make_spare(conn, part.copy_name, part.owner)
+    if not made:
+        return f"database {part.database}: spare ready"
+    return f"database {part.database}: spare made in {time.monotonic() - started:.2f} s"
 
 
 def comment(name: str, declared: str) -> str:
@@ -228,16 +275,22 @@ async def label(conn: asyncpg.Connection, copy: str, name: str, declared: str) -
     await conn.execute(f"ALTER DATABASE {_q(copy)} ALLOW_CONNECTIONS false")
 
 
-async def drop_all(settings: Settings, name: str) -> list[str]:
-    """Drop every copy of snapshot `name` (found by their comment: a partial save's too)."""
+async def drop_all(settings: Settings, name: str, declared: list[str]) -> list[str]:
+    """Drop every copy of snapshot `name` (found by their comment: a partial save's too) and
+    their spares, and the spares of the copies of databases `declared` (by their names)."""
     async with superuser(settings) as conn:
         rows = await conn.fetch(
             "SELECT datname FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE $1",
             _like_escape(f"conceptor snapshot {name}: database ") + "%",
         )
-        for row in rows:
-            await _while_busy(f"DROP DATABASE {_q(row['datname'])} WITH (FORCE)", conn)
-    return [row["datname"] for row in rows]
+        copies = [str(row["datname"]) for row in rows]
+        spares = {spare_name(c) for c in [*copies, *(copy_name(name, d) for d in declared)]}
+        dropped = []
+        for target in [*sorted(spares), *copies]:
+            if await _exists(conn, target):
+                await _while_busy(f"DROP DATABASE {_q(target)} WITH (FORCE)", conn)
+                dropped.append(target)
+    return dropped
 
 
 def _like_escape(text: str) -> str:

@@ -21,6 +21,7 @@ from conceptor.snapshot_contracts import (
 
 MANIFEST = "manifest.json"
 COPY_PREFIX = "conceptor_snapshot_"  # every snapshot's database copy, and nothing else
+SPARE_SUFFIX = "_spare"
 SAVING = ".saving"  # present while a save runs: a folder holding it is no snapshot (yet)
 
 
@@ -46,6 +47,12 @@ def copy_name(name: str, database: str) -> str:
     the copy's comment says what it is (the digest alone would not)."""
     digest = hashlib.sha256(f"{name}\0{database}".encode()).hexdigest()[:20]
     return f"{COPY_PREFIX}{digest}"
+
+
+def spare_name(copy: str) -> str:
+    """The spare of a snapshot's copy: found by this name, it carries no comment (a restore
+    renames it to the live database's name, which must not look like a snapshot's copy)."""
+    return f"{copy}{SPARE_SUFFIX}"
 
 
 def object_prefix(name: str, bucket: str) -> str:
