@@ -6,8 +6,9 @@ schema (users; assets referencing users; tags):
 
 - ours: the `seed_postgres` step of a `ProvisionWorkflow` loading the seed files (users as
   CSV, assets as JSON with each owner given by the user's email, tags as YAML), the step's own
-  duration; then an unchanged re-run of the same step, whose writes are counted by PostgreSQL
-  itself (`pg_stat_user_tables`: rows inserted, updated and deleted);
+  duration, the files parsed afresh; then an unchanged re-run of the same step on the same
+  worker, whose writes are counted by PostgreSQL itself (`pg_stat_user_tables`: rows
+  inserted, updated and deleted);
 - the baseline: `COPY` of the same rows (owners already resolved to ids, as COPY needs them).
 
 Targets: first load <= 3x COPY; unchanged re-run <= 2 s with 0 rows written (medians of
@@ -41,6 +42,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from conceptor.activities.provisioning import provisioning_activities
+from conceptor.activities.seed.plan import forget_parsed
 from conceptor.client.provisioning import start_provision
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.environment import FILE_VARIABLE
@@ -159,6 +161,9 @@ class Bench:
         return int(value)
 
     async def ours(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        # Every round writes the same files: the first load of each is measured without the
+        # rows parsed by the round before (the re-run, on the same worker, keeps them).
+        forget_parsed()
         database = await self.database()
         folder = self.tmp / database
         os.environ[FILE_VARIABLE] = str(write_stack(folder, database, data))

@@ -32,6 +32,11 @@ class SeedRow(NamedTuple):
     values: dict[str, Any]
 
 
+def forget_files() -> None:
+    """Drop the files parsed lately."""
+    _PARSED.clear()
+
+
 def read_rows(path: Path, shown: str | None = None) -> list[SeedRow]:
     """The rows of `path`; `shown` is the name used in messages (default: the path).
 

@@ -243,8 +243,18 @@ class Staged:
                 f"{self._write_joins()} WHERE s._n = ANY($1::int4[]) ORDER BY s._n",
                 group,
             )
-        # In the index's order, and only the keys not recorded yet: a third of the time of
-        # ON CONFLICT DO NOTHING in key order for 100 000 rows.
+        recorded = await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {RECORD_TABLE} WHERE tbl = $1)", self.seed.table
+        )
+        if not recorded:
+            # None yet (a first load): COPY, in the index's order (C.UTF-8: code points),
+            # three times as fast as INSERT ... SELECT for 100 000 keys.
+            keys = sorted(self.desired.staged[n][2] for n in rows)
+            await conn.copy_records_to_table(
+                RECORD_TABLE, records=[(self.seed.table, k) for k in keys], columns=["tbl", "key"]
+            )
+            return
+        # Only the keys not recorded yet (a row deleted by hand, created again), in order.
         await conn.execute(
             f"INSERT INTO {RECORD_TABLE} (tbl, key) SELECT $1::text, s._rk FROM {self.name} s "
             f"WHERE s._n = ANY($2::int4[]) AND NOT EXISTS (SELECT 1 FROM {RECORD_TABLE} r "
