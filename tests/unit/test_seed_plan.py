@@ -45,6 +45,20 @@ def test_yaml_and_json_rows(tmp_path: Path) -> None:
     assert read_rows(tmp_path / "a.json") == [SeedRow(1, {"id": 1})]
 
 
+def test_yaml_written_one_json_mapping_a_line_reads_as_yaml_does(tmp_path: Path) -> None:
+    lines = '- {"id": 1, "name": "Zo\\u00eb \\"q\\"", "ok": true, "w": 1.5, "x": null}\n'
+    (tmp_path / "a.yaml").write_text(lines + '- {"id": 2, "size": 1e5}\n')
+    # JSON would read 1e5 as a number; YAML 1.1 reads it as a string, and so does the file.
+    assert read_rows(tmp_path / "a.yaml") == [
+        SeedRow(1, {"id": 1, "name": 'Zoë "q"', "ok": True, "w": 1.5, "x": None}),
+        SeedRow(2, {"id": 2, "size": "1e5"}),
+    ]
+    (tmp_path / "b.yaml").write_text(lines)
+    assert read_rows(tmp_path / "b.yaml") == [
+        SeedRow(1, {"id": 1, "name": 'Zoë "q"', "ok": True, "w": 1.5, "x": None})
+    ]
+
+
 def test_a_csv_row_of_the_wrong_width_is_refused(tmp_path: Path) -> None:
     (tmp_path / "u.csv").write_text("a,b\n1,2\n3\n")
     with pytest.raises(SeedRefused, match=r"^u\.csv: row 2: 1 field\(s\), the header has 2$"):

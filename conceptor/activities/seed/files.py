@@ -71,7 +71,12 @@ def _parse(name: str, suffix: str, text: str) -> list[SeedRow]:
     if suffix == ".csv":
         return _csv_rows(name, text)
     try:
-        data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=_LOADER)
+        if suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = _json_lines(text)
+            if data is None:
+                data = yaml.load(text, Loader=_LOADER)
     except (ValueError, yaml.YAMLError) as exc:
         raise SeedRefused(f"{name}: not valid {suffix.lstrip('.').upper()}: {exc}") from None
     if data is None:
@@ -85,6 +90,39 @@ def _parse(name: str, suffix: str, text: str) -> list[SeedRow]:
             raise SeedRefused(f"{name}: row {i}: expected a mapping of column to value")
     # The parser's own mappings, fresh from it: kept, not copied.
     return [SeedRow(i, item) for i, item in enumerate(data, start=1)]
+
+
+class _NotAlike(ValueError):
+    """A value JSON and YAML 1.1 read differently."""
+
+
+def _no_exponent(text: str) -> float:
+    if "e" in text or "E" in text:
+        raise _NotAlike(text)  # YAML 1.1 reads 1e5 (and 1.5e3) as a string
+    return float(text)
+
+
+def _not_alike(text: str) -> Any:
+    raise _NotAlike(text)  # NaN, Infinity: not JSON that YAML reads as such
+
+
+def _json_lines(text: str) -> list[Any] | None:
+    """A YAML list written one JSON mapping a line (`- {"id": 1, "name": "a"}`, what tools
+    and the tests generate), read by the JSON parser: ten times libyaml's speed, the same
+    values (those YAML 1.1 reads otherwise, a number with an exponent, are left to YAML).
+    None when the text is not such a list."""
+    lines = text.splitlines()
+    if not lines or not all(ln.startswith("- {") and ln.rstrip().endswith("}") for ln in lines):
+        return None
+    try:
+        data = json.loads(
+            "[" + ",".join(ln[2:] for ln in lines) + "]",
+            parse_float=_no_exponent,
+            parse_constant=_not_alike,
+        )
+    except ValueError:
+        return None
+    return data if isinstance(data, list) else None
 
 
 def _csv_rows(name: str, text: str) -> list[SeedRow]:

@@ -265,6 +265,7 @@ class _Parsing:
         rows: list[DesiredRow] = []
         staged: list[tuple[Any, ...]] = []
         seen: dict[Key, int] = {}
+        keyed: dict[Key, str] = {}
         for n, row in enumerate(seed.rows):
             raw = row.values
             names = tuple(raw)
@@ -295,7 +296,18 @@ class _Parsing:
                 )
             seen[key] = row.number
             rows.append(DesiredRow(row.number, key, values))
-            out: list[Any] = [n, mask, record_key(key)]
+            parts = []  # record_key(key), a reference's part written once per key
+            for v in key:
+                if type(v) is str:
+                    parts.append(_json_string(v))
+                elif type(v) is tuple:
+                    part = keyed.get(v)
+                    if part is None:
+                        part = keyed[v] = _json(v)
+                    parts.append(part)
+                else:
+                    parts.append(_json(v))
+            out: list[Any] = [n, mask, "[" + ",".join(parts) + "]"]
             for column, width, is_json in widths:
                 value = values.get(column)
                 if width:
