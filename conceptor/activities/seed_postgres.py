@@ -243,11 +243,11 @@ class Seeding:
             plan, staged = self.plans[seed.table], self.staged.get(seed.table)
             if staged is None:
                 continue  # equal to its file: nothing to create or update
-            index = {id(row): n for n, row in enumerate(staged.desired.rows)}
             if plan.create:
-                await staged.insert(self.conn, [index[id(r)] for r in plan.create])
+                await staged.insert(self.conn, plan.created_at)
             if plan.update:
-                await staged.update(self.conn, [(index[id(r)], ctid) for r, ctid, _ in plan.update])
+                ctids = [ctid for _, ctid, _ in plan.update]
+                await staged.update(self.conn, list(zip(plan.updated_at, ctids, strict=True)))
         for seed in reversed(self.seeds):
             plan = self.plans[seed.table]
             if plan.delete:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from conceptor.activities.seed import plan as plan_module
 from conceptor.activities.seed.files import SeedRefused, SeedRow, read_rows
 from conceptor.activities.seed.plan import (
     LISTED,
@@ -263,3 +264,34 @@ def test_a_csv_reference_to_a_several_column_key_is_given_as_a_slash_b() -> None
     assert desired.unresolved == []
     plan = decide(seed, desired.rows, [(0, None, [])], [])
     assert _actions(plan) == [("row", "assets(acme/zoë, logo)", "create", [])]
+
+
+def test_parsing_a_column_at_a_time_gives_what_row_by_row_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = LiveTable(columns=_cols(id="int4", email="text", active="bool"), primary_key=("id",))
+    schema = {"users": users, "assets": ASSETS}
+    parent = _desired(_seed([{"email": "a@x", "active": "yes"}, {"email": "b@x"}]), users)
+    rows = [
+        {"owner_id": "a@x", "title": "logo", "id": "7"},
+        {"owner_id": "zed@x", "title": "logo", "id": None},
+        {"owner_id": "a@x", "title": "x", "id": 9},
+    ]
+    fast = _desired(_assets(rows), ASSETS, schema, {"users": parent})
+
+    def slow(self: Any, given: list[str]) -> Desired:
+        raise plan_module._Slow
+
+    monkeypatch.setattr(plan_module._Parsing, "_by_column", slow)
+    by_row = _desired(_assets(rows), ASSETS, schema, {"users": parent})
+    assert (
+        fast.staged
+        == by_row.staged
+        == [
+            (0, "111", '[["a@x"],"logo"]', 7, "a@x", "logo"),
+            (1, "111", '[["zed@x"],"logo"]', None, "zed@x", "logo"),
+            (2, "111", '[["a@x"],"x"]', 9, "a@x", "x"),
+        ]
+    )
+    assert (fast.rows, fast.keys, fast.unresolved) == (by_row.rows, by_row.keys, by_row.unresolved)
+    assert fast.unresolved == [(1, "owner_id", ("zed@x",))]

@@ -8,6 +8,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from conceptor.activities.seed.files import SeedRefused, SeedRow, forget_files
@@ -98,6 +99,8 @@ class TablePlan:
     update: list[tuple[DesiredRow, str, list[str]]] = field(default_factory=list)  # ctid
     delete: list[tuple[Key, str]] = field(default_factory=list)  # key, ctid
     forget: list[str] = field(default_factory=list)  # recorded keys whose row is gone
+    created_at: list[int] = field(default_factory=list)  # indexes of `create`'s rows
+    updated_at: list[int] = field(default_factory=list)  # indexes of `update`'s rows
     unchanged: int = 0
     changes: list[Change] = field(default_factory=list)
     left_out: dict[str, int] = field(default_factory=dict)  # action -> changes not listed
@@ -222,6 +225,10 @@ def desired_rows(
     return made
 
 
+class _Slow(Exception):
+    """Parsing a column at a time met something to refuse: parse row by row to name it."""
+
+
 class _Parsing:
     """One file's rows parsed: per set of columns a row gives, its converters, checked once."""
 
@@ -249,6 +256,11 @@ class _Parsing:
         seed, live = self.seed, self.live
         named = {c for row in seed.rows for c in row.values}
         given = [c for c in live.columns if c in named or c in seed.key]
+        if seed.rows and all(len(row.values) == len(named) for row in seed.rows):
+            try:
+                return self._by_column(given)
+            except _Slow:
+                self.unresolved = []  # row by row below, which refuses naming the row
         # Per set of columns a row gives: its mask over `given`, and per column the type a
         # value already is when it needs no parsing (None: a reference), and its parser.
         specs: dict[tuple[str, ...], tuple[str, list[tuple[str, type | None, Any]]]] = {}
@@ -318,6 +330,79 @@ class _Parsing:
                     out.append(value)
             staged.append(tuple(out))
         return Desired(rows, given, self.targets, staged, set(seen), self.unresolved)
+
+    def _by_column(self, given: list[str]) -> Desired:
+        """Every row giving the same columns (a CSV file, most others): parsed a column at a
+        time, in comprehensions, three times as fast as row by row; anything to refuse
+        raises _Slow, and the row-by-row parsing finds and names it."""
+        seed, live = self.seed, self.live
+        mask, parsers = self._check(seed.rows[0], given)
+        raws = [row.values for row in seed.rows]
+        columns: dict[str, list[Any]] = {}
+        for column, fast, convert in parsers:
+            values = [raw[column] for raw in raws]
+            if convert is None:
+                values = self._references(column, values)
+            elif fast is None or not all(v is None or type(v) is fast for v in values):
+                try:
+                    values = [None if v is None else convert(v) for v in values]
+                except ValueError:
+                    raise _Slow from None
+            columns[column] = values
+        if any(c not in columns for c in seed.key):
+            raise _Slow  # a key column no row gives
+        keys = list(zip(*(columns[c] for c in seed.key), strict=True))
+        structured = (v is None or isinstance(v, dict | list) for c in seed.key for v in columns[c])
+        if any(structured) or len(set(keys)) != len(keys):
+            raise _Slow
+        names = [c for c, _, _ in parsers]
+        rows = [
+            DesiredRow(row.number, key, dict(zip(names, values, strict=True)))
+            for row, key, values in zip(
+                seed.rows, keys, zip(*(columns[c] for c in names), strict=True), strict=True
+            )
+        ]
+        parts = []  # record_key(key), by column
+        for c in seed.key:
+            done: dict[Any, str] = {}
+            parts.append([done.get(v) or done.setdefault(v, _json(v)) for v in columns[c]])
+        record = ["[" + ",".join(p) + "]" for p in zip(*parts, strict=True)]
+        staged_columns: list[list[Any]] = [list(range(len(rows))), [mask] * len(rows), record]
+        for c in given:
+            values = columns[c]
+            if c in seed.references:
+                for j in range(len(seed.references[c][1])):
+                    staged_columns.append([None if v is None else v[j] for v in values])
+            elif live.columns[c].is_json:
+                col = live.columns[c]
+                staged_columns.append([to_parameter(v, col) for v in values])
+            else:
+                staged_columns.append(values)
+        staged = list(zip(*staged_columns, strict=True))
+        return Desired(rows, given, self.targets, staged, set(keys), self.unresolved)
+
+    def _references(self, column: str, values: list[Any]) -> list[Any]:
+        """A reference column's values as referenced keys, each distinct value resolved once;
+        one that cannot be resolved raises _Slow."""
+        out: list[Any] = []
+        for n, value in enumerate(values):
+            if value is None:
+                out.append(None)
+                continue
+            if isinstance(value, list | dict):
+                raise _Slow
+            memo = self.resolved[column]
+            found = memo.get((type(value), value))
+            if found is None:
+                try:
+                    found = self._resolve(self.seed.rows[n], column, value)
+                except SeedRefused:
+                    raise _Slow from None
+                memo[(type(value), value)] = found
+            if not found[1]:
+                self.unresolved.append((n, column, tuple(self._raw(column, value))))
+            out.append(found[0])
+        return out
 
     def _check(
         self, row: SeedRow, given: list[str]
@@ -422,13 +507,15 @@ def decide(
     plan = TablePlan(seed)
 
     listed = {"create": 0, "update": 0, "unchanged": 0, "delete": 0}
-    for n, ctid, fields in sorted(found, key=lambda f: f[0]):
+    for n, ctid, fields in sorted(found, key=itemgetter(0)):
         row = rows[n]
         if ctid is None:
             plan.create.append(row)
+            plan.created_at.append(n)
             action = "create"
         elif fields and seed.mode != "insert-missing":
             plan.update.append((row, ctid, fields))
+            plan.updated_at.append(n)
             action = "update"
         else:
             action = "unchanged"  # an edit insert-missing leaves alone: listed with its fields
