@@ -36,9 +36,10 @@ SNAPSHOT_CORRUPT = "SnapshotCorrupt"
 SNAPSHOT_BUCKET = "conceptor-snapshots"
 
 
-def spare_workflow_id(name: str) -> str:
-    """One run making snapshot `name`'s spares at a time; a delete waits for it."""
-    return f"snapshot-spare-{name}"
+def spare_workflow_id(name: str, after_save: bool) -> str:
+    """One run making snapshot `name`'s spares at a time after its save, one after restores
+    (a restore waits for the first, a delete for both)."""
+    return f"snapshot-spare-{name}" + ("-saved" if after_save else "")
 
 
 def manifest_key(name: str) -> str:

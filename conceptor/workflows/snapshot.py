@@ -123,18 +123,25 @@ class SnapshotSaveWorkflow:
             realms=[p for p in parts if isinstance(p, RealmPart)],
             seconds=round((workflow.now() - started).total_seconds(), 3),
         )
-        return await _activity("snapshot_write_manifest", manifest, SnapshotManifest)
+        calls: list[Coroutine[Any, Any, Any]] = [
+            _activity("snapshot_write_manifest", manifest, SnapshotManifest)
+        ]
+        if plan.databases:  # once saved (a failed save removes what it copied): the spares
+            calls.append(_remake_spares(plan.name, after_save=True))
+        written: SnapshotManifest = (await _gather_all(calls))[0]
+        return written
 
 
-async def _remake_spares(name: str) -> None:
-    """Start the run that makes the spares this restore uses again once it has ended, so the
-    next restore finds them ready; started with the parts, so the restore never waits for it.
-    One such run per snapshot at a time (one running already: it will do it)."""
+async def _remake_spares(name: str, *, after_save: bool) -> None:
+    """Start the run that, once this save or restore has ended, drops the databases a restore
+    replaced and makes the spares (again), so the next restore finds them ready; started with
+    the parts, so the save or restore never waits for it. One such run per snapshot at a time
+    (one running already: it will do it)."""
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await workflow.start_child_workflow(
             SNAPSHOT_SPARE_WORKFLOW,
             SpareRequest(name=name, after=workflow.info().workflow_id),
-            id=spare_workflow_id(name),
+            id=spare_workflow_id(name, after_save),
             task_queue=workflow.info().task_queue,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
         )
@@ -169,7 +176,11 @@ class SnapshotRestoreWorkflow:
                         [r.realm for r in manifest.realms],
                         ServiceRestore,
                     ),
-                    *([_remake_spares(request.name)] if manifest.databases else []),
+                    *(
+                        [_remake_spares(request.name, after_save=False)]
+                        if manifest.databases
+                        else []
+                    ),
                 ]
             )
             restored = [r for r in restored if isinstance(r, ServiceRestore)]
@@ -248,7 +259,8 @@ class SnapshotImportWorkflow:
 
 @workflow.defn(name=SNAPSHOT_SPARE_WORKFLOW)
 class SnapshotSpareWorkflow:
-    """Each database's spare of snapshot `name` made again from its copy (after a restore)."""
+    """After a save or a restore of snapshot `name`: the databases a restore replaced dropped,
+    and the spares made (again) from their copies."""
 
     @workflow.run
     async def run(self, request: SpareRequest) -> list[str]:

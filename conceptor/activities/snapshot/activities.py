@@ -173,7 +173,10 @@ class SnapshotActivities:
         manifest = store.read_manifest(self.settings, request.name)
         part = _part_of("database", manifest.databases, lambda d: d.database, request)
         return await self._timed(
-            f"postgres:{request.part}", lambda: databases.restore(self.settings, part)
+            f"postgres:{request.part}",
+            lambda: databases.restore(
+                self.settings, part, lambda: self._ended(spare_workflow_id(request.name, True))
+            ),
         )
 
     @activity.defn(name="snapshot_restore_bucket")
@@ -203,7 +206,8 @@ class SnapshotActivities:
 
     @activity.defn(name="snapshot_remake_spares")
     async def remake_spares(self, request: SpareRequest) -> list[str]:
-        """Each database's spare again, after a restore renamed them in (none: deleted)."""
+        """After restore `after`: each database it replaced dropped, each spare it renamed in
+        made again (nothing to do for a snapshot deleted meanwhile)."""
         if request.after:
             await beating(self._ended(request.after))
         if request.name not in store.names(self.settings):
@@ -276,7 +280,8 @@ class SnapshotActivities:
         with contextlib.suppress(Exception):  # a save that failed has no manifest
             declared += [d.declared for d in databases.declared_databases(self.settings)]
         # A spare being made after a restore would outlive the drop: let it end first.
-        await beating(self._ended(spare_workflow_id(request.name)))
+        for after_save in (True, False):
+            await beating(self._ended(spare_workflow_id(request.name, after_save)))
         await databases.drop_all(self.settings, request.name, declared)
         await objects.drop(self.settings, request.name)
         shutil.rmtree(target)

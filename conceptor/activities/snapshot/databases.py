@@ -6,17 +6,19 @@ index. A copy needs its source to have no sessions, so the live database's sessi
 for the moment of the copy (the API's and workers' pools reconnect afterwards).
 
 Each snapshot keeps two copies of a database: the copy (a template no one connects to) and a
-spare made from it. A restore renames the spare in place of the live database, in one
-transaction with the live one's rename away: no byte is copied while the restore runs, and
-until that transaction commits the old database is untouched. The spare is then made again
-from the copy in the background (`SnapshotSpareWorkflow`). Without a ready spare (an older
-snapshot, or the next restore came before the new spare was done) a restore copies the copy
-beside the live database first, then swaps the same way.
+spare made from it once the save has ended (`SnapshotSpareWorkflow`). A restore renames the
+spare in place of the live database, in one transaction with the live one's rename away: no
+byte is copied while the restore runs, and until that transaction commits the old database is
+untouched. Once the restore has ended, the same workflow drops the old database and makes the
+spare again. A restore that finds the spare still being made waits for it; without one (an
+older snapshot, or that run failed) it copies the copy beside the live database first, then
+swaps the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from conceptor.activities.declared import load_declared
 from conceptor.activities.postgres import PostgresActivities, applied_migrations
@@ -34,7 +37,7 @@ from conceptor.platform.settings import Settings
 from conceptor.snapshot_contracts import SNAPSHOT_REFUSED, DatabasePart
 
 RESTORING = "__restoring"  # the new database while it is built, beside the live one
-REPLACED = "__replaced"  # the old one between the swap and its drop
+REPLACED = "__replaced"  # the old one between the swap and its drop (after the restore)
 _BUSY_RETRIES = 50  # terminated sessions take a moment to leave
 
 
@@ -185,8 +188,6 @@ async def save(settings: Settings, name: str, declared: str) -> DatabasePart:
             "copied database %s to %s in %.2f s", db.live, target, time.monotonic() - started
         )
         await label(conn, target, name, declared)
-        # The spare is made from the copy, not the live database: its sessions stay.
-        await make_spare(conn, target, str(owner))
         size = await _size(conn, target)
     return DatabasePart(
         database=declared,
@@ -203,7 +204,9 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-async def restore(settings: Settings, part: DatabasePart) -> str:
+async def restore(
+    settings: Settings, part: DatabasePart, spare_run: Callable[[], Awaitable[None]] | None = None
+) -> str:
     """Make the live database equal to the copy: its spare (or, without one, a new copy)
     renamed in place of the live database in one transaction."""
     db = find(settings, part.database)
@@ -219,6 +222,8 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
             if await _exists(conn, leftover):
                 await _while_busy(f"DROP DATABASE {_q(leftover)} WITH (FORCE)", conn)
         started = time.monotonic()
+        if not await _exists(conn, spare) and spare_run is not None:
+            await spare_run()  # being made: waiting costs less than a second copy
         if await _exists(conn, spare):
             source, how = spare, "its spare renamed in"
         else:
@@ -239,8 +244,8 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
 
         await _with_sessions_ended(conn, db.live, swap)
         activity.logger.info("database %s: %s in %.2f s", db.live, how, time.monotonic() - started)
-        if live_exists:
-            await _while_busy(f"DROP DATABASE {_q(replaced)} WITH (FORCE)", conn)
+        # The old database is dropped after the restore (remake_spare): a drop checkpoints,
+        # writing out every changed page while the restore's other parts need the disk.
         size = await _size(conn, db.live)
     migrations = await _migrations_of(db)
     if migrations != part.migrations:
@@ -253,8 +258,13 @@ async def restore(settings: Settings, part: DatabasePart) -> str:
 
 
 async def remake_spare(settings: Settings, part: DatabasePart) -> str:
-    """The copy's spare again, after a restore renamed it in (nothing when it is there)."""
+    """After a restore: the database it replaced dropped, and the copy's spare made again
+    (nothing when it is there)."""
     async with superuser(settings) as conn:
+        with contextlib.suppress(ApplicationError):  # no longer declared: nothing replaced
+            replaced = find(settings, part.database).live + REPLACED
+            if await _exists(conn, replaced):
+                await _while_busy(f"DROP DATABASE {_q(replaced)} WITH (FORCE)", conn)
         if not await _exists(conn, part.copy_name):
             return f"database {part.database}: no copy {part.copy_name} (snapshot deleted)"
         started = time.monotonic()
