@@ -109,6 +109,7 @@ async def realm_env(
 def edit_file(env: ProvisionEnv, change: Any) -> dict[str, Any]:
     """Load the environment's realm file, let `change` edit it, write it back."""
     path = env.settings.realm_file
+    assert path is not None
     data: dict[str, Any] = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False))

@@ -16,6 +16,7 @@ from conceptor.activities.realm.create import conflict_culprit, create_realm
 from conceptor.activities.realm.desired import refusals
 from conceptor.activities.realm.diff import RealmDiff, compare
 from conceptor.activities.realm.normalise import items_of
+from conceptor.activities.realm.passwords import hashed_here
 from conceptor.activities.realm.refs import dangling
 from conceptor.activities.realm.snapshot import q, read_live, user_scope
 from conceptor.activities.realm.strip import strip
@@ -95,7 +96,10 @@ class RealmReconciler:
         if live_rep is None:
             owned = ownership.after({}, list(self.desired.values()), [])
             attributes = {**(self.rep.get("attributes") or {}), **ownership.attributes_for(owned)}
-            if await create_realm(self.admin, {**self.rep, "attributes": attributes}):
+            body = {**self.rep, "attributes": attributes}
+            if await self.admin.bulk_reads():  # the pinned Keycloak: its hashing is known
+                body, _ = await asyncio.to_thread(hashed_here, body)
+            if await create_realm(self.admin, body):
                 await self._check()
                 return result.diff
             await self._visible()  # a concurrent run created it: reconcile against that
