@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import orjson
 
-from conceptor.activities.keycloak_admin import KeycloakAdmin
+from conceptor.activities.keycloak_admin import KeycloakAdmin, KeycloakError
 from conceptor.activities.realm.items import Item, Ref
 from conceptor.activities.realm.progress import advance, phase
 
@@ -86,12 +86,24 @@ async def read_live(
     """
     base = f"/realms/{q(realm)}"
     phase("reading the live realm")
-    if await admin.find(base) is None:
+    detailed = None if scope is None else scope.detailed
+    # The first reads go out together, and Keycloak answers each on a core: in a Keycloak just
+    # started, each costs a second or more of loading its code, one after another it was the
+    # longest part of a first `tilt up`. The first page of users is read on the chance that
+    # the extension serves the realm (it is dropped when the realm federates its users).
+    export, count, first_page = await asyncio.gather(
+        admin.call(
+            "POST",
+            f"{base}/partial-export?exportClients=true&exportGroupsAndRoles=true",
+            ok=(200, 404),
+            read_only=True,
+        ),
+        admin.call("GET", f"{base}/users/count", ok=(200, 404)),
+        _first_bulk_page(admin, realm, detailed),
+    )
+    if export.status_code == 404 or count.status_code == 404:
         phase("the live realm is absent")
         return None
-    export = await admin.read(
-        "POST", f"{base}/partial-export?exportClients=true&exportGroupsAndRoles=true"
-    )
     rep: dict[str, Any] = orjson.loads(export.content)
     limit = asyncio.Semaphore(_READS_AT_ONCE)
 
@@ -107,11 +119,12 @@ async def read_live(
         c for c in rep.get("clients", [])
         if c.get("clientId") in secrets_of and not c.get("publicClient") and c.get("id")
     ]  # fmt: skip
-    total = int(await get(f"{base}/users/count"))
+    total = int(orjson.loads(count.content))
     phase("reading the live realm", users=total)
     if await _in_bulk(admin, rep):
         users, *_ = await asyncio.gather(
-            _bulk_users(admin, get, realm, total, rep, scope), *(secret(c) for c in masked)
+            _bulk_users(admin, get, realm, total, rep, scope, first_page),
+            *(secret(c) for c in masked),
         )
     else:
         users, links, *_ = await asyncio.gather(
@@ -158,6 +171,27 @@ async def _in_bulk(admin: KeycloakAdmin, rep: dict[str, Any]) -> bool:
     return admin.settings.realm_bulk_read and not stores and await admin.bulk_reads()
 
 
+def _bulk_path(realm: str, detailed: frozenset[str] | None) -> str:
+    whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
+    return f"/realms/{q(realm)}/users-bulk?full={'true' if whole else 'false'}"
+
+
+async def _first_bulk_page(
+    admin: KeycloakAdmin, realm: str, detailed: frozenset[str] | None
+) -> list[dict[str, Any]] | None:
+    """The extension's first page of users, when it serves this Keycloak and the realm exists
+    (None otherwise: the read then goes as it would without it)."""
+    if not (admin.settings.realm_bulk_read and await admin.bulk_reads()):
+        return None
+    try:
+        page: list[dict[str, Any]] = await admin.extension(
+            f"{_bulk_path(realm, detailed)}&first=0&max={_BULK_PAGE}"
+        )
+    except KeycloakError:
+        return None  # no such realm (yet): the partial export says which
+    return page
+
+
 async def _bulk_users(
     admin: KeycloakAdmin,
     get: Get,
@@ -165,6 +199,7 @@ async def _bulk_users(
     total: int,
     rep: dict[str, Any],
     scope: UserScope | None,
+    first_page: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Every user with its grants and groups, from the extension a page a call; the same
     users, fields, grants and groups as `_users` and `_links` give.
@@ -174,10 +209,13 @@ async def _bulk_users(
     """
     detailed = None if scope is None else scope.detailed
     whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
-    path = f"/realms/{q(realm)}/users-bulk?full={'true' if whole else 'false'}"
+    path = _bulk_path(realm, detailed)
     limit = asyncio.Semaphore(_BULK_AT_ONCE)
+    first = f"{path}&first=0&max={_BULK_PAGE}"
 
     async def ext(url: str) -> Any:
+        if url == first and first_page is not None:
+            return first_page  # read already, alongside the partial export
         async with limit:
             return await admin.extension(url)
 
