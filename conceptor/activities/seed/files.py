@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import io
 import json
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +33,20 @@ class SeedRow(NamedTuple):
 
     number: int
     values: dict[str, Any]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a file's hundred thousand rows are made: they are
+    all kept, and the collections their allocations trigger (each walking every object of
+    the worker) are a third of the parsing time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def forget_files() -> None:
@@ -60,7 +77,8 @@ def read_file(path: Path, shown: str | None = None) -> tuple[list[SeedRow], str]
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SeedRefused(f"{name}: cannot be read: {exc}") from None
-    rows = _parse(name, suffix, text)
+    with gc_paused():
+        rows = _parse(name, suffix, text)
     _PARSED[(suffix, sha)] = rows
     while len(_PARSED) > _KEEP:
         _PARSED.popitem(last=False)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from conceptor.activities.seed.files import SeedRefused, SeedRow, forget_files
+from conceptor.activities.seed.files import SeedRefused, SeedRow, forget_files, gc_paused
 from conceptor.activities.seed.values import (
     Column,
     converter,
@@ -216,7 +216,8 @@ def desired_rows(
     if found is not None:
         _DESIRED.move_to_end(signature)
         return found
-    made = _Parsing(seed, live, schema, parents).run()
+    with gc_paused():
+        made = _Parsing(seed, live, schema, parents).run()
     made.signature = signature
     if seed.sha256:
         _DESIRED[signature] = made
