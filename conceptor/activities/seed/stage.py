@@ -216,34 +216,6 @@ class Staged:
             return ("unknown id", row[f"c{i}_id"])  # equal to no natural key
         return tuple(row[p] for p in self.parts[column])
 
-    async def _ids(
-        self, conn: asyncpg.Connection, column: str, rows: list[int]
-    ) -> dict[tuple[Any, ...], Any]:
-        """The id each referenced key of these rows resolves to (the first row of that key,
-        as the comparing reads it), by the key's values as staged."""
-        ref_table, ref_key = self.seed.references[column]
-        parts = self.parts[column]
-        first = 3 + sum(
-            len(self.parts[c]) for c in self.desired.given[: self.desired.given.index(column)]
-        )
-        wanted = {self.desired.staged[n][first : first + len(parts)] for n in rows}
-        wanted.discard((None,) * len(parts))
-        if not wanted:
-            return {}
-        keys = ", ".join(f"p.{ident(k)}" for k in ref_key)
-        target = ident(self.desired.targets[column])
-        where = ""
-        args: list[Any] = []
-        if len(ref_key) == 1:  # only the keys these rows give
-            where = f"WHERE p.{ident(ref_key[0])} = ANY($1)"
-            args = [[w[0] for w in wanted]]
-        found = await conn.fetch(
-            f"SELECT DISTINCT ON ({keys}) {keys}, p.{target} FROM {ident(ref_table)} p {where} "
-            f"ORDER BY {keys}, p.ctid",
-            *args,
-        )
-        return {tuple(r)[:-1]: r[-1] for r in found}
-
     def _written(self, column: str) -> str:
         """What a given column is written as: a reference as the id its key resolves to."""
         if column in self.seed.references:
@@ -265,34 +237,13 @@ class Staged:
         masks: dict[str, list[int]] = {}
         for n in rows:
             masks.setdefault(self.desired.staged[n][1], []).append(n)
-        ids = {c: await self._ids(conn, c, rows) for c in self.seed.references}
-        positions, at = {}, 3  # each given column's place in a staged row
-        for column in self.desired.given:
-            positions[column] = at
-            at += len(self.parts[column])
         for mask, group in masks.items():
             columns = [c for c, bit in zip(self.desired.given, mask, strict=True) if bit == "1"]
-            # COPY, not INSERT ... SELECT from the staging table: the values are the
-            # columns' own, a reference's id looked up; PostgreSQL's share of a first load
-            # is then the COPY's of the same rows.
-            plain = [positions[c] for c in columns]
-            refs = [
-                (k, positions[c], positions[c] + len(self.parts[c]), ids[c])
-                for k, c in enumerate(columns)
-                if c in ids
-            ]
-            staged = self.desired.staged
-            records = []
-            for n in group:
-                t = staged[n]
-                record = [t[i] for i in plain]
-                for k, i, j, found in refs:
-                    record[k] = found.get(t[i:j])
-                records.append(record)
-            await conn.copy_records_to_table(
-                self.seed.table,
-                records=records,
-                columns=columns,
+            await conn.execute(
+                f"INSERT INTO {self.table} ({', '.join(ident(c) for c in columns)}) "
+                f"SELECT {', '.join(self._written(c) for c in columns)} FROM {self.name} s "
+                f"{self._write_joins()} WHERE s._n = ANY($1::int4[]) ORDER BY s._n",
+                group,
             )
         recorded = await conn.fetchval(
             f"SELECT EXISTS (SELECT 1 FROM {RECORD_TABLE} WHERE tbl = $1)", self.seed.table
