@@ -9,7 +9,8 @@ what it would have computed, and a login checks it as usual.
 
 Only where that is certain: the realm's password policy chooses no hash algorithm or iteration
 count, the Keycloak is the pinned one (it serves Conceptor's extension), and the credential is a
-plain, non-temporary password. Everything else goes to Keycloak as the file has it.
+plain password not marked temporary (whatever Keycloak makes of that flag stays its own doing).
+Everything else goes to Keycloak as the file has it.
 """
 
 from __future__ import annotations
