@@ -602,6 +602,59 @@ async def test_restore_killed_half_way_leaves_each_service_old_or_new(
     assert await everything(env) == before
 
 
+async def test_restore_without_a_spare_copies_then_the_spare_is_made_again(
+    env: ProvisionEnv,
+) -> None:
+    """A snapshot whose spare is gone (saved before spares, or its making failed) is restored
+    by a copy; once the restore has ended the old database is dropped and the spare made
+    again, which the next restore renames in; a delete drops the copy and the spare."""
+    client = await connect(env.settings)
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    copy = copy_name(name, _declared_db())
+    spare, replaced = copy + "_spare", env.database + "__replaced"
+
+    async def spare_ready() -> None:
+        names = await _databases(env.settings)
+        assert spare in names and replaced not in names, names
+
+    async def restored_by() -> str:
+        result = await _run(client, env, SNAPSHOT_RESTORE_WORKFLOW, name)
+        [detail] = [p.detail for p in result.restored if p.part.startswith("postgres:")]
+        return str(detail)
+
+    async with worker(client, env):
+        assert (await _provision(client, env)).steps
+        await fill(env)
+        before = await everything(env)
+        await _run(client, env, "SnapshotSaveWorkflow", name)
+        await assert_eventually(spare_ready, timeout=60, message="no spare after the save")
+        conn = await superuser(env.settings)
+        try:
+            await conn.execute(f'DROP DATABASE "{spare}"')
+        finally:
+            await conn.close()
+
+        await damage(env)
+        assert "copied (no spare was ready)" in await restored_by()
+        assert await everything(env) == before
+        await assert_eventually(spare_ready, timeout=60, message="no spare after the restore")
+
+        await damage(env)
+        assert "its spare renamed in" in await restored_by()
+        assert await everything(env) == before
+        await assert_eventually(spare_ready, timeout=60, message="no spare after the restore")
+
+        await client.execute_workflow(
+            "SnapshotDeleteWorkflow",
+            SnapshotRequest(name=name),
+            id=f"delete-{uuid.uuid4()}",
+            task_queue=env.queue,
+            result_type=int,
+        )
+    names = await _databases(env.settings)
+    assert copy not in names and spare not in names and replaced not in names, names
+
+
 TEAMMATE_PREFIX = "456"  # no test group's block: a second machine's stack
 
 
