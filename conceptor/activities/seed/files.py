@@ -7,11 +7,12 @@ import gc
 import hashlib
 import io
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import yaml
 
@@ -19,8 +20,39 @@ import yaml
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Files parsed lately, by suffix and content hash: the same bytes give the same rows, so a
 # re-run over unchanged files does not parse them again (the live rows are still read).
-_PARSED: OrderedDict[tuple[str, str], list[SeedRow]] = OrderedDict()
 _KEEP = 16
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Kept(Generic[K, V]):
+    """The last few values made, by key; shared by the worker's threads (each step's work
+    runs on a loop of its own)."""
+
+    def __init__(self, size: int = _KEEP) -> None:
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_PARSED: Kept[tuple[str, str], list[SeedRow]] = Kept()
 
 
 class SeedRefused(ValueError):
@@ -72,16 +104,13 @@ def read_file(path: Path, shown: str | None = None) -> tuple[list[SeedRow], str]
         suffix = path.suffix.lower()
         found = _PARSED.get((suffix, sha))
         if found is not None:
-            _PARSED.move_to_end((suffix, sha))
             return found, sha
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SeedRefused(f"{name}: cannot be read: {exc}") from None
     with gc_paused():
         rows = _parse(name, suffix, text)
-    _PARSED[(suffix, sha)] = rows
-    while len(_PARSED) > _KEEP:
-        _PARSED.popitem(last=False)
+    _PARSED.put((suffix, sha), rows)
     return rows, sha
 
 

@@ -5,13 +5,12 @@ to create, update and delete."""
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from conceptor.activities.seed.files import SeedRefused, SeedRow, forget_files, gc_paused
+from conceptor.activities.seed.files import Kept, SeedRefused, SeedRow, forget_files, gc_paused
 from conceptor.activities.seed.values import (
     Column,
     converter,
@@ -28,8 +27,7 @@ Key = tuple[Any, ...]
 _KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # Files parsed against a schema lately, by everything the parsing depends on.
-_DESIRED: OrderedDict[tuple[Any, ...], Desired] = OrderedDict()
-_KEEP = 16
+_DESIRED: Kept[tuple[Any, ...], Desired] = Kept()
 # Rows listed as changes, per table and action; the rest are counted (a first load of 100 000
 # rows lists 1 000 of each table, and the counts are exact). Rows equal to their file are
 # only counted.
@@ -214,15 +212,12 @@ def desired_rows(
     )
     found = _DESIRED.get(signature) if seed.sha256 else None
     if found is not None:
-        _DESIRED.move_to_end(signature)
         return found
     with gc_paused():
         made = _Parsing(seed, live, schema, parents).run()
     made.signature = signature
     if seed.sha256:
-        _DESIRED[signature] = made
-        while len(_DESIRED) > _KEEP:
-            _DESIRED.popitem(last=False)
+        _DESIRED.put(signature, made)
     return made
 
 
