@@ -3,9 +3,10 @@
     python3 _dev-env/scripts/cold_setup.py up      # `make up` until every Tilt resource is green
     python3 _dev-env/scripts/cold_setup.py test    # `make test` until it exits
 
-Each run clones this checkout's HEAD into a new folder and gives the command a new, empty
-HOME: no cached tools, no Go, npm, yarn, pip or Maven caches, no venv (Debian packages stay as
-the machine has them, as on a fresh machine after its image). `up` watches Tilt's API (`tilt
+Each run clones this checkout's HEAD into a new folder and gives the command a new HOME with
+only what the machine's image put there (its language toolchains and registry settings, see
+MACHINE): no cached tools, no Go, npm, yarn, pip or Maven caches, no venv (Debian packages stay
+as the machine has them, as on a fresh machine after its image). `up` watches Tilt's API (`tilt
 get uiresources`) and stops the stack with `make down` once everything is green; `test` waits
 for `make test` to exit. Writes a JSON record (minutes, exit status, load average) to
 bench/results/cold_<command>.json of this checkout, and prints where the time went (the
@@ -29,6 +30,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 90 * 60
 PREFIX = "464"  # its own ports: <prefix><2 digits>, Tilt on 10000+prefix
+# What a fresh machine's HOME already holds: settings copied, toolchains linked (never caches).
+MACHINE_FILES = (".config/go/env", ".npmrc", ".gitconfig", ".profile", ".bashrc")
+MACHINE_TOOLCHAINS = (".pyenv", ".cargo", ".rustup")
 
 
 def _load() -> list[float]:
@@ -79,10 +83,21 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def _machine_home(mine: Path, fresh: Path) -> None:
+    for name in MACHINE_FILES:
+        if (mine / name).is_file():
+            (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(mine / name, fresh / name)
+    for name in MACHINE_TOOLCHAINS:
+        if (mine / name).is_dir():
+            (fresh / name).symlink_to(mine / name)
+
+
 def run(command: str, keep: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"conceptor-cold-{command}-"))
     clone, home = work / "clone", work / "home"
     home.mkdir()
+    _machine_home(Path.home(), home)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     env = {
         k: v
