@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from conceptor.workers.runtime import worker_identity
 from tests.api_helpers import ApiStack
-from tests.e2e.chromium import launch_options
 from tests.shipped import ALL_STEPS
 
 pytestmark = pytest.mark.e2e
@@ -47,15 +45,6 @@ LAYOUT_JS = """() => {
     })),
   };
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """The machine's Chromium (never a downloaded one), headless, with a throwaway profile."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options())
-        yield browser
-        browser.close()
 
 
 def test_panel_shows_every_step_done_and_each_queue(

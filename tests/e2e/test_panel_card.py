@@ -8,15 +8,13 @@ service's code, is checked against a running stack in tests/e2e/test_panel.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from conceptor.api.routes.status import CardItem, PanelCard, PanelStatus
-from tests.e2e.chromium import launch_options
 
 pytestmark = pytest.mark.e2e
 PANEL = Path(__file__).parents[2] / "conceptor" / "api" / "panel"
@@ -29,14 +27,6 @@ INVOICES = PanelCard(
         CardItem(id="inv-2", label="INV-0002 Globex", image_url=f"{ORIGIN}/missing.png"),
     ],
 )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options())
-        yield browser
-        browser.close()
 
 
 def _open(browser: Browser, card: PanelCard | None) -> Page:

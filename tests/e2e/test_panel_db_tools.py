@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from conceptor.platform.settings import Settings
 from tests.api_helpers import ApiStack
-from tests.e2e.chromium import launch_options
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.api_stack"]
@@ -22,15 +21,6 @@ pytest_plugins = ["tests.api_stack"]
 SCREENSHOT = Path(__file__).parents[1] / "artifacts" / "db-tools.png"
 # What the migrations create (services/central/migrations), and their ledger.
 MIGRATED = {"accounts", "media_assets", "provision_runs", "schema_migrations"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """The machine's Chromium (never a downloaded one), headless, with a throwaway profile."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options())
-        yield browser
-        browser.close()
 
 
 async def _public_tables(settings: Settings) -> set[str]:

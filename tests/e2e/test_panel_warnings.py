@@ -9,14 +9,12 @@ Keycloak in tests/integration/test_provision_realm_shapes.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Route, expect
 
 from conceptor.api.routes.status import ProvisionSummary, StepSummary
-from tests.e2e.chromium import launch_options
 
 pytestmark = pytest.mark.e2e
 PANEL = Path(__file__).parents[2] / "conceptor" / "api" / "panel"
@@ -63,14 +61,6 @@ def _serve(route: Route) -> None:
         name = "index.html" if path == "/" else path.lstrip("/")
         types = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
         route.fulfill(body=(PANEL / name).read_bytes(), content_type=types[name.rsplit(".", 1)[1]])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options())
-        yield browser
-        browser.close()
 
 
 def test_panel_lists_each_warning_under_its_step(browser: Browser) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from conceptor.platform.settings import Settings
-from tests.e2e.chromium import launch_options
 from tests.e2e.tilt_helpers import (
     ARTIFACTS,
     free_port,
@@ -32,15 +30,6 @@ BANNER = 'aside[aria-label="Tilt analytics options"]'
 # Each of these turns Tilt's analytics off on its own (CI=true in CI): the test takes them away,
 # so that only the Tiltfile decides.
 ANALYTICS_ENV = ("TILT_DISABLE_ANALYTICS", "DO_NOT_TRACK", "CI")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """The machine's Chromium (never a downloaded one), headless, with a throwaway profile."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(**launch_options())
-        yield browser
-        browser.close()
 
 
 def _env(tmp: Path, **extra: str) -> dict[str, str]:
