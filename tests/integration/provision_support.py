@@ -317,6 +317,20 @@ def _sort_string_lists(node: Any) -> Any:
     return node
 
 
+async def admin_cli_login(env: ProvisionEnv, username: str, password: str) -> httpx.Response:
+    """The password grant of admin-cli (a public client every realm has), as Keycloak answers."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(
+            f"{env.settings.keycloak_url}/realms/{env.realm}/protocol/openid-connect/token",
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": username,
+                "password": password,
+            },
+        )
+
+
 async def password_token(env: ProvisionEnv, username: str, password: str) -> dict[str, Any]:
     """Claims of an access token from the password grant of the confidential API client."""
     s = env.settings

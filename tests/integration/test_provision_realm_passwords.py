@@ -15,7 +15,7 @@ import pytest
 from conceptor.platform.devservices.stack import LocalStack
 from conceptor.platform.keycloak_tokens import admin_token
 from tests.integration.provision_realm_support import edit_file, import_realm, realm_env
-from tests.integration.provision_support import ProvisionEnv
+from tests.integration.provision_support import ProvisionEnv, admin_cli_login
 
 pytestmark = pytest.mark.integration
 
@@ -69,20 +69,6 @@ async def stored(env: ProvisionEnv) -> dict[str, dict[str, Any]]:
     return out
 
 
-async def login(env: ProvisionEnv, username: str, password: str) -> httpx.Response:
-    """The password grant of admin-cli, a public client every realm has."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        return await http.post(
-            f"{env.settings.keycloak_url}/realms/{env.realm}/protocol/openid-connect/token",
-            data={
-                "grant_type": "password",
-                "client_id": "admin-cli",
-                "username": username,
-                "password": password,
-            },
-        )
-
-
 async def test_plain_passwords_are_stored_as_keycloak_would_and_log_in(
     local_stack: LocalStack, tmp_path: Path
 ) -> None:
@@ -102,14 +88,14 @@ async def test_plain_passwords_are_stored_as_keycloak_would_and_log_in(
         held = await stored(env)
         for name in ("alice", "bob", "carol"):
             assert held[name] == {"data": KEYCLOAK_ARGON2, "hashed": True}, name
-        assert (await login(env, "carol", "Carol's pässword, long")).status_code == 200
-        assert (await login(env, "alice", "alice")).status_code == 200
-        wrong = await login(env, "carol", "Carol's password, long")
+        assert (await admin_cli_login(env, "carol", "Carol's pässword, long")).status_code == 200
+        assert (await admin_cli_login(env, "alice", "alice")).status_code == 200
+        wrong = await admin_cli_login(env, "carol", "Carol's password, long")
         assert wrong.status_code == 401, wrong.text
         # The temporary one went to Keycloak as written, and Keycloak hashed it (its realm
         # import gives `temporary` no effect: the password works as it is).
         assert held["dave"] == {"data": KEYCLOAK_ARGON2, "hashed": True}
-        assert (await login(env, "dave", "dave-once")).status_code == 200
+        assert (await admin_cli_login(env, "dave", "dave-once")).status_code == 200
         assert (await import_realm(env)).result.outcome == "unchanged"
 
 
@@ -126,4 +112,4 @@ async def test_a_realm_choosing_its_hashing_is_hashed_by_keycloak(
         held = await stored(env)
         assert held["alice"]["data"]["algorithm"] == "pbkdf2-sha512"
         assert held["alice"]["data"]["hashIterations"] == 1000
-        assert (await login(env, "alice", "alice")).status_code == 200
+        assert (await admin_cli_login(env, "alice", "alice")).status_code == 200

@@ -312,6 +312,20 @@ async def test_reset_postgres_loads_the_seed_data_again(env: ProvisionEnv, stack
     assert await stack.rows() == FIRST_ROWS
 
 
+async def failing_run(
+    client: Client, env: ProvisionEnv, stack: Stack
+) -> dict[str, tuple[str, str | None]]:
+    """A provisioning run of the stack's steps that must fail: each step's state and error."""
+    workflow_id = f"provision-{uuid.uuid4()}"
+    handle = await start_provision(
+        client, steps=stack.steps, workflow_id=workflow_id, task_queue=env.queue
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    status = await provision_status(client, workflow_id=workflow_id)
+    return {s.step: (s.state, s.error) for s in status.steps}
+
+
 async def test_a_renamed_column_is_refused_before_any_write(
     env: ProvisionEnv, stack: Stack
 ) -> None:
@@ -322,14 +336,7 @@ async def test_a_renamed_column_is_refused_before_any_write(
             "ALTER TABLE users RENAME COLUMN name TO full_name;"
         )
         stack.write("tags.json", [*TAGS, {"label": "green"}])
-        workflow_id = f"provision-{uuid.uuid4()}"
-        handle = await start_provision(
-            client, steps=stack.steps, workflow_id=workflow_id, task_queue=env.queue
-        )
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-        status = await provision_status(client, workflow_id=workflow_id)
-        states = {s.step: (s.state, s.error) for s in status.steps}
+        states = await failing_run(client, env, stack)
         assert states[f"migrate_postgres:{stack.db}"] == ("completed", None)
         assert states[stack.step] == (
             "failed",
@@ -394,14 +401,7 @@ async def test_a_reference_resolves_to_a_live_row_and_to_no_row_is_refused(
 
         stack.write("tags.json", [*TAGS, {"label": "green"}])
         stack.write("assets.yaml", [*ASSETS, {"owner_id": "nobody@example.com", "title": "y"}])
-        workflow_id = f"provision-{uuid.uuid4()}"
-        handle = await start_provision(
-            client, steps=stack.steps, workflow_id=workflow_id, task_queue=env.queue
-        )
-        with pytest.raises(WorkflowFailureError):
-            await handle.result()
-        status = await provision_status(client, workflow_id=workflow_id)
-        states = {s.step: (s.state, s.error) for s in status.steps}
+        states = await failing_run(client, env, stack)
         assert states[stack.step] == (
             "failed",
             "assets.yaml: row 4: column 'owner_id': no row of users has email = nobody@example.com",

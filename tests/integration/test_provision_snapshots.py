@@ -50,6 +50,7 @@ from tests.helpers import assert_eventually
 from tests.integration.provision_support import (
     ARTIFACTS,
     ProvisionEnv,
+    admin_cli_login,
     diff_paths,
     isolated_env,
     kill,
@@ -226,17 +227,7 @@ async def user_id(env: ProvisionEnv, http: httpx.AsyncClient, username: str) -> 
 
 async def logs_in(env: ProvisionEnv, username: str, password: str) -> bool:
     """The password grant of admin-cli (a public client every realm has) succeeds."""
-    async with httpx.AsyncClient(timeout=30) as http:
-        resp = await http.post(
-            f"{env.settings.keycloak_url}/realms/{env.realm}/protocol/openid-connect/token",
-            data={
-                "grant_type": "password",
-                "client_id": "admin-cli",
-                "username": username,
-                "password": password,
-            },
-        )
-    return resp.status_code == 200
+    return (await admin_cli_login(env, username, password)).status_code == 200
 
 
 async def damage(env: ProvisionEnv) -> None:
@@ -497,6 +488,7 @@ async def test_newer_snapshot_refused_before_any_write_older_migrated_forward(
     env = watched_env
     client = await connect(env.settings)
     older, newer = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    assert env.settings.migrations_dir is not None  # the isolated copy's own folder
     extra = env.settings.migrations_dir / "9000_snapshot_test.sql"
     async with worker(client, env):
         assert (await _provision(client, env)).steps
