@@ -27,6 +27,7 @@ def test_queues_declare_core_and_media() -> None:
         "SnapshotDeleteWorkflow",
         "SnapshotExportWorkflow",
         "SnapshotImportWorkflow",
+        "SnapshotSpareWorkflow",
     ]
     core_names = {
         getattr(a, "__temporal_activity_definition").name for a in core.activities(settings)
