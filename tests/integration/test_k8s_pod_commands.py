@@ -349,7 +349,9 @@ def test_worker_pod_turns_ready_against_temporal_and_drains_in_its_grace(
     temporal.start()
     prefix = free_prefix()
     (deployment,) = to_dicts(
-        worker_manifests(Settings(port_prefix=prefix), core=1, media=0, image="conceptor-app:dev")
+        worker_manifests(
+            Settings(port_prefix=prefix), core=1, counts={"media": 0}, image="conceptor-app:dev"
+        )
     )
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
