@@ -146,7 +146,7 @@ async def _users(
 ) -> list[dict[str, Any]]:
     """Every user in Keycloak's listing order: in brief, but those of `detailed` in full
     (one call each; past _DETAILED_ONE_BY_ONE, the whole listing in full)."""
-    whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
+    whole = _in_full(detailed)
     path = f"{base}/users?briefRepresentation={'false' if whole else 'true'}"
     users = await _paged(get, path, _USERS_PAGE, expected=total, what="users")
     # A user created while paging shifts the next pages: one may come twice.
@@ -168,12 +168,21 @@ async def _in_bulk(admin: KeycloakAdmin, rep: dict[str, Any]) -> bool:
     """Users read through the extension: when set so, when it answers, and when every user is
     in Keycloak's database (a user store such as LDAP is asked through the admin API)."""
     stores = (rep.get("components") or {}).get(_USER_STORAGE) or []
-    return admin.settings.realm_bulk_read and not stores and await admin.bulk_reads()
+    return not stores and await _extension_serves(admin)
+
+
+async def _extension_serves(admin: KeycloakAdmin) -> bool:
+    """The extension's users-bulk read is set to be used and this Keycloak serves it."""
+    return admin.settings.realm_bulk_read and await admin.bulk_reads()
+
+
+def _in_full(detailed: frozenset[str] | None) -> bool:
+    """Every user read in full: all are asked for, or too many to read one call each."""
+    return detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
 
 
 def _bulk_path(realm: str, detailed: frozenset[str] | None) -> str:
-    whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
-    return f"/realms/{q(realm)}/users-bulk?full={'true' if whole else 'false'}"
+    return f"/realms/{q(realm)}/users-bulk?full={'true' if _in_full(detailed) else 'false'}"
 
 
 async def _first_bulk_page(
@@ -181,7 +190,7 @@ async def _first_bulk_page(
 ) -> list[dict[str, Any]] | None:
     """The extension's first page of users, when it serves this Keycloak and the realm exists
     (None otherwise: the read then goes as it would without it)."""
-    if not (admin.settings.realm_bulk_read and await admin.bulk_reads()):
+    if not await _extension_serves(admin):
         return None
     try:
         page: list[dict[str, Any]] = await admin.extension(
@@ -208,7 +217,7 @@ async def _bulk_users(
     (roles and groups of the partial export that `scope` names), so both paths give one diff.
     """
     detailed = None if scope is None else scope.detailed
-    whole = detailed is None or len(detailed) > _DETAILED_ONE_BY_ONE
+    whole = _in_full(detailed)
     path = _bulk_path(realm, detailed)
     limit = asyncio.Semaphore(_BULK_AT_ONCE)
     first = f"{path}&first=0&max={_BULK_PAGE}"
