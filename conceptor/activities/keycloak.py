@@ -20,6 +20,7 @@ from conceptor.activities.realm_file import REALM_FILE_INVALID, load_realm
 from conceptor.activities.reconcile import check_plan
 from conceptor.activities.waiting import address_of, heartbeating, wait_for
 from conceptor.contracts import ReconcileInput, StepResult, WaitInput
+from conceptor.platform.collector import collector_paused
 from conceptor.platform.diff_store import Packed
 from conceptor.platform.http import client as http_client
 from conceptor.platform.keycloak_tokens import AdminTokens
@@ -98,23 +99,26 @@ class KeycloakActivities:
         track(progress)
         plan = bool(data and data.plan)
         name, path = self._realm(data.target if data is not None else None)
-        realm = load_realm(path, self.settings, name)
         managed = managed_kinds(self.settings)
-        async with httpx.AsyncClient(timeout=_timeout(realm)) as http:
-            admin = KeycloakAdmin(self.settings, http, self.tokens)
-            admin.writes = writes  # read by the heartbeats, from the worker's loop
-            reconciler = RealmReconciler(admin, realm, managed=managed)
-            diff = await reconciler.run(
-                plan=plan, before_writes=lambda diff: check_plan(diff, data)
+        # A realm's items all stay alive until the result is packed: collecting cycles while
+        # they are built would walk them again and again.
+        with collector_paused():
+            realm = load_realm(path, self.settings, name)
+            async with httpx.AsyncClient(timeout=_timeout(realm)) as http:
+                admin = KeycloakAdmin(self.settings, http, self.tokens)
+                admin.writes = writes  # read by the heartbeats, from the worker's loop
+                reconciler = RealmReconciler(admin, realm, managed=managed)
+                diff = await reconciler.run(
+                    plan=plan, before_writes=lambda diff: check_plan(diff, data)
+                )
+            progress.phase = "packing the full diff"
+            return packed_result(
+                diff,
+                planned=plan,
+                attempts=activity.info().attempt,
+                detail=f"realm {realm['realm']} from {path.name}: {len(writes)} admin writes",
+                warnings=reconciler.warnings,
             )
-        progress.phase = "packing the full diff"
-        return packed_result(
-            diff,
-            planned=plan,
-            attempts=activity.info().attempt,
-            detail=f"realm {realm['realm']} from {path.name}: {len(writes)} admin writes",
-            warnings=reconciler.warnings,
-        )
 
     def _realm(self, target: str | None) -> tuple[str | None, Path]:
         """The realm's name and file: settings' (None) or realm `target` of the environment

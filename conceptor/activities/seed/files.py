@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import csv
-import gc
 import hashlib
 import io
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import yaml
+
+from conceptor.platform.collector import collector_paused
 
 # libyaml's loader when PyYAML was built with it (its wheels are): ten times the pure one.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -67,20 +66,6 @@ class SeedRow(NamedTuple):
     values: dict[str, Any]
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a file's hundred thousand rows are made: they are
-    all kept, and the collections their allocations trigger (each walking every object of
-    the worker) are a third of the parsing time."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def forget_files() -> None:
     """Drop the files parsed lately."""
     _PARSED.clear()
@@ -108,7 +93,7 @@ def read_file(path: Path, shown: str | None = None) -> tuple[list[SeedRow], str]
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SeedRefused(f"{name}: cannot be read: {exc}") from None
-    with gc_paused():
+    with collector_paused():
         rows = _parse(name, suffix, text)
     _PARSED.put((suffix, sha), rows)
     return rows, sha

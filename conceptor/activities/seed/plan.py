@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from conceptor.activities.seed.files import Kept, SeedRefused, SeedRow, forget_files, gc_paused
+from conceptor.activities.seed.files import Kept, SeedRefused, SeedRow, forget_files
 from conceptor.activities.seed.values import (
     Column,
     converter,
@@ -20,6 +20,7 @@ from conceptor.activities.seed.values import (
     to_parameter,
 )
 from conceptor.contracts import Change
+from conceptor.platform.collector import collector_paused
 
 # A row's natural key: its key columns' values (a reference's value is the referenced key).
 Key = tuple[Any, ...]
@@ -213,7 +214,7 @@ def desired_rows(
     found = _DESIRED.get(signature) if seed.sha256 else None
     if found is not None:
         return found
-    with gc_paused():
+    with collector_paused():
         made = _Parsing(seed, live, schema, parents).run()
     made.signature = signature
     if seed.sha256:
