@@ -17,9 +17,11 @@ client roles, group membership), in the same run, alternating round by round:
   the admin API alone (`CENTRAL_REALM_BULK_READ=false`: a Keycloak without Conceptor's
   extension), in the same rounds: what the extension's bulk read saves.
 
-Targets: first import <= 1.5x Keycloak's POST; unchanged re-run <= 5 s at 10 000 users with 0
-writes; history the same size at every size (largest <= 1.1x smallest). Medians of --runs
-rounds for 1 000 and 10 000 users, one round for 50 000 (--sizes to choose). --quick: one round
+Targets: first import <= 1.5x Keycloak's POST for 10 000 users and more (1 000 is shown, not
+judged: reading the realm back after the POST is a fixed part that weighs more in a small
+realm); unchanged re-run <= 5 s at 10 000 users with 0 writes; history the same size at
+every size (largest <= 1.1x smallest). Medians of --runs rounds for 1 000 and 10 000 users,
+one round for 50 000 (--sizes to choose). --quick: one round
 of 1 000 users, to check that the benchmark runs end to end.
 """
 
@@ -66,6 +68,7 @@ SERVICES = ("redis", "temporal", "keycloak")
 SIZES = (1_000, 10_000, 50_000)
 ONE_ROUND_FROM = 50_000  # sizes this large get one round: a round takes minutes
 TARGET_RATIO = 1.5
+RATIO_FROM = 10_000  # the issue sets the ratio for realms of 10 000 users and more
 TARGET_RERUN_S = 5.0
 TARGET_RERUN_AT = 10_000
 TARGET_HISTORY_GROWTH = 1.1
@@ -309,7 +312,9 @@ def report(data: list[dict[str, Any]], quick: bool, console: Console) -> dict[st
     )
     at_target = [r for r in rows if r["users"] == TARGET_RERUN_AT]
     checks = {
-        "first_import_ratio": all(r["ratio_paired"] <= TARGET_RATIO for r in rows),
+        "first_import_ratio": all(
+            r["ratio_paired"] <= TARGET_RATIO for r in rows if r["users"] >= RATIO_FROM
+        ),
         "rerun_writes": all(r["rerun_writes_max"] == 0 for r in rows),
         "rerun_unchanged": all(r["rerun_outcomes"] == ["unchanged"] for r in rows),
         "rerun_seconds": all(r["rerun_s"] <= TARGET_RERUN_S for r in at_target),
@@ -317,7 +322,8 @@ def report(data: list[dict[str, Any]], quick: bool, console: Console) -> dict[st
     }
     judged = verdict(checks, console.print)
     console.print(
-        f"targets: first import <= {TARGET_RATIO}x Keycloak's POST; re-run <= {TARGET_RERUN_S} s "
+        f"targets: first import <= {TARGET_RATIO}x Keycloak's POST from {RATIO_FROM:,} users "
+        f"(smaller ones shown, not judged); re-run <= {TARGET_RERUN_S} s "
         f"at {TARGET_RERUN_AT:,} users, 0 writes; history growth {growth:.3f}x "
         f"(<= {TARGET_HISTORY_GROWTH}x)"
         + (" [quick: one round, figures not comparable]" if quick else "")
