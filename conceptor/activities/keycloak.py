@@ -104,7 +104,7 @@ class KeycloakActivities:
         # they are built would walk them again and again.
         with collector_paused():
             realm = load_realm(path, self.settings, name)
-            async with httpx.AsyncClient(timeout=_timeout(realm)) as http:
+            async with http_client(timeout=_timeout(realm)) as http:
                 admin = KeycloakAdmin(self.settings, http, self.tokens)
                 admin.writes = writes  # read by the heartbeats, from the worker's loop
                 reconciler = RealmReconciler(admin, realm, managed=managed)

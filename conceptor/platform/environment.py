@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -535,11 +536,31 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
     ]
 
 
+# libyaml's loader when PyYAML was built with it: ten times the pure-Python one's speed.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_yaml(text: str) -> tuple[tuple[Problem, ...], Any]:
+    """Keys given twice, and the data, of one text: every step of a provisioning run reads
+    the same file (kept by text: an edit is read anew). Raises PyYAML's errors."""
+    try:
+        problems = tuple(_duplicate_keys(yaml.compose(text, Loader=_LOADER)))
+        return problems, yaml.load(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        if _LOADER is yaml.SafeLoader:
+            raise
+        # The pure-Python parser words its errors better ("found '<stream end>'"): a file
+        # that does not parse is read again by it, for the message.
+        yaml.compose(text, Loader=yaml.SafeLoader)
+        raise
+
+
 def parse(file: Path, text: str) -> Environment:
     """The file's declarations as a model; any problem of shape raises EnvironmentFileError."""
     try:
-        problems = list(_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader)))
-        raw = yaml.safe_load(text)
+        found, raw = _read_yaml(text)
+        problems = list(found)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "somewhere"

@@ -18,5 +18,7 @@ def _tls() -> ssl.SSLContext:
 
 def client(**options: Any) -> httpx.AsyncClient:
     """`httpx.AsyncClient(**options)`, minus the TLS context it would build: for the probes
-    that run every fraction of a second while a service starts (and every few seconds after)."""
+    that run every fraction of a second while a service starts (and every few seconds after),
+    and the steps that open a client per run (a realm import: a third of a small realm's
+    re-run was building that context)."""
     return httpx.AsyncClient(verify=_tls(), **options)
