@@ -38,3 +38,11 @@ def tree_cpu_seconds(pid: int | None) -> float:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     kids = children.read_text().split() if children.exists() else []
     return own + sum(tree_cpu_seconds(int(k)) for k in kids if Path(f"/proc/{k}").exists())
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy so far (all processes, from
+    /proc/stat: user, nice, system, irq, softirq, steal), to set against a wall time."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")

@@ -13,6 +13,11 @@ Each round, interleaved so that the stack and its baseline see the same machine 
 
 `unit-tests` is a test run, not part of the stack: it is reported on its own and not waited for.
 Target: the stack ready within 1.2x the slowest service alone, cold and warm.
+
+Also counted: the machine's busy CPU seconds (every process, /proc/stat) from `tilt up` to
+everything ready, and from the slowest service's start to its ready alone. The stack's over
+the machine's cores is the soonest any schedule of the same work could be ready: set against
+the slowest alone, the floor of the ratio, whatever the order things start in.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _options import add_options, exit_if_missed, parse_options, write_results
+from _proc import machine_busy_seconds
 from rich.console import Console
 from rich.table import Table
 
@@ -45,6 +51,7 @@ from conceptor.platform.tools import cached_tool
 PREFIX = "467"
 TARGET_RATIO = 1.2
 TIMEOUT_S = 400.0
+CORES = os.cpu_count() or 1
 # Resources `tilt up` does not start (manual), and a test run that is not part of the stack.
 NOT_STARTED = {"reset-postgres"}
 NOT_WAITED = {"unit-tests"}
@@ -234,7 +241,7 @@ def time_tilt_up(
     env = {**os.environ, **_env(localdev, settings.port_prefix), **(extra_env or {})}
     port = 10000 + int(settings.port_prefix)
     log = (localdev.parent / f"tilt-{localdev.name}.log").open("ab")
-    wall_start, started = time.time(), time.monotonic()
+    wall_start, started, busy = time.time(), time.monotonic(), machine_busy_seconds()
     proc = subprocess.Popen(
         [str(tilt), "up", "--stream", "--port", str(port)],
         cwd=repo,
@@ -248,6 +255,7 @@ def time_tilt_up(
     try:
         watch.start(deadline)
         watch.wait("all", deadline)
+        busy = machine_busy_seconds() - busy
         if unit_tests:
             watch.wait("unit-tests", deadline)
         starts = _starts(tilt, port, env, wall_start)
@@ -262,6 +270,7 @@ def time_tilt_up(
     return {
         "load_average": os.getloadavg()[0],
         "ready_s": watch.all_ready_at,
+        "cpu_busy_s": busy,
         "unit_tests_s": watch.ready_at.get("unit-tests"),
         "unit_tests": watch.status.get("unit-tests", {}).get("updateStatus"),
         "ready_at": watch.ready_at,
@@ -282,13 +291,16 @@ def _wait_ports_free(settings: Settings, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def time_single(settings: Settings, localdev: Path, name: str) -> float:
-    """`conceptor dev serve <name>` alone (with what it needs) → ready."""
+def time_single(settings: Settings, localdev: Path, name: str) -> tuple[float, float]:
+    """`conceptor dev serve <name>` alone (with what it needs) → ready: seconds, and the
+    machine's busy CPU seconds until then."""
     env = _env(localdev, settings.port_prefix)
     services = [*NEEDS.get(name, []), name]
     stack = LocalStack(settings, env=env, log_dir=localdev / "logs", services=services)
+    busy = machine_busy_seconds()
     try:
-        return stack.start(timeout=TIMEOUT_S)[name]
+        ready = stack.start(timeout=TIMEOUT_S)[name]
+        return ready, machine_busy_seconds() - busy
     finally:
         stack.stop()
 
@@ -331,6 +343,21 @@ def report(samples: dict[str, Any], runs: int) -> dict[str, Any]:
                 _runs(samples["alone"][f"{name} {kind}"]),
             )
         table.add_row(f"[bold]ratio {kind} (vs {slowest} alone)", f"{out['ratios'][kind]:.2f}", "")
+        # The machine's busy CPU seconds until everything was ready, over its cores: no
+        # schedule of the same work can be ready sooner (the floor of the ratio).
+        cpu = statistics.median(r["cpu_busy_s"] for r in samples[kind])
+        cpu_alone = statistics.median(samples["alone_cpu"][f"{slowest} {kind}"])
+        floor = cpu / CORES / singles[slowest]
+        out.setdefault("cpu", {})[kind] = {
+            "stack_busy_s": cpu,
+            "slowest_alone_busy_s": cpu_alone,
+            "cores": CORES,
+            "floor_ratio": floor,
+        }
+        table.add_row(
+            f"  CPU busy: stack {kind} / {slowest} alone (s)", f"{cpu:.1f} / {cpu_alone:.1f}", ""
+        )
+        table.add_row(f"  floor: stack CPU / {CORES} cores / {slowest} alone", f"{floor:.2f}", "")
     Console(width=120).print(table)
     for kind in ("cold", "warm"):
         out[f"timeline_{kind}"] = timeline(samples[kind], kind)
@@ -370,10 +397,11 @@ def main() -> None:
     settings = Settings(port_prefix=args.prefix)
     root = Path(tempfile.mkdtemp(prefix="conceptor-bench-startup-"))
     root.chmod(0o755)  # PostgreSQL runs as `postgres` and must reach its data dir
-    samples: dict[str, Any] = {"cold": [], "warm": [], "alone": {}}
+    samples: dict[str, Any] = {"cold": [], "warm": [], "alone": {}, "alone_cpu": {}}
     for name in SERVICES:
         for kind in ("cold", "warm"):
             samples["alone"][f"{name} {kind}"] = []
+            samples["alone_cpu"][f"{name} {kind}"] = []
     failed = True
     try:
         # Interleaved, so that the stack and its baseline see the same machine load.
@@ -386,7 +414,9 @@ def main() -> None:
             for name in SERVICES:
                 localdev = root / f"single-{name}-{run}"
                 for kind in ("cold", "warm"):
-                    samples["alone"][f"{name} {kind}"].append(time_single(settings, localdev, name))
+                    seconds, busy = time_single(settings, localdev, name)
+                    samples["alone"][f"{name} {kind}"].append(seconds)
+                    samples["alone_cpu"][f"{name} {kind}"].append(busy)
         failed = False
     finally:
         if failed:
