@@ -95,6 +95,9 @@ def _machine_home(mine: Path, fresh: Path) -> None:
 
 def run(command: str, keep: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"conceptor-cold-{command}-"))
+    # As a clone in a home folder would be: PostgreSQL runs as `postgres` and must reach its
+    # data under the clone (mkdtemp's folder is private to its owner).
+    work.chmod(0o755)
     clone, home = work / "clone", work / "home"
     home.mkdir()
     _machine_home(Path.home(), home)
