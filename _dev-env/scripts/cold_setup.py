@@ -44,7 +44,13 @@ def _green(resource: dict[str, Any]) -> bool:
     update = status.get("updateStatus")
     runtime = status.get("runtimeStatus")
     disabled = (status.get("disableStatus") or {}).get("state") == "Disabled"
-    return disabled or (update in ("ok", "not_applicable") and runtime in ("ok", "not_applicable"))
+    # A manual resource that `tilt up` does not start (reset-postgres) waits for a click: on
+    # the dashboard it is idle, not red or pending.
+    idle = (
+        update == "none" and status.get("triggerMode", 0) != 0 and not status.get("lastDeployTime")
+    )
+    ok = update in ("ok", "not_applicable") and runtime in ("ok", "not_applicable")
+    return disabled or idle or ok
 
 
 def _tilt(home: Path) -> Path | None:
