@@ -536,8 +536,9 @@ def _validation_problems(exc: ValidationError) -> list[Problem]:
     ]
 
 
-# libyaml's loader when PyYAML was built with it: ten times the pure-Python one's speed.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's loader when PyYAML was built with it (its wheels are): ten times the pure-Python
+# one's speed. The seed files are read with it too.
+YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.lru_cache(maxsize=8)
@@ -545,10 +546,10 @@ def _read_yaml(text: str) -> tuple[tuple[Problem, ...], Any]:
     """Keys given twice, and the data, of one text: every step of a provisioning run reads
     the same file (kept by text: an edit is read anew). Raises PyYAML's errors."""
     try:
-        problems = tuple(_duplicate_keys(yaml.compose(text, Loader=_LOADER)))
-        return problems, yaml.load(text, Loader=_LOADER)
+        problems = tuple(_duplicate_keys(yaml.compose(text, Loader=YAML_LOADER)))
+        return problems, yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError:
-        if _LOADER is yaml.SafeLoader:
+        if YAML_LOADER is yaml.SafeLoader:
             raise
         # The pure-Python parser words its errors better ("found '<stream end>'"): a file
         # that does not parse is read again by it, for the message.

@@ -14,9 +14,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 import yaml
 
 from conceptor.platform.collector import collector_paused
+from conceptor.platform.environment import YAML_LOADER
 
-# libyaml's loader when PyYAML was built with it (its wheels are): ten times the pure one.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Files parsed lately, by suffix and content hash: the same bytes give the same rows, so a
 # re-run over unchanged files does not parse them again (the live rows are still read).
 _KEEP = 16
@@ -108,7 +107,7 @@ def _parse(name: str, suffix: str, text: str) -> list[SeedRow]:
         else:
             data = _json_lines(text)
             if data is None:
-                data = yaml.load(text, Loader=_LOADER)
+                data = yaml.load(text, Loader=YAML_LOADER)
     except (ValueError, yaml.YAMLError) as exc:
         raise SeedRefused(f"{name}: not valid {suffix.lstrip('.').upper()}: {exc}") from None
     if data is None:
