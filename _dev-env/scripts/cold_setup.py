@@ -8,7 +8,8 @@ only what the machine's image put there (its language toolchains and registry se
 MACHINE): no cached tools, no Go, npm, yarn, pip or Maven caches, no venv (Debian packages stay
 as the machine has them, as on a fresh machine after its image). `up` watches Tilt's API (`tilt
 get uiresources`) and stops the stack with `make down` once everything is green; `test` waits
-for `make test` to exit. Writes a JSON record (minutes, exit status, load average) to
+for `make test` to exit. Writes a JSON record (minutes, exit status, load average, CPU minutes:
+the machine's and the command's own) to
 bench/results/cold_<command>.json of this checkout, and prints where the time went (the
 set-up's own per-step durations). Uses only the standard library: it runs before any venv.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -37,6 +39,18 @@ MACHINE_TOOLCHAINS = (".pyenv", ".cargo", ".rustup")
 
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def _busy_cpu_s() -> float:
+    """Every process's CPU seconds on this machine so far (/proc/stat's first line, not idle)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _green(resource: dict[str, Any]) -> bool:
@@ -121,6 +135,7 @@ def run(command: str, keep: bool) -> dict[str, Any]:
     log_path = work / f"make-{command}.log"
     print(f"cold {command}: {clone} (HOME={home}), log {log_path}", flush=True)
     load_before = _load()
+    busy_before, children_before = _busy_cpu_s(), _children_cpu_s()
     started = time.monotonic()
     record: dict[str, Any] = {"command": f"make {command}", "load_before": load_before}
     with log_path.open("wb") as log:
@@ -134,6 +149,10 @@ def run(command: str, keep: bool) -> dict[str, Any]:
             if command == "up":
                 subprocess.run(["make", "down"], cwd=clone, env=env, capture_output=True)
     record["load_after"] = _load()
+    # What the machine's cores did meanwhile: the floor of any schedule is this over the cores.
+    record["machine_busy_cpu_minutes"] = round((_busy_cpu_s() - busy_before) / 60, 1)
+    record["command_cpu_minutes"] = round((_children_cpu_s() - children_before) / 60, 1)
+    record["cores"] = os.cpu_count()
     record["setup_steps_s"] = _durations(home)
     record["log"] = str(log_path)
     if not keep:
