@@ -107,6 +107,8 @@ class BucketPart(BaseModel):
     objects: int
     bytes: int
     seconds: float = 0.0
+    # The bucket kept versions: the save recorded each object's (`<name>/_versions/<bucket>.json`).
+    versions: bool = False
 
 
 class RealmPart(BaseModel):
