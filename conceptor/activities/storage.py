@@ -163,7 +163,7 @@ async def read_bucket(s3: Any, name: str) -> LiveBucket:
             return LiveBucket(name=name, exists=False)
         raise
     policy, versioning, lifecycle = await asyncio.gather(
-        _read_policy(s3, name), _read_versioning(s3, name), _read_lifecycle(s3, name)
+        _read_policy(s3, name), read_versioning(s3, name), _read_lifecycle(s3, name)
     )
     parsed = [lifecycle_from_s3(rule) for rule in lifecycle]
     return LiveBucket(
@@ -185,7 +185,8 @@ async def _read_policy(s3: Any, bucket: str) -> str | None:
         return None
 
 
-async def _read_versioning(s3: Any, bucket: str) -> str:
+async def read_versioning(s3: Any, bucket: str) -> str:
+    """ "", "Enabled" or "Suspended"."""
     return str((await s3.get_bucket_versioning(Bucket=bucket)).get("Status", ""))
 
 

@@ -14,7 +14,7 @@ half-way therefore leaves the bucket's objects as they were.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,8 +23,7 @@ from botocore.exceptions import ClientError
 from temporalio import activity
 
 from conceptor.activities.snapshot.store import SNAPSHOT_BUCKET
-
-Listing = dict[str, tuple[str, int]]  # key -> (ETag, size)
+from conceptor.activities.storage import read_versioning
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,9 @@ def index_key(name: str, bucket: str) -> str:
 
 async def keeps_versions(s3: Any, bucket: str) -> bool:
     try:
-        status = str((await s3.get_bucket_versioning(Bucket=bucket)).get("Status", ""))
+        return await read_versioning(s3, bucket) == "Enabled"
     except ClientError:
         return False
-    return status == "Enabled"
 
 
 async def entries(s3: Any, bucket: str) -> dict[str, list[Entry]]:
@@ -135,35 +133,43 @@ class Undo:
 
 
 async def delete_versions(s3: Any, bucket: str, versions: Iterable[tuple[str, str]]) -> None:
-    """Remove these exact versions or markers, a thousand per request; fail on any refused."""
-    items = list(versions)
-    for start in range(0, len(items), 1000):
-        chunk = items[start : start + 1000]
-        answer = await s3.delete_objects(
-            Bucket=bucket,
-            Delete={"Objects": [{"Key": k, "VersionId": v} for k, v in chunk], "Quiet": True},
-        )
-        if answer.get("Errors"):
-            first = answer["Errors"][0]
-            raise RuntimeError(
-                f"bucket {bucket}: {len(answer['Errors'])} version(s) not removed, first "
-                f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
-            )
+    """Remove these exact versions or markers; fail on any refused."""
+    objects = [{"Key": k, "VersionId": v} for k, v in versions]
+    await _delete_objects(s3, bucket, objects, "version(s) not removed")
 
 
 async def delete_current(s3: Any, bucket: str, keys: list[str], undo: Undo) -> None:
     """Delete these keys (markers over them), each marker recorded for the undo."""
-    for start in range(0, len(keys), 1000):
-        chunk = keys[start : start + 1000]
+
+    def record(done: dict[str, Any]) -> None:
+        if done.get("DeleteMarkerVersionId"):
+            undo.written.append((done["Key"], done["DeleteMarkerVersionId"]))
+
+    objects = [{"Key": k} for k in keys]
+    await _delete_objects(s3, bucket, objects, "object(s) not deleted", record)
+
+
+async def _delete_objects(
+    s3: Any,
+    bucket: str,
+    objects: list[dict[str, str]],
+    refused: str,
+    on_deleted: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """DeleteObjects a thousand at a time (S3's limit); a failure names the first refused.
+    With `on_deleted`, each chunk's answer lists what it deleted (not quiet), passed on before
+    a later chunk can fail."""
+    for start in range(0, len(objects), 1000):
         answer = await s3.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": False}
+            Bucket=bucket,
+            Delete={"Objects": objects[start : start + 1000], "Quiet": on_deleted is None},
         )
-        for done in answer.get("Deleted", []):
-            if done.get("DeleteMarkerVersionId"):
-                undo.written.append((done["Key"], done["DeleteMarkerVersionId"]))
+        if on_deleted is not None:
+            for done in answer.get("Deleted", []):
+                on_deleted(done)
         if answer.get("Errors"):
             first = answer["Errors"][0]
             raise RuntimeError(
-                f"bucket {bucket}: {len(answer['Errors'])} object(s) not deleted, first "
+                f"bucket {bucket}: {len(answer['Errors'])} {refused}, first "
                 f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
             )

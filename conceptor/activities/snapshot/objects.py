@@ -25,7 +25,6 @@ from conceptor.activities.snapshot.object_versions import (
     delete_current,
     delete_versions,
     entries,
-    index_key,
     keeps_versions,
     markers_over,
     read_index,
@@ -128,9 +127,8 @@ async def save(settings: Settings, name: str, bucket: str) -> BucketPart:
             now = current(await entries(s3, bucket))
             live = {key: (e.etag, e.size) for key, e in now.items()}
             versions = {key: e.version_id for key, e in now.items()}
-        else:
+        else:  # no record: a restore reads one only for a part saved with versions
             live = await listing(s3, bucket)
-            await s3.delete_object(Bucket=SNAPSHOT_BUCKET, Key=index_key(name, bucket))
         too_big = [k for k, (_, size) in live.items() if size > _MAX_COPY]
         if too_big:
             raise refuse(
